@@ -1,0 +1,146 @@
+"""Fixtures shared by every suite: a migrated database, the app, real peers, identities.
+
+``TEST_DATABASE_URL`` (a PostgreSQL URL) makes the whole run use a fresh database created on
+that server for this session and dropped afterwards; without it, a SQLite file is used.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from domain import services
+from domain.model import Role
+from domain.unit_of_work import Database
+from scaicrew.app import create_app
+from scaicrew.cli import mint_session_token
+from scaicrew.migrate import upgrade
+from scaicrew.settings import Secret, Settings
+from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, start_jwks_server
+from tests.support.openapi_check import validate
+
+TEST_SECRET = "test-session-secret-" + "x" * 32
+
+
+def _fresh_postgres(url: str) -> tuple[str, str]:
+    base = make_url(url)
+    name = f"scaicrew_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_postgres(url: str, name: str) -> None:
+    admin = create_engine(make_url(url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = os.environ.get("TEST_DATABASE_URL")
+    if server:
+        url, name = _fresh_postgres(server)
+        upgrade(url)
+        yield url
+        _drop_postgres(server, name)
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'scaicrew.db'}"
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+def jwks() -> Iterator[JwksServer]:
+    server = start_jwks_server()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, jwks: JwksServer) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        session_secret=Secret(TEST_SECRET),
+        service_jwks_url=jwks.url,
+        service_issuer=ISSUER,
+        service_audience=AUDIENCE,
+        validate_responses=True,
+        max_body_bytes=64 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[Database]:
+    db = Database(settings.database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Any:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Any) -> Iterator[httpx.Client]:
+    """An in-process client whose every response is checked against openapi.yaml."""
+    with app.test_client() as c:
+        c.event_hooks["response"] = [_validate_hook]
+        yield c
+
+
+def _validate_hook(response: httpx.Response) -> None:
+    response.read()
+    if response.request.url.path.startswith(("/docs", "/openapi.json")):
+        return
+    validate(response)
+
+
+@dataclass
+class Tenant:
+    """A fresh workspace with a token per role (and the settings to mint more)."""
+
+    workspace_id: str
+    settings: Settings
+
+    def token(self, role: Role = Role.ADMIN, subject: str | None = None, **kw: Any) -> str:
+        return mint_session_token(
+            self.settings,
+            workspace_id=self.workspace_id,
+            subject=subject or f"user-{role.label}",
+            role=role,
+            **kw,
+        )
+
+    def headers(self, role: Role = Role.ADMIN, subject: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, subject)}"}
+
+
+@pytest.fixture
+def make_tenant(settings: Settings, database: Database) -> Any:
+    def make(name: str = "Test workspace") -> Tenant:
+        workspace_id = f"wsp_{secrets.token_hex(13)}"[:30]
+        services.ensure_workspace_member(database, workspace_id, "user-admin", Role.ADMIN, name=name)
+        for role in (Role.VIEWER, Role.OPERATOR, Role.AUTHOR):
+            services.ensure_workspace_member(database, workspace_id, f"user-{role.label}", role)
+        return Tenant(workspace_id, settings)
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Any) -> Tenant:
+    return make_tenant()

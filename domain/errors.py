@@ -1,0 +1,117 @@
+"""Domain errors: conditions that depend on state or business rules.
+
+They carry structured fields and a message, never an HTTP status; the handler layer maps each
+class to a problem response in one table (``handlers/problems.py``).
+
+    DomainError
+    ├── NotFound                      a resource is absent from the caller's workspace
+    │   └── ReferencedResourceNotFound  an id inside the request body names nothing
+    ├── PermissionDenied              the actor's role is below what the use case needs
+    ├── Conflict                      the request conflicts with current state
+    │   ├── DuplicateName             a unique name is already taken
+    │   ├── NoDraftToPublish          publish asked of a member without a draft
+    │   └── RuleViolation             a definition or handoff rule is broken
+    │       └── HandoffCycle          the handoff graph would contain a cycle
+    └── CredentialRejected            a credential names something that does not exist
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def details(self) -> dict[str, object]:
+        """Machine-readable specifics for the client (no internals)."""
+        return {}
+
+
+class NotFound(DomainError):
+    """A resource does not exist in the caller's workspace (or exists only in another)."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"No {kind} with id '{identifier}' in this workspace.")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ReferencedResourceNotFound(NotFound):
+    """An id given in the request body does not name a resource of the workspace."""
+
+    def __init__(self, kind: str, identifier: str, pointer: str) -> None:
+        super().__init__(kind, identifier)
+        self.message = f"{pointer}: no {kind} with id '{identifier}' in this workspace."
+        self.pointer = pointer
+
+    def details(self) -> dict[str, object]:
+        return {"pointer": self.pointer}
+
+
+class PermissionDenied(DomainError):
+    """The actor's role is below the role the use case requires."""
+
+    def __init__(self, required: str, actual: str) -> None:
+        super().__init__(f"This operation requires role '{required}'; the caller has '{actual}'.")
+        self.required = required
+        self.actual = actual
+
+    def details(self) -> dict[str, object]:
+        return {"required_role": self.required, "role": self.actual}
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state of a resource."""
+
+
+class DuplicateName(Conflict):
+    """A name that must be unique in its scope is already taken."""
+
+    def __init__(self, kind: str, name: str) -> None:
+        super().__init__(f"A {kind} named '{name}' already exists in this workspace.")
+        self.kind = kind
+        self.name = name
+
+    def details(self) -> dict[str, object]:
+        return {"pointer": "/name"}
+
+
+class NoDraftToPublish(Conflict):
+    """Publish was asked of a member whose latest version is already published."""
+
+    def __init__(self, member_id: str) -> None:
+        super().__init__(
+            f"Member '{member_id}' has no draft to publish; replace its draft first."
+        )
+        self.member_id = member_id
+
+
+class RuleViolation(Conflict):
+    """A rule on definitions or handoffs is broken; ``rule`` names it, ``pointer`` locates it."""
+
+    def __init__(self, rule: str, message: str, pointer: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.pointer = pointer
+
+    def details(self) -> dict[str, object]:
+        return {"pointer": self.pointer}
+
+
+class HandoffCycle(RuleViolation):
+    """Declaring these handoffs would close a cycle in the workspace handoff graph."""
+
+    def __init__(self, cycle: list[str], pointer: str) -> None:
+        path = " -> ".join(cycle)
+        super().__init__("handoff-cycle", f"These handoffs would close the cycle {path}.", pointer)
+        self.cycle = cycle
+
+    def details(self) -> dict[str, object]:
+        return {"pointer": self.pointer, "cycle": list(self.cycle)}
+
+
+class CredentialRejected(DomainError):
+    """A verified credential names a workspace (or principal) that does not exist."""

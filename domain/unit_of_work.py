@@ -1,0 +1,139 @@
+"""Unit of work: one use case, one transaction.
+
+A use case opens ``uow(write=...)`` as a context manager, works through ``tx.repo`` and calls
+``tx.commit()`` once at the end. Leaving the block without committing (early return or an
+exception) rolls everything back. Repositories never commit.
+
+On SQLite a writing unit of work starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue
+on the database lock (bounded by ``busy_timeout``) instead of failing when they upgrade a read
+snapshot; reading units of work use a plain deferred ``BEGIN`` and never block.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import StaticPool
+
+from domain.repository import Repository
+
+_WRITE_OPTION = "scaicrew_write"
+
+
+class UnitOfWork(Protocol):
+    repo: Repository
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, write: bool = False) -> UnitOfWork: ...
+
+
+class SqlUnitOfWork:
+    """A transaction on one pooled connection, exposing the repository over it."""
+
+    repo: Repository
+
+    def __init__(self, engine: Engine, *, write: bool = False) -> None:
+        self._engine = engine
+        self._write = write
+        self._connection: Connection | None = None
+        self._committed = False
+
+    def __enter__(self) -> SqlUnitOfWork:
+        connection = self._engine.connect()
+        if self._write:
+            connection = connection.execution_options(**{_WRITE_OPTION: True})
+        self._connection = connection
+        self._transaction = connection.begin()
+        self.repo = Repository(connection, for_update=self._write)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._connection is not None
+        try:
+            if not self._committed and self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self._connection.close()
+            self._connection = None
+
+    def commit(self) -> None:
+        self._transaction.commit()
+        self._committed = True
+
+
+class Database:
+    """The engine and the unit-of-work factory built from one database URL."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
+
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine, write=write)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """Create an engine with the settings this project relies on for ``url``'s dialect."""
+    if url.startswith("sqlite"):
+        in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+        if in_memory:
+            # One shared connection, or each thread would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        engine = create_engine(url, echo=echo, **kwargs)
+        _configure_sqlite(engine, wal=not in_memory)
+        return engine
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+    )
+
+
+def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if wal:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")

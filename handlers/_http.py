@@ -1,0 +1,48 @@
+"""Small helpers shared by the resource handlers: the actor, pages and JSON responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from domain.model import Actor, ActorKind, Page, PageRequest, Role
+from domain.unit_of_work import UnitOfWorkFactory
+from handlers.context import app_context
+
+JSON = "application/json"
+T = TypeVar("T")
+
+
+def actor(token_info: Mapping[str, Any]) -> Actor:
+    """The acting identity, built from verified credential claims only."""
+    return Actor(
+        workspace_id=token_info["workspace_id"],
+        subject=token_info["sub"],
+        role=Role.parse(token_info["role"]),
+        kind=ActorKind(token_info.get("kind", "user")),
+    )
+
+
+def uow() -> UnitOfWorkFactory:
+    return app_context().uow
+
+
+def page(limit: int = 50, cursor: str | None = None) -> PageRequest:
+    return PageRequest(limit=limit, cursor=cursor)
+
+
+def timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Any:
+    # An explicit Content-Type: with problem+json also declared, Connexion cannot infer one
+    # and would answer 500 (connexion#1956).
+    return body, status, {"Content-Type": JSON, **(headers or {})}
+
+
+def page_body(result: Page[T], serialise: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    return {"items": [serialise(item) for item in result.items], "next_cursor": result.next_cursor}

@@ -1,0 +1,28 @@
+"""Handoff declarations between members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import services
+from domain.model import Handoff, HandoffCondition
+from handlers import serialise
+from handlers._http import actor, ok, uow
+
+
+def get_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
+    return ok(serialise.handoff_set(services.get_handoffs(uow(), actor(token_info), member_id)))
+
+
+def replace_handoffs(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+    handoffs = [
+        Handoff(
+            target_member_id=item["target_member_id"],
+            condition=None
+            if item.get("condition") is None
+            else HandoffCondition(item["condition"]["output_field"], item["condition"]["equals"]),
+        )
+        for item in body["handoffs"]
+    ]
+    result = services.replace_handoffs(uow(), actor(token_info), member_id, handoffs)
+    return ok(serialise.handoff_set(result))

@@ -1,0 +1,74 @@
+"""Members, their drafts, publishing and versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain import services
+from domain.model import Definition
+from handlers import serialise
+from handlers._http import actor, ok, page, page_body, uow
+
+
+def list_members(
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    crew_id: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+) -> Any:
+    result = services.list_members(
+        uow(), actor(token_info), page(limit, cursor),
+        crew_id=crew_id, status=status, name_contains=q,
+    )
+    return ok(page_body(result, serialise.member))
+
+
+def create_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+    member = services.create_member(
+        uow(),
+        actor(token_info),
+        crew_id=body["crew_id"],
+        name=body["name"],
+        description=body.get("description", ""),
+        definition=Definition.from_json(body["definition"]),
+    )
+    return ok(serialise.member(member), 201, {"Location": f"/v1/members/{member.id}"})
+
+
+def get_member(token_info: dict[str, Any], member_id: str) -> Any:
+    return ok(serialise.member(services.get_member(uow(), actor(token_info), member_id)))
+
+
+def get_draft(token_info: dict[str, Any], member_id: str) -> Any:
+    return ok(serialise.version(services.get_draft(uow(), actor(token_info), member_id)))
+
+
+def replace_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+    version = services.replace_draft(
+        uow(), actor(token_info), member_id, Definition.from_json(body)
+    )
+    return ok(serialise.version(version))
+
+
+def publish_member(token_info: dict[str, Any], member_id: str) -> Any:
+    return ok(serialise.version(services.publish_member(uow(), actor(token_info), member_id)))
+
+
+def list_versions(
+    token_info: dict[str, Any],
+    member_id: str,
+    limit: int = 50,
+    cursor: str | None = None,
+    status: str | None = None,
+) -> Any:
+    result = services.list_versions(
+        uow(), actor(token_info), member_id, page(limit, cursor), status
+    )
+    return ok(page_body(result, serialise.version))
+
+
+def get_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
+    version = services.get_version(uow(), actor(token_info), member_id, number)
+    return ok(serialise.version(version))

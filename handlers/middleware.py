@@ -1,0 +1,97 @@
+"""Pure ASGI middlewares placed before Connexion's exception handling.
+
+- ``RequestContextMiddleware``: starts the trace id (echoed as ``X-Request-ID``) and binds the
+  application context (settings, database) for the request.
+- ``BodyLimitMiddleware``: refuses bodies over the configured size with 413 and malformed
+  ``Content-Length`` headers with 400, before anything buffers them (Connexion reads whole
+  bodies into memory and would crash on a non-numeric length).
+"""
+
+from __future__ import annotations
+
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from handlers.context import AppContext, bind_context
+from handlers.problems import PROBLEM_JSON, ApiError, problem_bytes
+from handlers.tracing import start_trace
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, context: AppContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for key, value in scope.get("headers", []):
+            if key == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        trace_id = start_trace(incoming)
+        bind_context(self.context)
+
+        async def send_with_trace(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["X-Request-ID"] = trace_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = None
+        for key, value in scope.get("headers", []):
+            if key == b"content-length":
+                declared = value
+                break
+        if declared is not None:
+            if not declared.isdigit() or len(declared) > 18:
+                await self._reject(scope, send, 400, "The Content-Length header is not a number.")
+                return
+            if int(declared) > self.max_bytes:
+                await self._reject(scope, send, 413, self._too_large())
+                return
+
+        received = 0
+        limit = self.max_bytes
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise ApiError(413, self._too_large())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    def _too_large(self) -> str:
+        return f"The request body exceeds the limit of {self.max_bytes} bytes."
+
+    @staticmethod
+    async def _reject(scope: Scope, send: Send, status: int, message: str) -> None:
+        body = problem_bytes(status, message, instance=scope.get("path"))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

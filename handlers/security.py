@@ -1,0 +1,179 @@
+"""Credential verification, named by ``x-bearerInfoFunc``/``x-apikeyInfoFunc`` in openapi.yaml.
+
+Each function returns the claims dict Connexion hands to handlers as ``token_info``, returns
+``NO_VALUE`` when the credential is not of its kind (so the next scheme is tried), or raises a
+401 problem that says what is wrong. Algorithms are fixed per key source and never taken from
+the token: HS256 for session tokens, the configured asymmetric list for service tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jwt
+from connexion.security import NO_VALUE
+from starlette.concurrency import run_in_threadpool
+
+from domain import services
+from domain.model import Role
+from handlers.context import AppContext, app_context
+from handlers.problems import ApiError
+
+SESSION_ALGORITHM = "HS256"
+_DEV_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_DEV_SUBJECT = re.compile(r"^[A-Za-z0-9_.@:-]{1,255}$")
+_LEEWAY_SECONDS = 30
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message)
+
+
+_JWT_MESSAGES: list[tuple[type[Exception], str]] = [
+    (jwt.ExpiredSignatureError, "the token has expired"),
+    (jwt.ImmatureSignatureError, "the token is not valid yet"),
+    (jwt.InvalidAudienceError, "the token was issued for another audience"),
+    (jwt.InvalidIssuerError, "the token was issued by an unexpected issuer"),
+    (jwt.MissingRequiredClaimError, "the token lacks a required claim"),
+    (jwt.InvalidSignatureError, "the token signature does not verify"),
+    (jwt.InvalidAlgorithmError, "the token algorithm is not accepted"),
+    (jwt.DecodeError, "the token is malformed"),
+]
+
+
+def _jwt_problem(kind: str, exc: jwt.PyJWTError) -> ApiError:
+    for cls, message in _JWT_MESSAGES:
+        if isinstance(exc, cls):
+            if isinstance(exc, jwt.MissingRequiredClaimError):
+                message = f"the token lacks the required claim '{exc.claim}'"
+            return _unauthorized(f"Invalid {kind} token: {message}.")
+    return _unauthorized(f"Invalid {kind} token.")
+
+
+def _header(token: str) -> dict[str, Any] | None:
+    try:
+        return jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return None
+
+
+async def _require_workspace(context: AppContext, workspace_id: str) -> None:
+    if workspace_id in context.known_workspaces:
+        return
+    exists = await run_in_threadpool(services.workspace_exists, context.uow, workspace_id)
+    if not exists:
+        raise _unauthorized("The credential names a workspace that does not exist.")
+    context.known_workspaces.add(workspace_id)
+
+
+def _role(value: object) -> Role:
+    try:
+        return Role.parse(str(value))
+    except ValueError:
+        raise _unauthorized("The credential carries an unknown role.") from None
+
+
+async def verify_session_token(token: str) -> Any:
+    """Verify our own HS256 session token."""
+    context = app_context()
+    header = _header(token)
+    if header is None:
+        raise _unauthorized("The bearer token is not a well-formed JWT.")
+    if header.get("alg") != SESSION_ALGORITHM:
+        return NO_VALUE  # not a session token: let the service-token scheme decide
+    settings = context.settings
+    try:
+        claims = jwt.decode(
+            token,
+            settings.session_secret.get_secret_value(),
+            algorithms=[SESSION_ALGORITHM],
+            audience=settings.session_audience,
+            issuer=settings.session_issuer,
+            leeway=_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise _jwt_problem("session", exc) from None
+    workspace_id = claims.get("workspace_id")
+    if not isinstance(workspace_id, str) or not workspace_id:
+        raise _unauthorized("Invalid session token: the token lacks the claim 'workspace_id'.")
+    role = _role(claims.get("role"))
+    await _require_workspace(context, workspace_id)
+    return {
+        "sub": str(claims["sub"]),
+        "workspace_id": workspace_id,
+        "role": role.label,
+        "kind": "user",
+        "tenant_id": str(claims.get("tenant_id", services.DEFAULT_TENANT)),
+    }
+
+
+async def verify_service_token(token: str) -> Any:
+    """Verify an identity-provider service token against the provider's JWKS."""
+    context = app_context()
+    settings = context.settings
+    header = _header(token)
+    if header is None or header.get("alg") == SESSION_ALGORITHM:
+        return NO_VALUE  # malformed (reported by the session scheme) or a session token
+    algorithm = header.get("alg")
+    if algorithm not in settings.service_algorithms:
+        raise _unauthorized(
+            f"Invalid service token: algorithm '{str(algorithm)[:20]}' is not accepted."
+        )
+    if not header.get("kid"):
+        raise _unauthorized("Invalid service token: the token header lacks a 'kid'.")
+    if context.jwks_client is None:
+        raise _unauthorized("Service tokens are not accepted: no JWKS is configured.")
+    try:
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise _jwt_problem("service", exc) from None
+    if unverified.get("iss") != settings.service_issuer:
+        # Checked before any JWKS fetch so that garbage never costs a network call.
+        raise _unauthorized("Invalid service token: the token was issued by an unexpected issuer.")
+    try:
+        signing_key = await run_in_threadpool(context.jwks_client.get_signing_key, header["kid"])
+    except jwt.PyJWKClientError:
+        raise _unauthorized("Invalid service token: the signing key is unknown.") from None
+    try:
+        claims = jwt.decode(
+            token,
+            signing_key.key,
+            algorithms=list(settings.service_algorithms),
+            audience=settings.service_audience,
+            issuer=settings.service_issuer,
+            leeway=_LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise _jwt_problem("service", exc) from None
+    workspace_id = claims.get("workspace_id")
+    if not isinstance(workspace_id, str) or not workspace_id:
+        raise _unauthorized("Invalid service token: the token lacks the claim 'workspace_id'.")
+    await _require_workspace(context, workspace_id)
+    return {
+        "sub": str(claims["sub"]),
+        "workspace_id": workspace_id,
+        "role": Role.ADMIN.label,
+        "kind": "service",
+    }
+
+
+async def verify_dev_headers(apikey: str, request: Any) -> Any:
+    """Accept ``X-Dev-*`` headers, only when the server runs with ``ENV=dev``."""
+    context = app_context()
+    if not context.settings.is_dev:
+        return NO_VALUE
+    subject = request.headers.get("X-Dev-Subject") or "dev"
+    if not _DEV_WORKSPACE.match(apikey):
+        raise _unauthorized("X-Dev-Workspace-Id must be 1-64 letters, digits, '.', '_' or '-'.")
+    if not _DEV_SUBJECT.match(subject):
+        raise _unauthorized("X-Dev-Subject is not a valid subject.")
+    role = _role(request.headers.get("X-Dev-Role") or Role.ADMIN.label)
+    if apikey not in context.known_workspaces:
+        await run_in_threadpool(
+            services.ensure_workspace_member, context.uow, apikey, subject, role
+        )
+        context.known_workspaces.add(apikey)
+    return {"sub": subject, "workspace_id": apikey, "role": role.label, "kind": "user"}

@@ -1,0 +1,1 @@
+"""ScaiCrew control-plane API: composition root (settings, app factory, command line)."""

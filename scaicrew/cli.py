@@ -1,0 +1,128 @@
+"""The ``scaicrew`` command: serve, migrate, token."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import jwt
+
+from domain import services
+from domain.model import Role
+from domain.unit_of_work import Database
+from scaicrew.migrate import upgrade
+from scaicrew.settings import Settings, SettingsError
+
+
+def mint_session_token(
+    settings: Settings,
+    *,
+    workspace_id: str,
+    subject: str,
+    role: Role,
+    tenant_id: str = services.DEFAULT_TENANT,
+    ttl_seconds: int | None = None,
+    now: int | None = None,
+) -> str:
+    """Sign a session token exactly as the login flow does."""
+    issued = int(time.time()) if now is None else now
+    claims = {
+        "iss": settings.session_issuer,
+        "aud": settings.session_audience,
+        "sub": subject,
+        "tenant_id": tenant_id,
+        "workspace_id": workspace_id,
+        "role": role.label,
+        "iat": issued,
+        "exp": issued + (ttl_seconds or settings.session_ttl_seconds),
+    }
+    return jwt.encode(claims, settings.session_secret.get_secret_value(), algorithm="HS256")
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from scaicrew.app import create_app
+
+    if not args.no_migrate:
+        upgrade(settings.database_url)
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        workers=1,
+    )
+    return 0
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print(f"migrated {settings.database_url.split('@')[-1]} to head")
+    return 0
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> int:
+    role = Role.parse(args.role)
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    try:
+        workspace = services.ensure_workspace_member(
+            database, args.workspace, args.subject, role, name=args.name
+        )
+    finally:
+        database.dispose()
+    print(
+        mint_session_token(
+            settings,
+            workspace_id=workspace.id,
+            subject=args.subject,
+            role=role,
+            tenant_id=workspace.tenant_id,
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scaicrew", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="migrate the database and serve the API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-migrate", action="store_true", help="do not migrate first")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the database schema to the latest")
+    migrate.set_defaults(run=_migrate)
+
+    token = commands.add_parser(
+        "token",
+        help="mint a session token (creating the workspace and membership if missing)",
+    )
+    token.add_argument("--workspace", required=True, help="workspace id, e.g. wsp_local")
+    token.add_argument("--subject", default="local-user")
+    token.add_argument("--role", default="admin", choices=[r.label for r in Role])
+    token.add_argument("--name", help="workspace name when it is created")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds")
+    token.set_defaults(run=_token)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"scaicrew: {exc}", file=sys.stderr)
+        return 2
+    return int(args.run(settings, args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Settings, read once from the environment, validated, with secrets hidden from ``repr``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+_DEV_SECRET = "dev-only-session-secret-change-me-0123456789"
+ENVIRONMENTS = ("dev", "test", "production")
+
+
+class Secret:
+    """A string that does not show itself in logs or reprs."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or unsafe for the chosen environment."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "production"
+    database_url: str = "sqlite:///./scaicrew.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_secret: Secret = field(default_factory=lambda: Secret(""))
+    session_issuer: str = "scaicrew"
+    session_audience: str = "scaicrew-api"
+    session_ttl_seconds: int = 3600
+    service_jwks_url: str | None = None
+    service_issuer: str | None = None
+    service_audience: str = "scaicrew-api"
+    service_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    max_body_bytes: int = 1_048_576
+    db_pool_size: int = 10
+    validate_responses: bool = False
+    log_level: str = "info"
+
+    @property
+    def is_dev(self) -> bool:
+        return self.env == "dev"
+
+    def __post_init__(self) -> None:
+        if self.env not in ENVIRONMENTS:
+            raise SettingsError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        secret = self.session_secret.get_secret_value()
+        if not secret:
+            if self.env == "production":
+                raise SettingsError("SESSION_SECRET is required outside ENV=dev/test")
+            object.__setattr__(self, "session_secret", Secret(_DEV_SECRET))
+        elif len(secret.encode()) < 32:
+            raise SettingsError("SESSION_SECRET must be at least 32 bytes (HS256 key length)")
+        bad = [a for a in self.service_algorithms if a not in ("RS256", "ES256", "PS256", "EdDSA")]
+        if bad:
+            raise SettingsError(f"SERVICE_ALGORITHMS may only name asymmetric algorithms: {bad}")
+        if self.service_jwks_url and not self.service_issuer:
+            raise SettingsError("SERVICE_ISSUER is required with SERVICE_JWKS_URL")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("MAX_BODY_BYTES must be at least 1024")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment).
+
+        :raises SettingsError: a value is malformed or unsafe.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, kind: object, raw: str) -> object:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        if kind == "Secret":
+            return Secret(raw)
+        if kind.startswith("tuple"):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise SettingsError(f"{name.upper()} has an invalid value") from None
+    return raw
