@@ -133,7 +133,9 @@ class Tenant:
 def make_tenant(settings: Settings, database: Database) -> Any:
     def make(name: str = "Test workspace") -> Tenant:
         workspace_id = f"wsp_{secrets.token_hex(13)}"[:30]
-        services.ensure_workspace_member(database, workspace_id, "user-admin", Role.ADMIN, name=name)
+        services.ensure_workspace_member(
+            database, workspace_id, "user-admin", Role.ADMIN, name=name
+        )
         for role in (Role.VIEWER, Role.OPERATOR, Role.AUTHOR):
             services.ensure_workspace_member(database, workspace_id, f"user-{role.label}", role)
         return Tenant(workspace_id, settings)

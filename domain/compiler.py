@@ -54,8 +54,9 @@ def _system_prompt(definition: Definition, checkpoints: list[str]) -> str:
         parts.append(f"Instructions:\n{definition.instructions}")
     if definition.rules:
         parts.append("Rules:\n" + "\n".join(f"- {rule}" for rule in definition.rules))
-    parts.append(f"Working style ({definition.rigidity.value}): "
-                 f"{_RIGIDITY_GUIDANCE[definition.rigidity]}")
+    parts.append(
+        f"Working style ({definition.rigidity.value}): {_RIGIDITY_GUIDANCE[definition.rigidity]}"
+    )
     if checkpoints:
         parts.append(
             "These tools pause for human approval before they run: " + ", ".join(checkpoints)

@@ -83,9 +83,7 @@ class NoDraftToPublish(Conflict):
     """Publish was asked of a member whose latest version is already published."""
 
     def __init__(self, member_id: str) -> None:
-        super().__init__(
-            f"Member '{member_id}' has no draft to publish; replace its draft first."
-        )
+        super().__init__(f"Member '{member_id}' has no draft to publish; replace its draft first.")
         self.member_id = member_id
 
 

@@ -123,9 +123,7 @@ class Repository:
             .where(wm.c.subject == subject)
         )
         rows = self._c.execute(_page(stmt, wm.c.workspace_id, after, limit)).all()
-        return [
-            Membership(r.workspace_id, r.name, r.subject, Role.parse(r.role)) for r in rows
-        ]
+        return [Membership(r.workspace_id, r.name, r.subject, Role.parse(r.role)) for r in rows]
 
     # -- crews ---------------------------------------------------------------------------
 
@@ -200,9 +198,7 @@ class Repository:
         return None if row is None else _member(row)
 
     def update_member(self, member_id: str, values: dict[str, object]) -> None:
-        self._c.execute(
-            update(orm.members).where(orm.members.c.id == member_id).values(**values)
-        )
+        self._c.execute(update(orm.members).where(orm.members.c.id == member_id).values(**values))
 
     def list_members(
         self,
@@ -269,7 +265,9 @@ class Repository:
         ).first()
         return None if row is None else _version(row)
 
-    def replace_draft_definition(self, version_id: str, definition: Definition, now: datetime) -> int:
+    def replace_draft_definition(
+        self, version_id: str, definition: Definition, now: datetime
+    ) -> int:
         v = orm.member_versions
         result = self._c.execute(
             update(v)

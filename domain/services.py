@@ -133,8 +133,12 @@ def update_workspace(
             raise CredentialRejected("The credential names a workspace that does not exist.")
         tx.repo.update_workspace(actor.workspace_id, values)
         tx.repo.append_audit(
-            actor, "workspace.updated", "workspace", actor.workspace_id,
-            {k: v for k, v in values.items() if k != "updated_at"}, now,
+            actor,
+            "workspace.updated",
+            "workspace",
+            actor.workspace_id,
+            {k: v for k, v in values.items() if k != "updated_at"},
+            now,
         )
         workspace = tx.repo.get_workspace(actor.workspace_id)
         tx.commit()
@@ -142,9 +146,7 @@ def update_workspace(
     return workspace
 
 
-def list_my_workspaces(
-    uow: UnitOfWorkFactory, actor: Actor, page: PageRequest
-) -> Page[Membership]:
+def list_my_workspaces(uow: UnitOfWorkFactory, actor: Actor, page: PageRequest) -> Page[Membership]:
     """List the workspaces the actor's subject belongs to.
 
     The credential's own workspace is always listed (a service token acts in a workspace it
@@ -341,8 +343,11 @@ def replace_draft(
             tx.repo.add_version(_new_draft(actor, member_id, number, definition, now))
             tx.repo.update_member(
                 member_id,
-                {"draft_version_number": number, "latest_version_number": number,
-                 "updated_at": now},
+                {
+                    "draft_version_number": number,
+                    "latest_version_number": number,
+                    "updated_at": now,
+                },
             )
             tx.repo.append_audit(
                 actor, "member.draft_forked", "member", member_id, {"number": number}, now
@@ -367,8 +372,8 @@ def publish_member(uow: UnitOfWorkFactory, actor: Actor, member_id: str) -> Vers
     with uow(write=True) as tx:
         member = _member_or_404(tx.repo, actor, member_id)
         number = member.draft_version_number
-        draft = None if number is None else tx.repo.get_version(
-            actor.workspace_id, member_id, number
+        draft = (
+            None if number is None else tx.repo.get_version(actor.workspace_id, member_id, number)
         )
         if draft is None or draft.status is not VersionStatus.DRAFT:
             raise NoDraftToPublish(member_id)
@@ -422,9 +427,7 @@ def list_versions(
     actor.require(Role.VIEWER)
     with uow() as tx:
         _member_or_404(tx.repo, actor, member_id)
-        rows = tx.repo.list_versions(
-            actor.workspace_id, member_id, page.cursor, page.limit, status
-        )
+        rows = tx.repo.list_versions(actor.workspace_id, member_id, page.cursor, page.limit, status)
     return _paged(rows, page, lambda v: v.id)
 
 

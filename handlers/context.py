@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 import threading
 from contextvars import ContextVar
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.unit_of_work import UnitOfWorkFactory

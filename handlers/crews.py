@@ -17,9 +17,7 @@ def list_crews(
 
 
 def create_crew(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    crew = services.create_crew(
-        uow(), actor(token_info), body["name"], body.get("description", "")
-    )
+    crew = services.create_crew(uow(), actor(token_info), body["name"], body.get("description", ""))
     return ok(serialise.crew(crew), 201, {"Location": f"/v1/crews/{crew.id}"})
 
 

@@ -19,8 +19,12 @@ def list_members(
     q: str | None = None,
 ) -> Any:
     result = services.list_members(
-        uow(), actor(token_info), page(limit, cursor),
-        crew_id=crew_id, status=status, name_contains=q,
+        uow(),
+        actor(token_info),
+        page(limit, cursor),
+        crew_id=crew_id,
+        status=status,
+        name_contains=q,
     )
     return ok(page_body(result, serialise.member))
 

@@ -63,8 +63,12 @@ class ApiError(ProblemException):
         type_slug: str | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(status=status, title=_STATUS_CODES.get(status, _fallback(status))[2],
-                         detail=message, headers=dict(headers or {}))
+        super().__init__(
+            status=status,
+            title=_STATUS_CODES.get(status, _fallback(status))[2],
+            detail=message,
+            headers=dict(headers or {}),
+        )
         self.message = message
         self.details = dict(details or {})
         self.type_slug = type_slug

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
+from connexion.datastructures import MediaTypeDict
 from connexion.lifecycle import ConnexionRequest
 from connexion.validators import (
     FormDataValidator,
@@ -19,7 +20,6 @@ from connexion.validators import (
     MultiPartFormDataValidator,
     ParameterValidator,
 )
-from connexion.datastructures import MediaTypeDict
 from jsonschema import Draft4Validator, ValidationError
 from starlette.types import Scope
 
@@ -62,8 +62,12 @@ class ReportingParameterValidator(ParameterValidator):
             )
             for name in sorted(extra):
                 problems.append(
-                    _problem("query", "unknown", "This query parameter is not accepted.",
-                             name=_short(name))
+                    _problem(
+                        "query",
+                        "unknown",
+                        "This query parameter is not accepted.",
+                        name=_short(name),
+                    )
                 )
         for location, getter in (
             ("query", lambda p: request.query_params.get(p["name"])),
@@ -100,14 +104,30 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            _raise([_problem("body", "encoding",
-                             f"The body is not valid UTF-8 (byte {exc.start}).", pointer="")])
+            _raise(
+                [
+                    _problem(
+                        "body",
+                        "encoding",
+                        f"The body is not valid UTF-8 (byte {exc.start}).",
+                        pointer="",
+                    )
+                ]
+            )
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            _raise([_problem("body", "syntax",
-                             f"The body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}.", pointer="")])
+            _raise(
+                [
+                    _problem(
+                        "body",
+                        "syntax",
+                        f"The body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                        f"column {exc.colno}.",
+                        pointer="",
+                    )
+                ]
+            )
         except RecursionError:
             _raise([_problem("body", "syntax", "The body is nested too deeply.", pointer="")])
 
@@ -127,7 +147,8 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
             unknown = sorted(k for k in err.instance if k not in allowed)
             if unknown:
                 return _problem(
-                    "body", "additionalProperties",
+                    "body",
+                    "additionalProperties",
                     _short("Unknown member(s): " + ", ".join(unknown)),
                     pointer=_pointer([*err.absolute_path, unknown[0]]),
                 )

@@ -9,7 +9,9 @@ from handlers import serialise
 from handlers._http import actor, ok, page, page_body, uow
 
 
-def list_my_workspaces(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
+def list_my_workspaces(
+    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
+) -> Any:
     who = actor(token_info)
     result = services.list_my_workspaces(uow(), who, page(limit, cursor))
     return ok(page_body(result, lambda m: serialise.membership(m, who.workspace_id)))

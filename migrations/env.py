@@ -12,8 +12,7 @@ url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 

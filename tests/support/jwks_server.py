@@ -40,7 +40,11 @@ class JwksServer:
     ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": issuer, "aud": audience, "sub": sub, "iat": now, "exp": now + expires_in,
+            "iss": issuer,
+            "aud": audience,
+            "sub": sub,
+            "iat": now,
+            "exp": now + expires_in,
         }
         if workspace_id is not None:
             claims["workspace_id"] = workspace_id
@@ -65,7 +69,7 @@ def start_jwks_server() -> JwksServer:
     requests: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             requests.append(self.path)
             if self.path != "/.well-known/jwks.json":
                 self.send_response(404)
