@@ -88,6 +88,8 @@ def compile_definition(definition: Definition) -> Artifact:
         "tools": tools,
         "checkpoints": checkpoints,
     }
+    if definition.input_schema is not None:
+        program["input_schema"] = definition.input_schema
     canonical = json.dumps(
         program, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")

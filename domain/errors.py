@@ -10,6 +10,10 @@ class to a problem response in one table (``handlers/problems.py``).
     ├── Conflict                      the request conflicts with current state
     │   ├── DuplicateName             a unique name is already taken
     │   ├── NoDraftToPublish          publish asked of a member without a draft
+    │   ├── NothingToRun              run asked of a member with nothing runnable
+    │   ├── IdempotencyKeyReused      the same key came with a different request
+    │   ├── InputSchemaMismatch       a run input breaks the member's input schema
+    │   ├── ApprovalAlreadyDecided    a second decision on an approval
     │   └── RuleViolation             a definition or handoff rule is broken
     │       └── HandoffCycle          the handoff graph would contain a cycle
     └── CredentialRejected            a credential names something that does not exist
@@ -25,9 +29,15 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    #: Names the problem kind for clients (the problem ``type``); None: the status's default.
+    slug: str | None = None
+
     def details(self) -> dict[str, object]:
         """Machine-readable specifics for the client (no internals)."""
         return {}
+
+    def problem_slug(self) -> str | None:
+        return self.slug
 
 
 class NotFound(DomainError):
@@ -70,6 +80,8 @@ class Conflict(DomainError):
 class DuplicateName(Conflict):
     """A name that must be unique in its scope is already taken."""
 
+    slug = "duplicate-name"
+
     def __init__(self, kind: str, name: str) -> None:
         super().__init__(f"A {kind} named '{name}' already exists in this workspace.")
         self.kind = kind
@@ -81,6 +93,8 @@ class DuplicateName(Conflict):
 
 class NoDraftToPublish(Conflict):
     """Publish was asked of a member whose latest version is already published."""
+
+    slug = "no-draft"
 
     def __init__(self, member_id: str) -> None:
         super().__init__(f"Member '{member_id}' has no draft to publish; replace its draft first.")
@@ -98,6 +112,9 @@ class RuleViolation(Conflict):
     def details(self) -> dict[str, object]:
         return {"pointer": self.pointer}
 
+    def problem_slug(self) -> str | None:
+        return self.rule
+
 
 class HandoffCycle(RuleViolation):
     """Declaring these handoffs would close a cycle in the workspace handoff graph."""
@@ -113,3 +130,50 @@ class HandoffCycle(RuleViolation):
 
 class CredentialRejected(DomainError):
     """A verified credential names a workspace (or principal) that does not exist."""
+
+
+class NothingToRun(Conflict):
+    """A run was asked of a member without a published version (or, for a dry run, a draft)."""
+
+    slug = "nothing-to-run"
+
+    def __init__(self, member_id: str, dry_run: bool) -> None:
+        what = "draft to dry-run" if dry_run else "published version to run"
+        super().__init__(f"Member '{member_id}' has no {what}.")
+        self.member_id = member_id
+
+
+class IdempotencyKeyReused(Conflict):
+    """An Idempotency-Key was sent again with a different request."""
+
+    slug = "idempotency-key-reused"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key '{key}' was already used with a different request body.")
+
+
+class InputSchemaMismatch(Conflict):
+    """A run input does not satisfy the member's declared input schema."""
+
+    slug = "input-schema-mismatch"
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        first = problems[0]
+        super().__init__(
+            f"The input does not match the member's input schema: "
+            f"{first['pointer'] or '/'}: {first['message']}"
+        )
+        self.problems = problems
+
+    def details(self) -> dict[str, object]:
+        return {"errors": [{"location": "body", **p} for p in self.problems]}
+
+
+class ApprovalAlreadyDecided(Conflict):
+    """A decision was asked of an approval that is no longer pending."""
+
+    slug = "approval-decided"
+
+    def __init__(self, approval_id: str, status: str) -> None:
+        super().__init__(f"Approval '{approval_id}' was already decided ({status}).")
+        self.status = status

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from domain.errors import PermissionDenied
 
@@ -95,6 +95,8 @@ class Definition:
     rules: tuple[str, ...] = ()
     rigidity: Rigidity = Rigidity.GUIDED
     tools: tuple[ToolSpec, ...] = ()
+    # A JSON Schema that run inputs must satisfy; None accepts any object.
+    input_schema: dict[str, Any] | None = field(default=None, hash=False, compare=True)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -102,6 +104,7 @@ class Definition:
             "instructions": self.instructions,
             "rules": list(self.rules),
             "rigidity": self.rigidity.value,
+            "input_schema": self.input_schema,
             "tools": [
                 {
                     "name": t.name,
@@ -133,7 +136,12 @@ class Definition:
                 )
                 for t in raw_tools
             ),
+            input_schema=_object_or_none(data.get("input_schema")),
         )
+
+
+def _object_or_none(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -246,3 +254,99 @@ class PageRequest:
     limit: int = 50
     cursor: str | None = None
     filters: dict[str, str] = field(default_factory=dict)
+
+
+# -- the run vertical ------------------------------------------------------------------------
+
+
+class RunStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class RunOrigin(enum.Enum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    HANDOFF = "handoff"
+
+
+class ApprovalStatus(enum.Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    workspace_id: str
+    member_id: str
+    crew_id: str
+    version_id: str
+    version_number: int
+    origin: RunOrigin
+    status: RunStatus
+    dry_run: bool
+    parent_run_id: str | None
+    depth: int
+    input: dict[str, Any]
+    output: dict[str, Any] | None
+    error: dict[str, Any] | None
+    state: dict[str, Any] = field(hash=False)
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    claimed_by: str | None
+    lease_expires_at: datetime | None
+    attempts: int
+    next_seq: int
+    tokens_in: int
+    tokens_out: int
+    cost_units: float
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    run_id: str
+    seq: int
+    at: datetime
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    workspace_id: str
+    run_id: str
+    member_id: str
+    version_id: str
+    version_number: int
+    tool: str
+    effect_class: str
+    arguments: dict[str, Any]
+    call_id: str
+    status: ApprovalStatus
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MemberCost:
+    member_id: str
+    runs: int
+    tokens_in: int
+    tokens_out: int
+    cost_units: float

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -148,3 +150,108 @@ __all__ = [
     "workspace_members",
     "workspaces",
 ]
+
+
+# -- the run vertical ------------------------------------------------------------------------
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("member_id", Id, ForeignKey("members.id"), nullable=False),
+    Column("crew_id", Id, nullable=False),
+    Column("version_id", Id, ForeignKey("member_versions.id"), nullable=False),
+    Column("version_number", Integer, nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("parent_run_id", Id, ForeignKey("runs.id"), nullable=True),
+    Column("depth", Integer, nullable=False),
+    Column("input", JsonDoc, nullable=False),
+    Column("output", JsonDoc, nullable=True),
+    Column("error", JsonDoc, nullable=True),
+    # The engine's resumable state: the conversation so far and the call awaiting approval.
+    Column("state", JsonDoc, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Column("started_at", Stamp, nullable=True),
+    Column("finished_at", Stamp, nullable=True),
+    Column("claimed_by", String(128), nullable=True),
+    Column("lease_expires_at", Stamp, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_seq", Integer, nullable=False),
+    Column("tokens_in", Integer, nullable=False),
+    Column("tokens_out", Integer, nullable=False),
+    Column("cost_units", Float, nullable=False),
+    Index("ix_runs_workspace_id_id", "workspace_id", "id"),
+    Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    Index("ix_runs_member_id", "member_id"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", Id, ForeignKey("runs.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("at", Stamp, nullable=False),
+    Column("type", String(48), nullable=False),
+    Column("data", JsonDoc, nullable=False),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("request_hash", String(80), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("member_id", Id, ForeignKey("members.id"), nullable=False),
+    Column("version_id", Id, ForeignKey("member_versions.id"), nullable=False),
+    Column("version_number", Integer, nullable=False),
+    Column("tool", String(64), nullable=False),
+    Column("effect_class", String(24), nullable=False),
+    Column("arguments", JsonDoc, nullable=False),
+    Column("call_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("decided_by", String(255), nullable=True),
+    Column("decided_at", Stamp, nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_approvals_workspace_id_id", "workspace_id", "id"),
+)
+
+cost_ledger = Table(
+    "cost_ledger",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("member_id", Id, ForeignKey("members.id"), nullable=False),
+    Column("at", Stamp, nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("tokens_in", Integer, nullable=False),
+    Column("tokens_out", Integer, nullable=False),
+    Column("cost_units", Float, nullable=False),
+    Index("ix_cost_ledger_workspace_id_at", "workspace_id", "at"),
+)
+
+notes = Table(
+    "notes",
+    metadata,
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)

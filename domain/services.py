@@ -20,6 +20,7 @@ from domain.errors import (
 )
 from domain.handoff_rules import check_acyclic, check_single_branch
 from domain.ids import new_id
+from domain.input_schema import input_schema_problem
 from domain.model import (
     Actor,
     Crew,
@@ -36,6 +37,7 @@ from domain.model import (
     Workspace,
 )
 from domain.repository import Repository
+from domain.tools import CATALOG
 from domain.unit_of_work import UnitOfWorkFactory
 
 DEFAULT_TENANT = "default"
@@ -532,6 +534,22 @@ def _check_definition(definition: Definition, pointer: str) -> None:
                 f"{pointer}/tools/{index}/name",
             )
         seen[tool.name] = index
+        catalog = CATALOG.get(tool.name)
+        if catalog is not None and catalog.effect_class is not tool.effect_class:
+            raise RuleViolation(
+                "tool-effect-class",
+                f"{pointer}/tools/{index}: the built-in tool '{tool.name}' has effect class "
+                f"'{catalog.effect_class.value}', not '{tool.effect_class.value}'.",
+                f"{pointer}/tools/{index}/effect_class",
+            )
+    if definition.input_schema is not None:
+        problem = input_schema_problem(definition.input_schema)
+        if problem is not None:
+            raise RuleViolation(
+                "invalid-input-schema",
+                f"{pointer}/input_schema: {problem}",
+                f"{pointer}/input_schema",
+            )
 
 
 def _new_draft(

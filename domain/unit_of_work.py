@@ -18,12 +18,14 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
 from domain.repository import Repository
+from domain.run_repository import RunRepository
 
 _WRITE_OPTION = "scaicrew_write"
 
 
 class UnitOfWork(Protocol):
     repo: Repository
+    runs: RunRepository
 
     def __enter__(self) -> UnitOfWork: ...
 
@@ -45,6 +47,7 @@ class SqlUnitOfWork:
     """A transaction on one pooled connection, exposing the repository over it."""
 
     repo: Repository
+    runs: RunRepository
 
     def __init__(self, engine: Engine, *, write: bool = False) -> None:
         self._engine = engine
@@ -59,6 +62,7 @@ class SqlUnitOfWork:
         self._connection = connection
         self._transaction = connection.begin()
         self.repo = Repository(connection, for_update=self._write)
+        self.runs = RunRepository(connection, for_update=self._write)
         return self
 
     def __exit__(

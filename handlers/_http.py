@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from domain.model import Actor, ActorKind, Page, PageRequest, Role
+from domain.runtime import Runtime
 from domain.unit_of_work import UnitOfWorkFactory
 from handlers.context import app_context
 
@@ -26,6 +27,12 @@ def actor(token_info: Mapping[str, Any]) -> Actor:
 
 def uow() -> UnitOfWorkFactory:
     return app_context().uow
+
+
+def runtime() -> Runtime:
+    context = app_context()
+    assert context.runtime is not None
+    return context.runtime
 
 
 def page(limit: int = 50, cursor: str | None = None) -> PageRequest:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domain.runtime import Runtime
 from domain.unit_of_work import UnitOfWorkFactory
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class AppContext:
     uow: UnitOfWorkFactory
     jwks_client: Any = None
     allowed_methods: AllowedMethods | None = None
+    runtime: Runtime | None = None
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -5,10 +5,17 @@
 - ``BodyLimitMiddleware``: refuses bodies over the configured size with 413 and malformed
   ``Content-Length`` headers with 400, before anything buffers them (Connexion reads whole
   bodies into memory and would crash on a non-numeric length).
+- ``BoundedRoutingMiddleware``: Connexion's routing, with an ``int`` path convertor that does not
+  crash (500) on integers longer than Python's 4300-digit conversion limit.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from connexion.frameworks.starlette import IntegerConverter
+from connexion.middleware.routing import RoutingMiddleware
+from starlette.convertors import register_url_convertor
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -95,3 +102,23 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class _BoundedIntegerConvertor(IntegerConverter):
+    def convert(self, value: str) -> Any:
+        try:
+            return int(value)
+        except ValueError:  # over Python's int digit limit: left as text, validation refuses it
+            return value
+
+
+class BoundedRoutingMiddleware(RoutingMiddleware):
+    """Connexion's routing middleware with a path ``int`` convertor that never raises.
+
+    Connexion registers its own process-global ``int`` convertor when this middleware is built,
+    before any route is compiled; replacing it right after makes every route use ours.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        super().__init__(app)
+        register_url_convertor("int", _BoundedIntegerConvertor())

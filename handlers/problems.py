@@ -131,12 +131,7 @@ def _describe(exc: BaseException) -> tuple[int, str, dict[str, object], str | No
         return exc.status, exc.message, exc.details, exc.type_slug, dict(exc.headers or {})
     if isinstance(exc, errors.DomainError):
         status = _domain_status(exc)
-        slug = exc.rule if isinstance(exc, errors.RuleViolation) else None
-        if isinstance(exc, errors.NoDraftToPublish):
-            slug = "no-draft"
-        elif isinstance(exc, errors.DuplicateName):
-            slug = "duplicate-name"
-        return status, exc.message, exc.details(), slug, {}
+        return status, exc.message, exc.details(), exc.problem_slug(), {}
     if isinstance(exc, ProblemException):
         # Connexion's own problems (security, media type, its validators as a fallback).
         status = exc.status or 500
@@ -174,7 +169,7 @@ def render_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResp
         allowed = _allowed_methods(request.url.path)
         if allowed:
             headers["Allow"] = allowed
-    if status >= 500:
+    if status == 500:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     body = problem_bytes(
         status, message, details=details, type_slug=slug, instance=request.url.path

@@ -139,7 +139,9 @@ async def verify_service_token(token: str) -> Any:
     try:
         claims = jwt.decode(
             token,
-            signing_key.key,
+            # The PyJWK itself, not its raw key: PyJWT then refuses (InvalidAlgorithmError) a
+            # header alg that does not match the key's type instead of crashing (TypeError).
+            signing_key,
             algorithms=list(settings.service_algorithms),
             audience=settings.service_audience,
             issuer=settings.service_issuer,

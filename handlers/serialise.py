@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.model import Crew, HandoffSet, Member, Membership, Version, Workspace
+from domain.model import (
+    Approval,
+    Crew,
+    HandoffSet,
+    Member,
+    MemberCost,
+    Membership,
+    Run,
+    RunEvent,
+    Version,
+    Workspace,
+)
 from handlers._http import timestamp
 
 
@@ -88,4 +99,63 @@ def handoff_set(h: HandoffSet) -> dict[str, Any]:
             for position, item in enumerate(h.handoffs)
         ],
         "updated_at": timestamp(h.updated_at),
+    }
+
+
+def run(r: Run) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "member_id": r.member_id,
+        "crew_id": r.crew_id,
+        "version_id": r.version_id,
+        "version_number": r.version_number,
+        "origin": r.origin.value,
+        "status": r.status.value,
+        "dry_run": r.dry_run,
+        "parent_run_id": r.parent_run_id,
+        "depth": r.depth,
+        "input": r.input,
+        "output": r.output,
+        "error": r.error,
+        "created_by": r.created_by,
+        "created_at": timestamp(r.created_at),
+        "updated_at": timestamp(r.updated_at),
+        "started_at": timestamp(r.started_at),
+        "finished_at": timestamp(r.finished_at),
+        "attempts": r.attempts,
+        "tokens_in": r.tokens_in,
+        "tokens_out": r.tokens_out,
+        "cost_units": r.cost_units,
+    }
+
+
+def run_event(e: RunEvent) -> dict[str, Any]:
+    return {"seq": e.seq, "type": e.type, "at": timestamp(e.at), "data": e.data}
+
+
+def approval(a: Approval) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "run_id": a.run_id,
+        "member_id": a.member_id,
+        "version_id": a.version_id,
+        "version_number": a.version_number,
+        "tool": a.tool,
+        "effect_class": a.effect_class,
+        "arguments": a.arguments,
+        "status": a.status.value,
+        "reason": a.reason,
+        "decided_by": a.decided_by,
+        "decided_at": timestamp(a.decided_at),
+        "created_at": timestamp(a.created_at),
+    }
+
+
+def member_cost(c: MemberCost) -> dict[str, Any]:
+    return {
+        "member_id": c.member_id,
+        "runs": c.runs,
+        "tokens_in": c.tokens_in,
+        "tokens_out": c.tokens_out,
+        "cost_units": c.cost_units,
     }

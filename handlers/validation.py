@@ -9,6 +9,7 @@ through ``validator_map``, Connexion's documented extension point.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
@@ -26,6 +27,21 @@ from starlette.types import Scope
 from handlers.problems import ApiError
 
 _MAX_ERRORS = 20
+
+
+class _UnrepresentableNumber(ValueError):
+    """NaN, Infinity or a float that overflows: Python accepts them, JSON and databases do not."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _UnrepresentableNumber(text)
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _UnrepresentableNumber(name)
 
 
 def _problem(location: str, reason: str, message: str, **where: str) -> dict[str, str]:
@@ -115,7 +131,21 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
                 ]
             )
         try:
-            return json.loads(text)
+            body = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+            # JSON escapes can spell lone surrogates ("\\ud800"), which no database can store.
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+            return body
+        except UnicodeEncodeError:
+            _raise(
+                [
+                    _problem(
+                        "body",
+                        "encoding",
+                        "The body contains an unpaired UTF-16 surrogate escape.",
+                        pointer="",
+                    )
+                ]
+            )
         except json.JSONDecodeError as exc:
             _raise(
                 [
@@ -130,6 +160,18 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
             )
         except RecursionError:
             _raise([_problem("body", "syntax", "The body is nested too deeply.", pointer="")])
+        except ValueError:  # _UnrepresentableNumber, or an integer over Python's digit limit
+            _raise(
+                [
+                    _problem(
+                        "body",
+                        "number",
+                        "The body holds a number that cannot be represented "
+                        "(NaN, Infinity, out of range, or too many digits).",
+                        pointer="",
+                    )
+                ]
+            )
 
     def _validate(self, body: Any) -> dict[str, Any] | None:
         if body is None:

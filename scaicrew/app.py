@@ -18,17 +18,29 @@ import jwt
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware.main import ConnexionMiddleware
+from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.options import SwaggerUIOptions
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from domain.errors import DomainError
+from domain.offline_model import OfflineModel
+from domain.ports import Model
+from domain.runtime import RunSettings, Runtime
 from domain.unit_of_work import Database
 from handlers.context import AllowedMethods, AppContext
-from handlers.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from handlers.middleware import (
+    BodyLimitMiddleware,
+    BoundedRoutingMiddleware,
+    RequestContextMiddleware,
+)
 from handlers.problems import render_exception
 from handlers.validation import VALIDATOR_MAP
+from scaicrew.adapters.http_tools import AllowListedHttp
+from scaicrew.adapters.openai_model import ChatCompletionsModel
 from scaicrew.settings import Settings
+from scaicrew.worker import WorkerPool
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
@@ -42,6 +54,8 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
             # Connexion's default handler is broken (connexion#2059): give it ours.
             stack.append(functools.partial(ServerErrorMiddleware, handler=render_exception))
             stack.append(functools.partial(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
+        elif middleware is RoutingMiddleware:
+            stack.append(BoundedRoutingMiddleware)
         else:
             stack.append(middleware)
     return stack
@@ -60,17 +74,27 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             cache_keys=True,
             timeout=5,
         )
+    runtime = build_runtime(settings, database)
     context = AppContext(
         settings=settings,
         uow=database,
         jwks_client=jwks_client,
         allowed_methods=AllowedMethods.from_spec_file(SPEC_PATH),
+        runtime=runtime,
     )
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
-        yield
-        database.dispose()
+        workers = None
+        if settings.worker_threads:
+            workers = WorkerPool(runtime, settings.worker_threads, settings.worker_poll_seconds)
+            workers.start()
+        try:
+            yield
+        finally:
+            if workers is not None:
+                await run_in_threadpool(workers.stop)
+            database.dispose()
 
     app = AsyncApp(
         __name__,
@@ -87,6 +111,29 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.context = context  # type: ignore[attr-defined]
     app.database = database  # type: ignore[attr-defined]
     return app
+
+
+def build_runtime(settings: Settings, database: Database) -> Runtime:
+    """The model, tools and run settings the engine and the run use cases work with."""
+    model: Model = OfflineModel()
+    if settings.model == "openai":
+        assert settings.model_base_url is not None
+        model = ChatCompletionsModel(
+            settings.model_base_url,
+            settings.model_api_key.get_secret_value(),
+            settings.model_name,
+            settings.model_timeout_seconds,
+        )
+    return Runtime(
+        uow=database,
+        http=AllowListedHttp(settings.tool_http_allowlist, settings.tool_http_timeout_seconds),
+        model=model,
+        settings=RunSettings(
+            handoff_max_depth=settings.handoff_max_depth,
+            lease_seconds=settings.run_lease_seconds,
+            cost_units_per_1k_tokens=settings.cost_units_per_1k_tokens,
+        ),
+    )
 
 
 class _LazyApp:

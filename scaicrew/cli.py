@@ -88,6 +88,30 @@ def _token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from scaicrew.app import build_runtime
+    from scaicrew.worker import WorkerPool
+
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    pool = WorkerPool(
+        build_runtime(settings, database),
+        args.threads or max(1, settings.worker_threads),
+        settings.worker_poll_seconds,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    pool.start()
+    print(f"worker started ({args.threads or max(1, settings.worker_threads)} threads)", flush=True)
+    stop.wait()
+    pool.stop()
+    database.dispose()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scaicrew", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="bring the database schema to the latest")
     migrate.set_defaults(run=_migrate)
+
+    worker = commands.add_parser("worker", help="execute queued runs (no HTTP server)")
+    worker.add_argument("--threads", type=int, help="worker threads (default WORKER_THREADS)")
+    worker.set_defaults(run=_worker)
 
     token = commands.add_parser(
         "token",

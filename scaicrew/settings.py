@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 _DEV_SECRET = "dev-only-session-secret-change-me-0123456789"
 ENVIRONMENTS = ("dev", "test", "production")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 class Secret:
@@ -51,10 +53,28 @@ class Settings:
     db_pool_size: int = 10
     validate_responses: bool = False
     log_level: str = "info"
+    model: str = "offline"
+    model_base_url: str | None = None
+    model_api_key: Secret = field(default_factory=lambda: Secret(""))
+    model_name: str = "gpt-4o-mini"
+    model_timeout_seconds: float = 30.0
+    tool_http_allowlist: tuple[str, ...] = ()
+    tool_http_timeout_seconds: float = 10.0
+    handoff_max_depth: int = 8
+    worker_threads: int = 2
+    worker_poll_seconds: float = 0.5
+    run_lease_seconds: float = 30.0
+    cost_units_per_1k_tokens: float = 1.0
 
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    def __repr__(self) -> str:
+        # A database URL may carry a password: mask it like the session secret.
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.database_url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def __post_init__(self) -> None:
         if self.env not in ENVIRONMENTS:
@@ -73,6 +93,14 @@ class Settings:
             raise SettingsError("SERVICE_ISSUER is required with SERVICE_JWKS_URL")
         if self.max_body_bytes < 1024:
             raise SettingsError("MAX_BODY_BYTES must be at least 1024")
+        if self.model not in ("offline", "openai"):
+            raise SettingsError("MODEL must be 'offline' or 'openai'")
+        if self.model == "openai" and not self.model_base_url:
+            raise SettingsError("MODEL_BASE_URL is required with MODEL=openai")
+        if self.worker_threads < 0 or self.handoff_max_depth < 0:
+            raise SettingsError("WORKER_THREADS and HANDOFF_MAX_DEPTH must not be negative")
+        if self.run_lease_seconds <= 0 or self.worker_poll_seconds <= 0:
+            raise SettingsError("RUN_LEASE_SECONDS and WORKER_POLL_SECONDS must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,6 +123,8 @@ def _parse(name: str, kind: object, raw: str) -> object:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "bool":
             if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
                 raise ValueError(raw)

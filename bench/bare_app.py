@@ -1,0 +1,253 @@
+"""The baseline: the benchmarked operations as a bare Starlette app (no Connexion, no spec).
+
+It does the same work per request as the real server, so that the ratio between the two is
+the cost of the framework layers (Connexion's routing, security and validation middlewares,
+parameter handling, our own middlewares):
+
+- verify the HS256 session token with PyJWT and the same claim checks, then check once per
+  process that its workspace exists (the real server caches that answer too);
+- ``GET /v1/members/{member_id}``: one read transaction (``BEGIN``), one ``SELECT`` scoped by
+  workspace, the same JSON as the real ``Member`` response;
+- ``POST /v1/crews``: one write transaction (``BEGIN IMMEDIATE``), the duplicate-name check,
+  the insert inside a savepoint, the audit-log insert, ``COMMIT``; 201 with ``Location``.
+
+Blocking database work runs in Starlette's thread pool, as Connexion runs our sync handlers.
+The engine is configured like ``domain.unit_of_work.make_engine`` for SQLite (WAL,
+``synchronous=NORMAL``, ``busy_timeout``, driver autocommit off). The table definitions are
+the project's (``domain.orm``), the database the one its migrations build.
+
+Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the environment
+``DATABASE_URL`` and ``SESSION_SECRET``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from sqlalchemy import Connection, Engine, and_, create_engine, event, insert, select
+from sqlalchemy.exc import IntegrityError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from domain import orm
+from domain.ids import new_id
+
+_WRITE = "bench_write"
+_ROLES = {"viewer": 1, "operator": 2, "author": 3, "admin": 4}
+_LEEWAY_SECONDS = 30
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def _engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(_WRITE):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _timestamp(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; everything stored is UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _problem(status: int, title: str, detail: str) -> Response:
+    return JSONResponse(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def create_app() -> Starlette:
+    secret = os.environ["SESSION_SECRET"]
+    issuer = os.environ.get("SESSION_ISSUER", "scaicrew")
+    audience = os.environ.get("SESSION_AUDIENCE", "scaicrew-api")
+    engine = _engine(os.environ["DATABASE_URL"])
+    known_workspaces: set[str] = set()
+
+    def workspace_exists(workspace_id: str) -> bool:
+        with engine.connect() as conn, conn.begin():
+            stmt = select(orm.workspaces.c.id).where(orm.workspaces.c.id == workspace_id)
+            return conn.execute(stmt).first() is not None
+
+    async def authenticate(request: Request) -> dict[str, Any]:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("No credential was given.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthorized("The bearer token is not a well-formed JWT.") from None
+        if header.get("alg") != "HS256":
+            raise Unauthorized("Only session tokens are accepted here.")
+        try:
+            claims = jwt.decode(
+                token,
+                secret,
+                algorithms=["HS256"],
+                audience=audience,
+                issuer=issuer,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"Invalid session token: {exc}") from None
+        workspace_id = claims.get("workspace_id")
+        if not isinstance(workspace_id, str) or not workspace_id:
+            raise Unauthorized("Invalid session token: the token lacks the claim 'workspace_id'.")
+        role = str(claims.get("role"))
+        if role not in _ROLES:
+            raise Unauthorized("The credential carries an unknown role.")
+        if workspace_id not in known_workspaces:
+            if not await run_in_threadpool(workspace_exists, workspace_id):
+                raise Unauthorized("The credential names a workspace that does not exist.")
+            known_workspaces.add(workspace_id)
+        return {"sub": str(claims["sub"]), "workspace_id": workspace_id, "role": role}
+
+    def read_member(workspace_id: str, member_id: str) -> dict[str, Any] | None:
+        m = orm.members
+        with engine.connect() as conn:
+            conn.begin()  # left uncommitted: closing the connection rolls it back
+            row = conn.execute(
+                select(m).where(m.c.workspace_id == workspace_id, m.c.id == member_id)
+            ).first()
+        if row is None:
+            return None
+        return {
+            "id": row.id,
+            "crew_id": row.crew_id,
+            "name": row.name,
+            "description": row.description,
+            "status": "published" if row.active_version_id else "draft",
+            "active_version_id": row.active_version_id,
+            "active_version_number": row.active_version_number,
+            "draft_version_number": row.draft_version_number,
+            "identity": row.identity,
+            "created_at": _timestamp(row.created_at),
+            "updated_at": _timestamp(row.updated_at),
+        }
+
+    def insert_crew(claims: dict[str, Any], name: str, description: str) -> dict[str, Any] | None:
+        now = datetime.now(UTC)
+        crew_id = new_id("crw")
+        workspace_id = claims["workspace_id"]
+        c = orm.crews
+        with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            taken = conn.execute(
+                select(c.c.id).where(and_(c.c.workspace_id == workspace_id, c.c.name == name))
+            ).first()
+            if taken is not None:
+                return None
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(c).values(
+                            id=crew_id,
+                            workspace_id=workspace_id,
+                            name=name,
+                            description=description,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+            except IntegrityError:
+                return None
+            conn.execute(
+                insert(orm.audit_log).values(
+                    id=new_id("aud"),
+                    workspace_id=workspace_id,
+                    at=now,
+                    actor_subject=claims["sub"],
+                    actor_kind="user",
+                    action="crew.created",
+                    subject_type="crew",
+                    subject_id=crew_id,
+                    data={"name": name},
+                )
+            )
+        stamp = _timestamp(now)
+        return {
+            "id": crew_id,
+            "name": name,
+            "description": description,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    async def health(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def get_member(request: Request) -> Response:
+        try:
+            claims = await authenticate(request)
+        except Unauthorized as exc:
+            return _problem(401, "Unauthorized", str(exc))
+        member_id = request.path_params["member_id"]
+        body = await run_in_threadpool(read_member, claims["workspace_id"], member_id)
+        if body is None:
+            return _problem(404, "Not Found", f"No member {member_id}.")
+        return JSONResponse(body)
+
+    async def create_crew(request: Request) -> Response:
+        try:
+            claims = await authenticate(request)
+        except Unauthorized as exc:
+            return _problem(401, "Unauthorized", str(exc))
+        if _ROLES[claims["role"]] < _ROLES["author"]:
+            return _problem(403, "Forbidden", "Requires role author.")
+        try:
+            payload = await request.json()
+        except ValueError:
+            return _problem(400, "Bad Request", "The body is not JSON.")
+        name = payload.get("name") if isinstance(payload, dict) else None
+        if not isinstance(name, str) or not name:
+            return _problem(400, "Bad Request", "name is required.")
+        description = str(payload.get("description", ""))
+        crew = await run_in_threadpool(insert_crew, claims, name, description)
+        if crew is None:
+            return _problem(409, "Conflict", f"A crew named {name!r} exists.")
+        return JSONResponse(crew, status_code=201, headers={"Location": f"/v1/crews/{crew['id']}"})
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    return Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/members/{member_id}", get_member, methods=["GET"]),
+            Route("/v1/crews", create_crew, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )

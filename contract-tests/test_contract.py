@@ -1,0 +1,219 @@
+"""Schemathesis against the in-process ASGI app: every check, every phase, zero failures.
+
+``test_api`` runs the examples, coverage and fuzzing phases for every operation (one subtest
+per operation); ``test_stateful`` walks the OpenAPI links (explicit and inferred) with the state
+machine. Both authenticate as the admin of a freshly seeded workspace (a crew, a published
+member, a draft member) and often swap well-formed generated ids for the seeded ones, so cases
+reach the 2xx paths and not only 404s. Schemathesis' own configuration is ``schemathesis.toml``
+at the repository root (shared with ``run_cli.py``).
+
+Runs are bounded and reproducible: fixed example counts, ``derandomize=True``, no deadline.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import hypothesis
+import pytest
+import schemathesis
+from contract_seed import Seed, admin_token, new_workspace_id, seed
+from hypothesis import strategies as st
+
+from domain.unit_of_work import Database
+from scaicrew.app import create_app
+from scaicrew.settings import Secret, Settings
+
+MAX_EXAMPLES = 60
+STATEFUL_EXAMPLES = 40
+STATEFUL_STEPS = 8
+
+CREW_ID = re.compile(r"^crw_[0-9a-z]{26}$")
+MEMBER_ID = re.compile(r"^mem_[0-9a-z]{26}$")
+
+
+def _swap_ids(values: Any, fields: dict[str, tuple[re.Pattern[str], Any]]) -> Any:
+    """A strategy that may replace well-formed ids in ``values`` by seeded ones.
+
+    Only values that already match the id pattern are swapped, so a negative case stays
+    negative and a positive one stays positive: only the chance of hitting a real row changes.
+    """
+    if not isinstance(values, dict):
+        return st.just(values)
+    choices = {
+        key: st.sampled_from([*ids, values[key]])
+        for key, (pattern, ids) in fields.items()
+        if isinstance(values.get(key), str) and pattern.fullmatch(values[key])
+    }
+    if not choices:
+        return st.just(values)
+    return st.fixed_dictionaries(choices).map(lambda picked: {**values, **picked})
+
+
+class _SeededIds:
+    """The seeded ids, read when cases are drawn (the seed exists only once tests run)."""
+
+    def __init__(self, seeds: list[Seed], attribute: str) -> None:
+        self.seeds = seeds
+        self.attribute = attribute
+
+    def __iter__(self) -> Any:
+        return iter(getattr(self.seeds[0], self.attribute) if self.seeds else [])
+
+
+def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
+    ids: dict[str, tuple[re.Pattern[str], Any]] = {
+        "crew_id": (CREW_ID, _SeededIds(seeds, "crew_ids")),
+        "member_id": (MEMBER_ID, _SeededIds(seeds, "member_ids")),
+    }
+
+    @schema.hook
+    def flatmap_path_parameters(context: Any, path_parameters: Any) -> Any:
+        strategy = _swap_ids(path_parameters, ids)
+        number = path_parameters.get("number") if isinstance(path_parameters, dict) else None
+        if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 2**31 - 1:
+            # Both seeded members have a version 1.
+            strategy = strategy.flatmap(
+                lambda p: st.sampled_from([1, number]).map(lambda n: {**p, "number": n})
+            )
+        return strategy
+
+    @schema.hook
+    def flatmap_query(context: Any, query: Any) -> Any:
+        return _swap_ids(query, {"crew_id": ids["crew_id"]})
+
+    @schema.hook
+    def flatmap_body(context: Any, body: Any) -> Any:
+        if not isinstance(body, dict):
+            return st.just(body)
+        if isinstance(body.get("handoffs"), list):
+            items = body["handoffs"]
+            targets = {"target_member_id": ids["member_id"]}
+            return st.tuples(*(_swap_ids(item, targets) for item in items)).map(
+                lambda swapped: {**body, "handoffs": list(swapped)}
+            )
+        return _swap_ids(body, {"crew_id": ids["crew_id"]})
+
+
+class BoundApp:
+    """The ASGI app under test, bound by a fixture before any test runs.
+
+    Schemathesis needs its schema (and, for the coverage phase, authenticated cases) at import
+    time: its lazy ``from_fixture`` loader fails on pytest 9.2, whose nodes lost ``_nodeid``.
+    The database and its seed come from session fixtures (conftest.py), though. So the schema
+    is loaded from an app built from the same factory and contract, and every request then goes
+    through this proxy to the app that ``_bind_app`` builds over the session's database. That
+    fixture also runs the bound app's lifespan (run workers, database disposal), so the proxy
+    answers lifespan messages itself.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await self.app(scope, receive, send)
+
+
+class Session:
+    """What the bound app serves: its database, its settings and the current seeded workspace.
+
+    Session tokens are minted at import, for a workspace the fixture then creates under that
+    id; the app under test verifies them with these session-token settings (every other setting
+    is conftest's).
+    """
+
+    token_settings = Settings(env="test", session_secret=Secret("ct-" + secrets.token_hex(24)))
+    workspace_id = new_workspace_id()
+    token = admin_token(token_settings, workspace_id)
+    database: Database | None = None
+    settings: Settings | None = None
+    seeds: list[Seed] = []
+
+    @classmethod
+    def reseed(cls, workspace_id: str | None = None) -> None:
+        assert cls.database is not None and cls.settings is not None
+        cls.seeds[:] = [seed(cls.database, cls.settings, workspace_id)]
+        cls.token = cls.seeds[0].token
+
+
+APP = BoundApp(
+    create_app(replace(Session.token_settings, database_url="sqlite://", worker_threads=0))
+)
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+
+
+@schema.auth(refresh_interval=None)  # no caching: each stateful scenario has its own workspace
+class SessionToken:
+    """The seeded workspace admin's session token on every generated request."""
+
+    def get(self, case: Any, context: Any) -> str:
+        return Session.token
+
+    def set(self, case: Any, data: str, context: Any) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+
+_register_seed_hooks(schema, Session.seeds)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _bind_app(settings: Settings, database: Database) -> Iterator[None]:
+    Session.database = database
+    Session.settings = replace(
+        settings,
+        session_secret=Session.token_settings.session_secret,
+        session_issuer=Session.token_settings.session_issuer,
+        session_audience=Session.token_settings.session_audience,
+    )
+    Session.reseed(Session.workspace_id)
+    app = create_app(Session.settings)
+    with app.test_client():  # runs the app's lifespan around the tests
+        APP.app = app
+        yield
+
+
+@schema.parametrize()
+@hypothesis.settings(
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+)
+def test_api(case: Any) -> None:
+    case.call_and_validate()
+
+
+class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+    """Link-driven scenarios, each in a fresh seeded workspace.
+
+    A scenario's responses then depend only on its own steps (crew names, for instance, are
+    unique per workspace), which Hypothesis needs to replay and shrink scenarios consistently.
+    """
+
+    def setup(self) -> None:
+        Session.reseed()
+
+
+TestWorkflow = Workflow.TestCase
+TestWorkflow.settings = hypothesis.settings(
+    TestWorkflow.settings,
+    max_examples=STATEFUL_EXAMPLES,
+    stateful_step_count=STATEFUL_STEPS,
+    deadline=None,
+    derandomize=True,
+    database=None,
+)

@@ -1,0 +1,32 @@
+"""Cost: run counts and cost units per member over a window."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from domain import run_services
+from handlers import serialise
+from handlers._http import actor, ok, runtime, timestamp
+from handlers.runs import _instant
+
+_DEFAULT_WINDOW = timedelta(days=30)
+
+
+def get_cost(token_info: dict[str, Any], **window: str) -> Any:
+    end = _instant("to", window.get("to")) or datetime.now(UTC)
+    start = _instant("from", window.get("from")) or end - _DEFAULT_WINDOW
+    members = run_services.cost_summary(runtime(), actor(token_info), start, end)
+    return ok(
+        {
+            "from": timestamp(start),
+            "to": timestamp(end),
+            "members": [serialise.member_cost(m) for m in members],
+            "total": {
+                "runs": sum(m.runs for m in members),
+                "tokens_in": sum(m.tokens_in for m in members),
+                "tokens_out": sum(m.tokens_out for m in members),
+                "cost_units": round(sum(m.cost_units for m in members), 6),
+            },
+        }
+    )

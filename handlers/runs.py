@@ -1,0 +1,110 @@
+"""Runs: start, read, timeline; retry is deferred (501)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from connexion import request
+
+from domain import run_services
+from handlers import serialise
+from handlers._http import actor, ok, page, page_body, runtime
+from handlers.problems import ApiError
+
+
+def start_run(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+    run, replayed = run_services.start_run(
+        runtime(),
+        actor(token_info),
+        member_id,
+        body.get("input") or {},
+        dry_run=bool(body.get("dry_run", False)),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    headers = {"Location": f"/v1/runs/{run.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return ok(serialise.run(run), 202, headers)
+
+
+def list_runs(
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    member_id: str | None = None,
+    crew_id: str | None = None,
+    status: str | None = None,
+    origin: str | None = None,
+    parent_run_id: str | None = None,
+    created_after: str | None = None,
+    created_before: str | None = None,
+) -> Any:
+    filters = {
+        "member_id": member_id,
+        "crew_id": crew_id,
+        "status": status,
+        "origin": origin,
+        "parent_run_id": parent_run_id,
+        "created_after": _instant("created_after", created_after),
+        "created_before": _instant("created_before", created_before),
+    }
+    result = run_services.list_runs(runtime(), actor(token_info), page(limit, cursor), filters)
+    return ok(page_body(result, serialise.run))
+
+
+def get_run(token_info: dict[str, Any], run_id: str) -> Any:
+    return ok(serialise.run(run_services.get_run(runtime(), actor(token_info), run_id)))
+
+
+def list_run_events(
+    token_info: dict[str, Any], run_id: str, after_seq: int = 0, limit: int = 50
+) -> Any:
+    events, next_after = run_services.list_run_events(
+        runtime(), actor(token_info), run_id, after_seq, limit
+    )
+    return ok({"items": [serialise.run_event(e) for e in events], "next_after_seq": next_after})
+
+
+def retry_run(token_info: dict[str, Any], run_id: str) -> Any:
+    run_services.check_retryable(runtime(), actor(token_info), run_id)
+    raise ApiError(501, "Run retry is not implemented yet; start a new run instead.")
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    """Parse an RFC 3339 query value (the spec already checked its format)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise ApiError(
+            400,
+            f"query {name}: not an RFC 3339 date-time.",
+            details={
+                "errors": [
+                    {
+                        "location": "query",
+                        "name": name,
+                        "reason": "format",
+                        "message": "not an RFC 3339 date-time",
+                    }
+                ]
+            },
+        ) from None
+    if parsed.tzinfo is None:
+        raise ApiError(
+            400,
+            f"query {name}: the date-time needs a UTC offset.",
+            details={
+                "errors": [
+                    {
+                        "location": "query",
+                        "name": name,
+                        "reason": "format",
+                        "message": "the date-time needs a UTC offset",
+                    }
+                ]
+            },
+        )
+    return parsed

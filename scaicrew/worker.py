@@ -1,0 +1,64 @@
+"""Run the dispatcher: in-process worker threads, or a worker process (``scaicrew worker``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from domain.engine import Dispatcher
+from domain.runtime import Runtime
+from domain.signals import Signal
+
+logger = logging.getLogger("scaicrew.worker")
+
+
+class WorkerPool:
+    """Threads that claim and execute runs until stopped.
+
+    A queued run in this process wakes a worker at once; runs queued by other processes (or
+    recovered after a lease expiry) are found by polling every ``poll_seconds``.
+    """
+
+    def __init__(self, runtime: Runtime, threads: int, poll_seconds: float = 0.5) -> None:
+        self._runtime = runtime
+        self._count = threads
+        self._poll = poll_seconds
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._unsubscribe = runtime.signals.subscribe(self._on_signal)
+
+    def _on_signal(self, signal: Signal) -> None:
+        if signal.kind == "run.changed" and signal.data.get("status") == "queued":
+            self._wake.set()
+
+    def start(self) -> None:
+        prefix = f"{socket.gethostname()}:{os.getpid()}"
+        for index in range(self._count):
+            dispatcher = Dispatcher(self._runtime, f"{prefix}:{index}")
+            thread = threading.Thread(
+                target=self._loop, args=(dispatcher,), name=f"scaicrew-worker-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, dispatcher: Dispatcher) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = dispatcher.run_next()
+            except Exception:  # the database may be briefly unavailable; keep the worker alive
+                logger.exception("worker loop error")
+                worked = False
+            if not worked:
+                self._wake.wait(self._poll)
+                self._wake.clear()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._unsubscribe()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads.clear()

@@ -1,0 +1,252 @@
+"""Tenancy: every operation with a path id answers 404 for another workspace's resource.
+
+The operations are read from openapi.yaml, so a new operation with a path id is covered the
+day it is added (and fails loudly here until this file knows how to create its resource).
+Requests are built valid (checked against the contract before they are sent), so the 404 can
+only come from tenancy; the same request with workspace A's own credential then succeeds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from domain.model import Role
+from tests.api.helpers import (
+    DEFINITION,
+    create_crew,
+    create_member,
+    operations,
+    publish,
+    resolve,
+)
+from tests.support.openapi_check import HttpxRequest, check_problem, spec
+
+TEXT_WITHOUT_NUL = "^[^\\x00]*$"
+
+
+def _id_operations() -> list[tuple[str, str, dict[str, Any], list[dict[str, Any]]]]:
+    return [
+        (path, method, op, params)
+        for path, method, op, params in operations()
+        if any(p["in"] == "path" and p["name"].endswith("_id") for p in params)
+    ]
+
+
+ID_OPERATIONS = _id_operations()
+
+
+@dataclass
+class World:
+    """Resources in workspace A that every operation with a path id can address."""
+
+    ids: dict[str, str]
+    target_member_id: str
+
+
+# A member whose first tool call pauses for approval (the offline model calls each tool once).
+GATED = {
+    "objective": "Post the weekly update.",
+    "tools": [{"name": "http_post", "effect_class": "external_write"}],
+}
+
+
+def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) -> World:
+    crew = create_crew(client, headers)
+    member = create_member(client, headers, crew["id"])
+    target = create_member(client, headers, crew["id"])
+    publish(client, headers, member["id"])  # version 1 published ...
+    r = client.put(f"/v1/members/{member['id']}/draft", json=DEFINITION, headers=headers)
+    assert r.status_code == 200, r.text  # ... and version 2 an open draft
+    ids = {"crew_id": crew["id"], "member_id": member["id"]}
+    if needs & {"run_id", "approval_id"}:
+        ids.update(paused_run(client, headers, crew["id"]))
+    return World(ids=ids, target_member_id=target["id"])
+
+
+def paused_run(client: httpx.Client, headers: dict[str, str], crew_id: str) -> dict[str, str]:
+    """Start a run of a gated member and wait until it waits for its approval."""
+    runner = create_member(client, headers, crew_id, definition=GATED)
+    publish(client, headers, runner["id"])
+    started = client.post(f"/v1/members/{runner['id']}/runs", json={"input": {}}, headers=headers)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    deadline = time.monotonic() + 15
+    while (run := client.get(f"/v1/runs/{run_id}", headers=headers).json())[
+        "status"
+    ] != "waiting_approval":
+        assert run["status"] in ("queued", "running"), run
+        assert time.monotonic() < deadline, f"run {run_id} never paused for approval"
+        time.sleep(0.02)
+    approvals = client.get(f"/v1/approvals?run_id={run_id}", headers=headers).json()["items"]
+    assert len(approvals) == 1, approvals
+    return {"run_id": run_id, "approval_id": approvals[0]["id"]}
+
+
+def path_value(param: dict[str, Any], world: World) -> Any:
+    if param["name"] in world.ids:
+        return world.ids[param["name"]]
+    schema = resolve(param.get("schema", {}))
+    if schema.get("type") == "integer":
+        return schema.get("minimum", 1)
+    raise AssertionError(
+        f"no value for path parameter {param['name']!r}: create that resource in build_world"
+    )
+
+
+def example(schema: Any, world: World) -> Any:
+    """A minimal instance of ``schema`` that the contract accepts."""
+    schema = resolve(schema)
+    if "example" in schema:
+        return schema["example"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return example(schema[key][0], world)
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        names = list(schema.get("required", []))
+        for name in properties:
+            if len(names) >= schema.get("minProperties", 0):
+                break
+            if name not in names:
+                names.append(name)
+        return {name: example(properties[name], world) for name in names}
+    if kind == "array":
+        return [example(schema["items"], world) for _ in range(schema.get("minItems", 0))]
+    if kind == "string":
+        pattern = schema.get("pattern")
+        if pattern and pattern.startswith("^mem_"):
+            return world.target_member_id
+        for value in world.ids.values():
+            if pattern and pattern.startswith(f"^{value.split('_')[0]}_"):
+                return value
+        if pattern and pattern != TEXT_WITHOUT_NUL:
+            candidate = "x" * max(1, schema.get("minLength", 1))
+            assert re.search(pattern, candidate), f"teach example() the pattern {pattern!r}"
+        return "x" * max(1, schema.get("minLength", 1))
+    if kind in ("integer", "number"):
+        return schema.get("minimum", 1)
+    if kind == "boolean":
+        return False
+    raise AssertionError(f"teach example() to build {schema!r}")
+
+
+def build_request(
+    client: httpx.Client,
+    path: str,
+    method: str,
+    op: dict[str, Any],
+    params: list[Any],
+    world: World,
+) -> httpx.Request:
+    url = path
+    for param in params:
+        if param["in"] == "path":
+            url = url.replace("{" + param["name"] + "}", str(path_value(param, world)))
+    body = None
+    if "requestBody" in op:
+        content = resolve(op["requestBody"])["content"]
+        body = example(content["application/json"]["schema"], world)
+    return client.build_request(method.upper(), url, json=body)
+
+
+def send(client: httpx.Client, request: httpx.Request, headers: dict[str, str]) -> httpx.Response:
+    request.headers.update(headers)
+    # The request is valid by the contract: a 404 can only mean "not in your workspace".
+    spec().validate_request(HttpxRequest(request))
+    return client.send(request)
+
+
+def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> list[Any]:
+    member = world.ids["member_id"]
+    urls = [
+        f"/v1/crews/{world.ids['crew_id']}",
+        f"/v1/members/{member}",
+        f"/v1/members/{member}/draft",
+        f"/v1/members/{member}/versions",
+        f"/v1/members/{member}/handoffs",
+    ]
+    if "run_id" in world.ids:
+        urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
+    return [client.get(url, headers=headers).json() for url in urls]
+
+
+def success_statuses(op: dict[str, Any]) -> set[int]:
+    """2xx, or the documented 501 of a deferred operation that has no success answer."""
+    documented = {int(code) for code in op["responses"] if code.isdigit()}
+    successes = {code for code in documented if 200 <= code < 300}
+    return successes or (documented & {501})
+
+
+class TestEveryOperationWithAPathIdIsTenantScoped:
+    def test_the_walk_covers_the_operations_with_path_ids(self):
+        names = {op["operationId"].rpartition(".")[2] for _, _, op, _ in ID_OPERATIONS}
+        assert {"get_crew", "get_member", "publish_member", "replace_handoffs"} <= names
+        assert all(success_statuses(op) for _, _, op, _ in ID_OPERATIONS)
+
+    @pytest.mark.parametrize("credential", ["session", "service"])
+    @pytest.mark.parametrize(
+        ("path", "method", "op", "params"),
+        ID_OPERATIONS,
+        ids=[op["operationId"].rpartition(".")[2] for _, _, op, _ in ID_OPERATIONS],
+    )
+    def test_another_workspaces_id_is_not_found_and_nothing_changes(
+        self, client, make_tenant, jwks, path, method, op, params, credential
+    ):
+        a, b = make_tenant("Workspace A"), make_tenant("Workspace B")
+        a_headers = a.headers(Role.ADMIN)
+        world = build_world(client, a_headers, {p["name"] for p in params if p["in"] == "path"})
+        if credential == "session":
+            b_headers = b.headers(Role.ADMIN)
+        else:
+            token = jwks.service_token(workspace_id=b.workspace_id)
+            b_headers = {"Authorization": f"Bearer {token}"}
+
+        before = snapshot(client, world, a_headers)
+        as_b = send(client, build_request(client, path, method, op, params, world), b_headers)
+        check_problem(as_b, 404, "NotFound")
+        assert snapshot(client, world, a_headers) == before
+
+        as_a = send(client, build_request(client, path, method, op, params, world), a_headers)
+        assert as_a.status_code in success_statuses(op), (
+            f"{method.upper()} {path} should succeed in its own workspace: {as_a.text}"
+        )
+
+
+class TestIdsInBodiesAndQueriesAreTenantScoped:
+    def test_creating_a_member_in_another_workspaces_crew_is_not_found(self, client, make_tenant):
+        a, b = make_tenant(), make_tenant()
+        crew = create_crew(client, a.headers())
+        r = client.post(
+            "/v1/members",
+            json={"crew_id": crew["id"], "name": "Intruder", "definition": DEFINITION},
+            headers=b.headers(),
+        )
+        body = check_problem(r, 404, "NotFound")
+        assert body["error"]["details"]["pointer"] == "/crew_id"
+
+    def test_filtering_by_another_workspaces_crew_finds_nothing(self, client, make_tenant):
+        a, b = make_tenant(), make_tenant()
+        crew = create_crew(client, a.headers())
+        create_member(client, a.headers(), crew["id"])
+        r = client.get(f"/v1/members?crew_id={crew['id']}", headers=b.headers())
+        assert r.status_code == 200
+        assert r.json()["items"] == []
+
+    def test_another_workspaces_items_never_appear_in_lists(self, client, make_tenant):
+        a, b = make_tenant(), make_tenant()
+        crew = create_crew(client, a.headers())
+        create_member(client, a.headers(), crew["id"])
+        create_crew(client, b.headers())
+        assert crew["id"] not in [
+            c["id"] for c in client.get("/v1/crews", headers=b.headers()).json()["items"]
+        ]
+        assert client.get("/v1/members", headers=b.headers()).json()["items"] == []

@@ -1,0 +1,83 @@
+"""The Alembic migrations are the schema, and they produce exactly ``domain.orm.metadata``."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+from domain.orm import metadata
+from domain.unit_of_work import make_engine
+from scaicrew.migrate import downgrade, upgrade
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> Iterator[str]:
+    """A brand-new, empty database on the same kind of server the session uses."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if not server:
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    name = f"scaicrew_migrations_{secrets.token_hex(4)}"
+    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def _diffs(url: str) -> list[object]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "compare_server_default": True}
+            )
+            return list(compare_metadata(context, metadata))
+    finally:
+        engine.dispose()
+
+
+def _tables(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+class TestMigrationsMatchTheMetadata:
+    def test_a_freshly_migrated_database_has_no_differences_from_the_metadata(
+        self, empty_database_url
+    ):
+        upgrade(empty_database_url)
+        assert _diffs(empty_database_url) == []
+
+    def test_the_session_database_has_no_differences_from_the_metadata(self, database_url):
+        assert _diffs(database_url) == []
+
+    def test_every_table_of_the_metadata_is_created(self, empty_database_url):
+        upgrade(empty_database_url)
+        assert _tables(empty_database_url) == set(metadata.tables)
+
+
+class TestDowngrade:
+    def test_downgrading_to_base_removes_every_table_and_upgrading_restores_them(
+        self, empty_database_url
+    ):
+        upgrade(empty_database_url)
+        downgrade(empty_database_url)
+        assert _tables(empty_database_url) == set()
+        upgrade(empty_database_url)
+        assert _diffs(empty_database_url) == []

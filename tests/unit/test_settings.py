@@ -1,0 +1,125 @@
+"""Settings read from the environment: defaults, safety checks, hidden secrets."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from scaicrew.settings import Secret, Settings, SettingsError
+
+GOOD_SECRET = "s" * 32
+
+
+class TestDefaults:
+    def test_production_is_the_default_environment_with_documented_defaults(self):
+        settings = Settings.from_env({"SESSION_SECRET": GOOD_SECRET})
+        assert settings.env == "production"
+        assert not settings.is_dev
+        assert settings.database_url == "sqlite:///./scaicrew.db"
+        assert settings.port == 8080
+        assert settings.max_body_bytes == 1_048_576
+        assert settings.session_ttl_seconds == 3600
+        assert settings.service_algorithms == ("RS256", "ES256")
+        assert settings.service_jwks_url is None
+        assert settings.validate_responses is False
+
+    def test_dev_without_a_secret_gets_a_built_in_development_secret(self):
+        settings = Settings.from_env({"ENV": "dev"})
+        assert settings.is_dev
+        assert len(settings.session_secret.get_secret_value()) >= 32
+
+    def test_empty_values_count_as_unset(self):
+        settings = Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "PORT": ""})
+        assert settings.port == 8080
+
+    def test_values_are_parsed_to_their_field_types(self):
+        settings = Settings.from_env(
+            {
+                "SESSION_SECRET": GOOD_SECRET,
+                "PORT": "9000",
+                "VALIDATE_RESPONSES": "yes",
+                "SERVICE_ALGORITHMS": "ES256, RS256",
+                "SERVICE_JWKS_URL": "https://idp.example/jwks.json",
+                "SERVICE_ISSUER": "https://idp.example",
+            }
+        )
+        assert settings.port == 9000
+        assert settings.validate_responses is True
+        assert settings.service_algorithms == ("ES256", "RS256")
+        assert isinstance(settings.session_secret, Secret)
+
+
+class TestRejectedSettings:
+    def test_production_requires_a_session_secret(self):
+        with pytest.raises(SettingsError, match="SESSION_SECRET"):
+            Settings.from_env({})
+
+    def test_a_session_secret_shorter_than_32_bytes_is_rejected(self):
+        with pytest.raises(SettingsError, match="32 bytes"):
+            Settings.from_env({"SESSION_SECRET": "s" * 31})
+
+    def test_a_short_secret_is_rejected_in_dev_too(self):
+        with pytest.raises(SettingsError, match="32 bytes"):
+            Settings.from_env({"ENV": "dev", "SESSION_SECRET": "short"})
+
+    def test_an_unknown_environment_is_rejected(self):
+        with pytest.raises(SettingsError, match="ENV"):
+            Settings.from_env({"ENV": "staging", "SESSION_SECRET": GOOD_SECRET})
+
+    def test_a_malformed_integer_names_the_variable(self):
+        with pytest.raises(SettingsError, match="PORT"):
+            Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "PORT": "eighty"})
+
+    def test_a_malformed_boolean_names_the_variable(self):
+        with pytest.raises(SettingsError, match="VALIDATE_RESPONSES"):
+            Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "VALIDATE_RESPONSES": "maybe"})
+
+    def test_symmetric_service_algorithms_are_rejected(self):
+        with pytest.raises(SettingsError, match="asymmetric"):
+            Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "SERVICE_ALGORITHMS": "HS256"})
+
+    def test_a_jwks_url_without_an_issuer_is_rejected(self):
+        with pytest.raises(SettingsError, match="SERVICE_ISSUER"):
+            Settings.from_env(
+                {"SESSION_SECRET": GOOD_SECRET, "SERVICE_JWKS_URL": "https://idp/jwks"}
+            )
+
+    def test_a_tiny_body_limit_is_rejected(self):
+        with pytest.raises(SettingsError, match="MAX_BODY_BYTES"):
+            Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "MAX_BODY_BYTES": "10"})
+
+
+class TestSecretsAreHidden:
+    def test_the_session_secret_does_not_appear_in_repr_or_str(self):
+        secret = "do-not-print-me-" + "z" * 32
+        settings = Settings.from_env({"SESSION_SECRET": secret})
+        assert secret not in repr(settings)
+        assert secret not in str(settings)
+        assert secret not in repr(settings.session_secret)
+        assert settings.session_secret.get_secret_value() == secret
+
+    def test_a_database_password_does_not_appear_in_repr(self):
+        settings = Settings.from_env(
+            {
+                "SESSION_SECRET": GOOD_SECRET,
+                "DATABASE_URL": "postgresql+psycopg://app:hunter2-secret@db:5432/scaicrew",
+            }
+        )
+        assert "hunter2-secret" not in repr(settings)
+        assert settings.database_url.endswith("@db:5432/scaicrew")
+
+    def test_every_secret_field_is_hidden_from_repr(self):
+        settings = Settings.from_env(
+            {"SESSION_SECRET": "session-" + "q" * 32, "MODEL_API_KEY": "sk-model-key-hidden"}
+        )
+        secret_fields = [
+            f for f in fields(settings) if isinstance(getattr(settings, f.name), Secret)
+        ]
+        assert {f.name for f in secret_fields} >= {"session_secret", "model_api_key"}
+        for f in secret_fields:
+            assert getattr(settings, f.name).get_secret_value() not in repr(settings), f.name
+
+    def test_secrets_compare_by_value(self):
+        assert Secret("a" * 32) == Secret("a" * 32)
+        assert Secret("a" * 32) != Secret("b" * 32)
