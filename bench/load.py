@@ -91,7 +91,7 @@ class Recorder:
                 self.errors_in_window += 1
             if len(self.error_samples) < 5:
                 self.error_samples.append(f"{key}: {detail[:300]}")
-        if in_window:
+        if in_window and ok:  # throughput and latencies count successful requests only
             self.latencies.append(finished - started)
 
 

@@ -1,8 +1,9 @@
 """Seed data shared by the Schemathesis runs (pytest in-process and the CLI against uvicorn).
 
 A fresh workspace with an admin member, one crew and two members of it: one published (so
-version, program and handoff reads answer 200) and one still a draft (so publishing can
-succeed). The ids are handed to Schemathesis so generated cases reach 2xx paths, not only 404s.
+version, program, handoff and run reads answer 200) and one still a draft (so publishing can
+succeed), and a queued run of the published member. The ids are handed to Schemathesis so
+generated cases reach 2xx paths, not only 404s.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from domain import services
+from domain import run_services, services
 from domain.model import Actor, Definition, EffectClass, Rigidity, Role, ToolSpec
-from domain.unit_of_work import UnitOfWorkFactory
+from domain.unit_of_work import Database
+from scaicrew.app import build_runtime
 from scaicrew.cli import mint_session_token
 from scaicrew.settings import Settings
 
@@ -26,6 +28,7 @@ class Seed:
     crew_id: str
     published_member_id: str
     draft_member_id: str
+    run_id: str
 
     @property
     def crew_ids(self) -> list[str]:
@@ -34,6 +37,10 @@ class Seed:
     @property
     def member_ids(self) -> list[str]:
         return [self.published_member_id, self.draft_member_id]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [self.run_id]
 
 
 def _definition(objective: str) -> Definition:
@@ -60,8 +67,8 @@ def admin_token(settings: Settings, workspace_id: str) -> str:
     )
 
 
-def seed(uow: UnitOfWorkFactory, settings: Settings, workspace_id: str | None = None) -> Seed:
-    """Create the workspace, a crew, a published member and a draft member; mint a token."""
+def seed(uow: Database, settings: Settings, workspace_id: str | None = None) -> Seed:
+    """Create the workspace, a crew, a published and a draft member, a run; mint a token."""
     workspace_id = workspace_id or new_workspace_id()
     services.ensure_workspace_member(uow, workspace_id, SUBJECT, Role.ADMIN, name="Contract tests")
     actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
@@ -81,4 +88,6 @@ def seed(uow: UnitOfWorkFactory, settings: Settings, workspace_id: str | None = 
         name="Draft member",
         definition=_definition("Triage incoming bug reports."),
     )
-    return Seed(workspace_id, admin_token(settings, workspace_id), crew.id, published.id, draft.id)
+    run, _ = run_services.start_run(build_runtime(settings, uow), actor, published.id, {})
+    token = admin_token(settings, workspace_id)
+    return Seed(workspace_id, token, crew.id, published.id, draft.id, run.id)

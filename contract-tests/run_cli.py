@@ -5,7 +5,7 @@ named by ``TEST_DATABASE_URL``), migrates and seeds it, serves the app with uvic
 127.0.0.1:PORT (``ENV=test``), runs ``schemathesis run`` against ``/openapi.json`` with a
 session token for the seeded workspace, stops the server and exits with Schemathesis' code.
 
-    .venv/bin/python contract-tests/run_cli.py --port 8765 [--seed 1] [--max-examples 25]
+    .venv/bin/python contract-tests/run_cli.py --port 8765 [--seed 1] [--max-examples 100]
 
 Extra arguments after ``--`` go to ``schemathesis run`` (e.g. ``-- --report junit``).
 """
@@ -117,7 +117,7 @@ def _wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
         if process.poll() is not None:
             raise RuntimeError(f"uvicorn exited early with code {process.returncode}")
         try:
-            if httpx.get(f"{base_url}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{base_url}/health", timeout=2).is_success:
                 return
         except httpx.HTTPError:
             pass
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--max-examples", type=int, default=25)
+    parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
 

@@ -1,11 +1,12 @@
 """Schemathesis against the in-process ASGI app: every check, every phase, zero failures.
 
 ``test_api`` runs the examples, coverage and fuzzing phases for every operation (one subtest
-per operation); ``test_stateful`` walks the OpenAPI links (explicit and inferred) with the state
+per operation); ``TestWorkflow`` walks the OpenAPI links (explicit and inferred) with the state
 machine. Both authenticate as the admin of a freshly seeded workspace (a crew, a published
-member, a draft member) and often swap well-formed generated ids for the seeded ones, so cases
-reach the 2xx paths and not only 404s. Schemathesis' own configuration is ``schemathesis.toml``
-at the repository root (shared with ``run_cli.py``).
+member, a draft member, a run) and often swap well-formed generated ids for the seeded ones, so
+cases reach the 2xx paths and not only 404s. All checks run (``call_and_validate`` with the
+configured set, which is every check); Schemathesis' own configuration is
+``schemathesis.toml`` at the repository root (shared with ``run_cli.py``).
 
 Runs are bounded and reproducible: fixed example counts, ``derandomize=True``, no deadline.
 """
@@ -28,12 +29,13 @@ from domain.unit_of_work import Database
 from scaicrew.app import create_app
 from scaicrew.settings import Secret, Settings
 
-MAX_EXAMPLES = 60
-STATEFUL_EXAMPLES = 40
-STATEFUL_STEPS = 8
+MAX_EXAMPLES = 100
+STATEFUL_EXAMPLES = 60
+STATEFUL_STEPS = 10
 
 CREW_ID = re.compile(r"^crw_[0-9a-z]{26}$")
 MEMBER_ID = re.compile(r"^mem_[0-9a-z]{26}$")
+RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
 
 
 def _swap_ids(values: Any, fields: dict[str, tuple[re.Pattern[str], Any]]) -> Any:
@@ -69,6 +71,7 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
     ids: dict[str, tuple[re.Pattern[str], Any]] = {
         "crew_id": (CREW_ID, _SeededIds(seeds, "crew_ids")),
         "member_id": (MEMBER_ID, _SeededIds(seeds, "member_ids")),
+        "run_id": (RUN_ID, _SeededIds(seeds, "run_ids")),
     }
 
     @schema.hook
@@ -84,7 +87,7 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
 
     @schema.hook
     def flatmap_query(context: Any, query: Any) -> Any:
-        return _swap_ids(query, {"crew_id": ids["crew_id"]})
+        return _swap_ids(query, ids)
 
     @schema.hook
     def flatmap_body(context: Any, body: Any) -> Any:

@@ -3,8 +3,9 @@
 A run moves ``queued -> running -> (waiting_approval -> queued -> running)* -> succeeded |
 failed``. Each step (a model reply, a tool result, a decision) is committed before the next
 one starts, so a run whose worker dies resumes from its last committed step once its lease
-expires. Model calls and tools run outside any transaction. Tools may therefore run twice if a
-worker dies between running one and recording its result (at-least-once).
+expires (a live worker keeps its lease alive while a model or tool call is in flight). Model
+calls and tools run outside any transaction. Tools may therefore run twice if a worker dies
+between running one and recording its result (at-least-once).
 
 Claiming is safe across processes: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` gives each claimer a
 different run, on SQLite the writing transaction holds the database lock.
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain import tools as tool_catalog
 from domain.ids import new_id
-from domain.input_schema import input_problems
+from domain.input_schema import input_problems, nul_pointer
 from domain.model import (
     Approval,
     ApprovalStatus,
@@ -161,13 +165,37 @@ class Dispatcher:
                     return
                 continue
             try:
-                reply = self.rt.model.complete(state["messages"], state["tools"])
+                with self._heartbeat(run.id):
+                    reply = self.rt.model.complete(state["messages"], state["tools"])
             except ModelError as exc:
                 self._fail(run.id, "ModelError", str(exc)[:1000])
                 return
             if not self._record_reply(run, reply):
                 return
         self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
+
+    @contextmanager
+    def _heartbeat(self, run_id: str) -> Iterator[None]:
+        """Keep renewing the lease while a model or tool call is in flight: a call may outlast
+        the lease, and a live worker must not lose its run to another (which would repeat the
+        call). A worker that dies stops beating, so its run is still recovered."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.rt.settings.lease_seconds / 3):
+                try:
+                    if self._renew_lease(run_id) is None:
+                        return  # no longer ours
+                except Exception:  # the next beat (or the next step) tries again
+                    logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def _renew_lease(self, run_id: str) -> Run | None:
         now = _now()
@@ -211,6 +239,10 @@ class Dispatcher:
             return False
         if reply.output is None and not reply.tool_calls:
             self._fail(run.id, "ModelError", "The model answered neither tool calls nor output.")
+            return False
+        answer = {"output": reply.output, "calls": [[c.id, c.arguments] for c in reply.tool_calls]}
+        if nul_pointer(answer) is not None:  # PostgreSQL cannot store it: fail readably
+            self._fail(run.id, "ModelError", "The model answered text with a NUL character.")
             return False
         usage = reply.usage
         cost = round(
@@ -378,7 +410,8 @@ class Dispatcher:
             }
         else:
             try:
-                result = tool_catalog.execute(call["name"], call["arguments"], self._tools(run))
+                with self._heartbeat(run.id):
+                    result = tool_catalog.execute(call["name"], call["arguments"], self._tools(run))
             except ToolError as exc:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
                 return False

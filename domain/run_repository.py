@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from domain import orm
@@ -284,16 +286,16 @@ class RunRepository:
         return None if row is None else str(row.value)
 
     def write_note(self, workspace_id: str, key: str, value: str, now: datetime) -> None:
+        """Insert or replace in one statement: concurrent first writes of a key cannot collide."""
         n = orm.notes
-        changed = self._c.execute(
-            update(n)
-            .where(n.c.workspace_id == workspace_id, n.c.key == key)
-            .values(value=value, updated_at=now)
-        ).rowcount
-        if not changed:
-            self._c.execute(
-                insert(n).values(workspace_id=workspace_id, key=key, value=value, updated_at=now)
+        upsert = postgresql_insert if self._postgres else sqlite_insert
+        stmt = upsert(n).values(workspace_id=workspace_id, key=key, value=value, updated_at=now)
+        self._c.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[n.c.workspace_id, n.c.key],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
             )
+        )
 
 
 def _run_values(run: Run) -> dict[str, Any]:

@@ -92,6 +92,7 @@ def start_run(
     actor.require(Role.OPERATOR)
     request_hash = _request_hash(member_id, run_input, dry_run)
     now = _now()
+    replay_of: str | None = None
     with rt.uow(write=True) as tx:
         if idempotency_key is not None:
             earlier = tx.runs.find_idempotency_key(actor.workspace_id, idempotency_key)
@@ -134,10 +135,26 @@ def start_run(
         )
         tx.runs.update_run(run.id, {"next_seq": seq})
         if idempotency_key is not None:
-            tx.runs.add_idempotency_key(
-                actor.workspace_id, idempotency_key, request_hash, run.id, now
-            )
-        tx.commit()
+            try:
+                tx.runs.add_idempotency_key(
+                    actor.workspace_id, idempotency_key, request_hash, run.id, now
+                )
+            except IdempotencyKeyReused:
+                # A concurrent request with the same key committed first: replay its run if
+                # it was the same request (ours is rolled back), else the key is reused.
+                winner = tx.runs.find_idempotency_key(actor.workspace_id, idempotency_key)
+                if winner is None or winner[0] != request_hash:
+                    raise
+                replay_of = winner[1]
+        if replay_of is None:
+            tx.commit()
+    if replay_of is not None:
+        # Read outside the writing transaction: a row lock on the run here could deadlock
+        # with the worker executing it (which waits for our lock on the member).
+        with rt.uow() as reader:
+            original = reader.runs.get_run(actor.workspace_id, replay_of)
+        assert original is not None
+        return original, True
     rt.signals.publish([run_changed(run.workspace_id, run.id, RunStatus.QUEUED.value)])
     return run, False
 

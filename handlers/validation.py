@@ -27,6 +27,12 @@ from starlette.types import Scope
 from handlers.problems import ApiError
 
 _MAX_ERRORS = 20
+# Bodies nest objects and arrays at most this deep. Connexion parses the body a second time,
+# deeper in the stack (connexion.lifecycle.ConnexionRequest.get_body -> Starlette's
+# Request.json), so a body json.loads accepted here could still raise RecursionError there and
+# answer 500; a fixed bound far below the recursion limit keeps the outcome deterministic. No
+# upstream issue found.
+MAX_BODY_DEPTH = 100
 
 
 class _UnrepresentableNumber(ValueError):
@@ -110,6 +116,20 @@ class ReportingParameterValidator(ParameterValidator):
         ]
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels (iterative walk)."""
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 class ReportingJSONBodyValidator(JSONRequestBodyValidator):
     """Parse a JSON body strictly as UTF-8 and report every schema violation with a pointer."""
 
@@ -132,6 +152,8 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
             )
         try:
             body = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+            if _deeper_than(body, MAX_BODY_DEPTH):
+                raise RecursionError
             # JSON escapes can spell lone surrogates ("\\ud800"), which no database can store.
             json.dumps(body, ensure_ascii=False).encode("utf-8")
             return body
@@ -159,7 +181,8 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
                 ]
             )
         except RecursionError:
-            _raise([_problem("body", "syntax", "The body is nested too deeply.", pointer="")])
+            message = f"The body nests objects and arrays more than {MAX_BODY_DEPTH} levels deep."
+            _raise([_problem("body", "syntax", message, pointer="")])
         except ValueError:  # _UnrepresentableNumber, or an integer over Python's digit limit
             _raise(
                 [

@@ -68,7 +68,10 @@ class TestCheckpoint:
         assert (approval["tool"], approval["effect_class"]) == ("http_post", "external_write")
         assert approval["arguments"] == {"url": web.url(path), "body": run["input"]}
         assert (approval["reason"], approval["decided_by"], approval["decided_at"]) == (
-            None, None, None)
+            None,
+            None,
+            None,
+        )
         assert event_types(api, tenant.headers(), run["id"])[-1] == "approval.requested"
         assert web.received(prefix=path) == []  # nothing was sent before the decision
 
@@ -107,8 +110,9 @@ class TestCheckpoint:
         for url in (f"/v1/approvals/{approval['id']}/approve",):
             check_problem(api.post(url, headers=b.headers()), 404, "NotFound")
         check_problem(
-            api.post(f"/v1/approvals/{approval['id']}/reject", json={"reason": "no"},
-                     headers=b.headers()),
+            api.post(
+                f"/v1/approvals/{approval['id']}/reject", json={"reason": "no"}, headers=b.headers()
+            ),
             404,
             "NotFound",
         )
@@ -117,8 +121,7 @@ class TestCheckpoint:
         h = tenant.headers()
         member_def = {
             "objective": "Post.",
-            "tools": [{"name": "http_post", "effect_class": "external_write",
-                       "whitelisted": True}],
+            "tools": [{"name": "http_post", "effect_class": "external_write", "whitelisted": True}],
         }
         member = published_member(api, h, member_def)
         run = start(api, h, member["id"], {"url": web.url("/whitelisted/" + tenant.workspace_id)})
@@ -156,7 +159,7 @@ class TestDecisions:
         assert len(posts) == 1
         assert posts[0].json() == run["input"]
         types = event_types(api, tenant.headers(), run["id"])
-        assert types[types.index("approval.requested"):] == [
+        assert types[types.index("approval.requested") :] == [
             "approval.requested",
             "approval.approved",
             "run.resumed",
@@ -167,9 +170,7 @@ class TestDecisions:
         assert types.count("run.started") == 1
         assert done["attempts"] == 1
 
-    def test_reject_fails_the_run_with_the_reason_and_never_calls_the_tool(
-        self, api, tenant, web
-    ):
+    def test_reject_fails_the_run_with_the_reason_and_never_calls_the_tool(self, api, tenant, web):
         run, approval, path = paused(api, tenant, web)
         r = api.post(
             f"/v1/approvals/{approval['id']}/reject",
@@ -186,7 +187,9 @@ class TestDecisions:
         assert "Not on a Friday." in failed["error"]["message"]
         assert failed["finished_at"] is not None
         assert event_types(api, tenant.headers(), run["id"])[-2:] == [
-            "approval.rejected", "run.failed"]
+            "approval.rejected",
+            "run.failed",
+        ]
         assert web.received(prefix=path) == []
 
     @pytest.mark.parametrize("first", ["approve", "reject"])
@@ -210,8 +213,9 @@ class TestDecisions:
     def test_deciding_needs_the_operator_role(self, api, tenant, web):
         _, approval, _ = paused(api, tenant, web)
         h = tenant.headers(Role.VIEWER)
-        check_problem(api.post(f"/v1/approvals/{approval['id']}/approve", headers=h), 403,
-                      "Forbidden")
+        check_problem(
+            api.post(f"/v1/approvals/{approval['id']}/approve", headers=h), 403, "Forbidden"
+        )
         check_problem(
             api.post(f"/v1/approvals/{approval['id']}/reject", json={"reason": "x"}, headers=h),
             403,
@@ -221,17 +225,19 @@ class TestDecisions:
 
     def test_an_unknown_approval_is_not_found(self, api, tenant):
         unknown = missing_id("apr")
-        check_problem(api.get(f"/v1/approvals/{unknown}", headers=tenant.headers()), 404,
-                      "NotFound")
-        check_problem(api.post(f"/v1/approvals/{unknown}/approve", headers=tenant.headers()),
-                      404, "NotFound")
+        check_problem(
+            api.get(f"/v1/approvals/{unknown}", headers=tenant.headers()), 404, "NotFound"
+        )
+        check_problem(
+            api.post(f"/v1/approvals/{unknown}/approve", headers=tenant.headers()), 404, "NotFound"
+        )
 
-    @pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "x", "extra": 1},
-                                      {"reason": 5}])
+    @pytest.mark.parametrize(
+        "body", [{}, {"reason": ""}, {"reason": "x", "extra": 1}, {"reason": 5}]
+    )
     def test_a_rejection_needs_a_reason(self, api, tenant, web, body):
         _, approval, _ = paused(api, tenant, web)
-        r = api.post(f"/v1/approvals/{approval['id']}/reject", json=body,
-                     headers=tenant.headers())
+        r = api.post(f"/v1/approvals/{approval['id']}/reject", json=body, headers=tenant.headers())
         check_problem(r, 400, "ValidationError")
 
 
@@ -277,8 +283,11 @@ def test_two_gated_calls_need_two_approvals(api, tenant, web):
     """Each checkpointed call pauses on its own; an approval covers exactly one call."""
     h = tenant.headers()
     member = published_member(
-        api, h, definition(("http_post", "external_write"), ("http_get", "external_read"),
-                           rigidity="strict")
+        api,
+        h,
+        definition(
+            ("http_post", "external_write"), ("http_get", "external_read"), rigidity="strict"
+        ),
     )
     path = "/two/" + tenant.workspace_id
     run = start(api, h, member["id"], {"url": web.url(path)})

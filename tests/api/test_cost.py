@@ -55,15 +55,20 @@ class TestCost:
             assert row["cost_units"] == pytest.approx(sum(r["cost_units"] for r in mine))
         # a run whose model failed is counted, and cost nothing (no model call succeeded)
         assert by_member[failing["id"]] == {
-            "member_id": failing["id"], "runs": 1, "tokens_in": 0, "tokens_out": 0,
-            "cost_units": 0}
+            "member_id": failing["id"],
+            "runs": 1,
+            "tokens_in": 0,
+            "tokens_out": 0,
+            "cost_units": 0,
+        }
         total = body["total"]
         assert total["runs"] == 4
         assert total["tokens_in"] == sum(r["tokens_in"] for r in runs)
         assert total["cost_units"] == pytest.approx(sum(r["cost_units"] for r in runs))
         # offline usage at 1 unit per 1k tokens (the default COST_UNITS_PER_1K_TOKENS)
         assert total["cost_units"] == pytest.approx(
-            (total["tokens_in"] + total["tokens_out"]) / 1000, abs=1e-5)
+            (total["tokens_in"] + total["tokens_out"]) / 1000, abs=1e-5
+        )
 
     def test_the_window_bounds_what_is_counted(self, client, tenant):
         h = tenant.headers()
@@ -79,7 +84,8 @@ class TestCost:
         assert cost(client, h, f"from={future}&to={past}")["members"] == []
         only_to = cost(client, h, f"to={past}")
         assert datetime.fromisoformat(only_to["to"]) - datetime.fromisoformat(
-            only_to["from"]) == timedelta(days=30)
+            only_to["from"]
+        ) == timedelta(days=30)
 
     def test_other_workspaces_runs_are_not_counted(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
@@ -90,8 +96,9 @@ class TestCost:
         "query", ["from=yesterday", "to=2026-01-01", "from=2026-01-01T00:00:00"]
     )
     def test_a_malformed_window_is_a_validation_error(self, client, tenant, query):
-        check_problem(client.get(f"/v1/cost?{query}", headers=tenant.headers()), 400,
-                      "ValidationError")
+        check_problem(
+            client.get(f"/v1/cost?{query}", headers=tenant.headers()), 400, "ValidationError"
+        )
 
     def test_cost_needs_a_credential(self, client):
         check_problem(client.get("/v1/cost"), 401, "Unauthorized")

@@ -78,11 +78,15 @@ class TestHandoffOnSuccess:
         assert child["input"] == parent["output"]  # the parent's output is the child's input
         assert child["created_by"] == f"run:{parent['id']}"
         assert handoff_events(api, h, parent["id"]) == [
-            {**handoff_events(api, h, parent["id"])[0],
-             "data": {"target_member_id": child_member["id"], "child_run_id": child["id"]}}
+            {
+                **handoff_events(api, h, parent["id"])[0],
+                "data": {"target_member_id": child_member["id"], "child_run_id": child["id"]},
+            }
         ]
         assert events(api, h, child["id"])[0]["data"] == {
-            "origin": "handoff", "parent_run_id": parent["id"]}
+            "origin": "handoff",
+            "parent_run_id": parent["id"],
+        }
         listed = api.get("/v1/runs?origin=handoff", headers=h).json()["items"]
         assert [r["id"] for r in listed] == [child["id"]]
 
@@ -94,7 +98,9 @@ class TestHandoffOnSuccess:
         billing = published_member(api, h, definition(), crew["id"])
         fallback = published_member(api, h, definition(), crew["id"])
         declare(
-            api, h, triage["id"],
+            api,
+            h,
+            triage["id"],
             (urgent["id"], ("category", "urgent")),
             (billing["id"], ("category", "billing")),
             fallback["id"],
@@ -138,8 +144,10 @@ class TestHandoffOnSuccess:
         assert all(r["status"] == "succeeded" for r in lineage)
         last = handoff_events(api, h, lineage[-1]["id"])
         assert [(e["type"], e["data"]) for e in last] == [
-            ("handoff.skipped",
-             {"target_member_id": chain[MAX_DEPTH + 1]["id"], "reason": "depth_cap"})
+            (
+                "handoff.skipped",
+                {"target_member_id": chain[MAX_DEPTH + 1]["id"], "reason": "depth_cap"},
+            )
         ]
 
     def test_an_unpublished_target_is_skipped(self, api, tenant):
@@ -171,9 +179,10 @@ class TestHandoffOnSuccess:
         source = published_member(api, h, definition(), crew["id"])
         target = published_member(api, h, definition(), crew["id"])
         declare(api, h, source["id"], target["id"])
-        assert api.put(
-            f"/v1/members/{source['id']}/draft", json=definition(), headers=h
-        ).status_code == 200
+        assert (
+            api.put(f"/v1/members/{source['id']}/draft", json=definition(), headers=h).status_code
+            == 200
+        )
         parent = run_to_end(api, h, source["id"], dry_run=True)
         assert parent["status"] == "succeeded"
         assert children(api, h, parent["id"]) == []
@@ -194,9 +203,7 @@ class TestHandoffOnSuccess:
         crew = create_crew(api, h)
         source = published_member(api, h, definition(), crew["id"])
         strict_input = {"type": "object", "required": ["ticket"]}
-        target = published_member(
-            api, h, definition(input_schema=strict_input), crew["id"]
-        )
+        target = published_member(api, h, definition(input_schema=strict_input), crew["id"])
         declare(api, h, source["id"], target["id"])
         parent = run_to_end(api, h, source["id"], {"output": {"category": "no ticket"}})
         assert parent["status"] == "succeeded"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,8 +15,10 @@ from domain.model import Role
 from tests.api.helpers import create_crew, create_member, missing_id, publish
 from tests.support.openapi_check import check_problem
 from tests.support.runs import (
+    GETTER,
     NOTES,
     POSTER,
+    app_client,
     approvals_of,
     definition,
     event_types,
@@ -30,9 +35,7 @@ def iso(moment: datetime) -> str:
 
 
 class TestStartRun:
-    def test_a_run_is_queued_with_202_and_location_then_succeeds_with_output(
-        self, client, tenant
-    ):
+    def test_a_run_is_queued_with_202_and_location_then_succeeds_with_output(self, client, tenant):
         h = tenant.headers(Role.OPERATOR)
         member = published_member(client, tenant.headers(Role.AUTHOR))
         r = client.post(
@@ -96,9 +99,7 @@ class TestStartRun:
         assert listed.json()["items"] == []
 
     def test_an_unknown_member_is_not_found(self, client, tenant):
-        r = client.post(
-            f"/v1/members/{missing_id('mem')}/runs", json={}, headers=tenant.headers()
-        )
+        r = client.post(f"/v1/members/{missing_id('mem')}/runs", json={}, headers=tenant.headers())
         check_problem(r, 404, "NotFound")
 
     def test_an_empty_body_runs_with_an_empty_input(self, client, tenant):
@@ -128,9 +129,7 @@ class TestStartRun:
     def test_a_dry_run_without_a_draft_has_nothing_to_run(self, client, tenant):
         h = tenant.headers(Role.AUTHOR)
         member = published_member(client, h)
-        r = client.post(
-            f"/v1/members/{member['id']}/runs", json={"dry_run": True}, headers=h
-        )
+        r = client.post(f"/v1/members/{member['id']}/runs", json={"dry_run": True}, headers=h)
         body = check_problem(r, 409, "Conflict")
         assert body["type"].endswith("/problems/nothing-to-run")
 
@@ -151,8 +150,10 @@ class TestDryRun:
             client,
             h,
             member["id"],
-            {"url": "https://example.invalid/hook", "tool_args": {
-                "notes_write": {"key": "dry", "value": "written for real"}}},
+            {
+                "url": "https://example.invalid/hook",
+                "tool_args": {"notes_write": {"key": "dry", "value": "written for real"}},
+            },
             dry_run=True,
         )
         assert run["status"] == "succeeded", run["error"]
@@ -207,6 +208,26 @@ class TestIdempotencyKey:
         other = published_member(client, tenant.headers(Role.AUTHOR))
         r = client.post(f"/v1/members/{other['id']}/runs", json={"input": {"n": 1}}, headers=h)
         check_problem(r, 409, "Conflict")
+
+    def test_concurrent_requests_with_one_key_create_one_run(self, client, tenant):
+        member = published_member(client, tenant.headers(Role.AUTHOR))
+        h = {**tenant.headers(Role.OPERATOR), "Idempotency-Key": "burst"}
+        barrier = threading.Barrier(8)
+
+        def send(_: int) -> Any:
+            barrier.wait(timeout=10)
+            return client.post(
+                f"/v1/members/{member['id']}/runs", json={"input": {"n": 1}}, headers=h
+            )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(send, range(8)))
+        assert [r.status_code for r in answers] == [202] * 8, [r.text for r in answers]
+        assert len({r.json()["id"] for r in answers}) == 1
+        replayed = [r.headers.get("idempotent-replayed") for r in answers]
+        assert replayed.count(None) == 1 and replayed.count("true") == 7
+        runs = client.get(f"/v1/runs?member_id={member['id']}", headers=h).json()["items"]
+        assert len(runs) == 1
 
     def test_keys_are_scoped_to_the_workspace(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
@@ -306,8 +327,11 @@ class TestInputSchema:
         assert body["error"]["details"]["pointer"].endswith("/input_schema")
         r = client.post(
             "/v1/members",
-            json={"crew_id": member["crew_id"], "name": "Other", "definition": {
-                **NOTES, "input_schema": schema}},
+            json={
+                "crew_id": member["crew_id"],
+                "name": "Other",
+                "definition": {**NOTES, "input_schema": schema},
+            },
             headers=h,
         )
         check_problem(r, 409, "Conflict")
@@ -408,8 +432,9 @@ class TestListRuns:
         ],
     )
     def test_malformed_filters_are_validation_errors(self, client, tenant, query):
-        check_problem(client.get(f"/v1/runs?{query}", headers=tenant.headers()), 400,
-                      "ValidationError")
+        check_problem(
+            client.get(f"/v1/runs?{query}", headers=tenant.headers()), 400, "ValidationError"
+        )
 
 
 class TestGetRunAndEvents:
@@ -508,8 +533,11 @@ class TestOfflineModelPaths:
         member = published_member(client, h, definition())
         run = run_to_end(client, h, member["id"], {"output": {"answer": 42}})
         assert run["status"] == "succeeded"
-        assert run["output"] == {"summary": "Completed with 0 tool call(s).", "tool_calls": 0,
-                                 "answer": 42}
+        assert run["output"] == {
+            "summary": "Completed with 0 tool call(s).",
+            "tool_calls": 0,
+            "answer": 42,
+        }
 
 
 class TestNotes:
@@ -521,34 +549,47 @@ class TestNotes:
         reader_def = definition(("notes_read", "internal"))
         writer = published_member(client, a.headers(), writer_def)
         note = {"notes_write": {"key": "greeting", "value": "hello from A"}}
-        assert run_to_end(client, a.headers(), writer["id"], {"tool_args": note})[
-            "status"
-        ] == "succeeded"
+        assert (
+            run_to_end(client, a.headers(), writer["id"], {"tool_args": note})["status"]
+            == "succeeded"
+        )
 
         def read_back(t: Any) -> dict[str, Any]:
             reader = published_member(client, t.headers(), reader_def)
             run = run_to_end(
-                client, t.headers(), reader["id"], {"tool_args": {"notes_read": {"key": "greeting"}}}
+                client,
+                t.headers(),
+                reader["id"],
+                {"tool_args": {"notes_read": {"key": "greeting"}}},
             )
             assert run["status"] == "succeeded", run["error"]
-            tool = next(e for e in events(client, t.headers(), run["id"])
-                        if e["type"] == "tool.succeeded")
+            tool = next(
+                e for e in events(client, t.headers(), run["id"]) if e["type"] == "tool.succeeded"
+            )
             return dict(tool["data"])
 
         assert json.loads(read_back(a)["result"]) == {
-            "key": "greeting", "found": True, "value": "hello from A"}
+            "key": "greeting",
+            "found": True,
+            "value": "hello from A",
+        }
         assert json.loads(read_back(b)["result"]) == {
-            "key": "greeting", "found": False, "value": None}
+            "key": "greeting",
+            "found": False,
+            "value": None,
+        }
 
     def test_writing_a_note_again_replaces_it(self, client, tenant):
         h = tenant.headers()
         member = published_member(client, h, NOTES)
         for value in ("one", "two"):
-            args = {"notes_write": {"key": "k", "value": value},
-                    "notes_read": {"key": "k"}}
+            args = {"notes_write": {"key": "k", "value": value}, "notes_read": {"key": "k"}}
             run = run_to_end(client, h, member["id"], {"tool_args": args})
-            results = [e["data"]["result"] for e in events(client, h, run["id"])
-                       if e["type"] == "tool.succeeded"]
+            results = [
+                e["data"]["result"]
+                for e in events(client, h, run["id"])
+                if e["type"] == "tool.succeeded"
+            ]
             assert f'"value": "{value}"' in results[1]
 
 
@@ -560,7 +601,40 @@ def test_a_published_version_keeps_running_its_own_program(client, tenant):
     assert r.status_code == 200
     run = run_to_end(client, h, member["id"])
     assert (run["status"], run["version_number"], run["output"]["tool_calls"]) == (
-        "succeeded", 1, 1)
+        "succeeded",
+        1,
+        1,
+    )
     publish(client, h, member["id"])
     paused = wait_for(client, h, start(client, h, member["id"])["id"], ("waiting_approval",))
     assert paused["version_number"] == 2
+
+
+class TestDefaultsAndUnreachablePeers:
+    def test_the_default_empty_allow_list_refuses_every_host(self, client, tenant):
+        member = published_member(client, tenant.headers(), GETTER)
+        run = run_to_end(client, tenant.headers(), member["id"], {"url": "http://127.0.0.1:9/x"})
+        assert run["status"] == "failed"
+        assert run["error"] == {
+            "code": "ToolFailed",
+            "message": "Host '127.0.0.1' is not on the tool allow-list.",
+        }
+
+    def test_an_unreachable_model_endpoint_fails_the_run(self, settings, tenant):
+        # no ``client`` here: only this app's workers may claim the run
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with app_client(
+            settings,
+            model="openai",
+            model_base_url=f"http://127.0.0.1:{port}/v1",
+            model_timeout_seconds=1.0,
+        ) as api:
+            member = published_member(api, tenant.headers(), definition())
+            run = run_to_end(api, tenant.headers(), member["id"])
+        assert run["status"] == "failed"
+        assert run["error"] == {
+            "code": "ModelError",
+            "message": "The model endpoint is unreachable (ConnectError).",
+        }

@@ -1,8 +1,9 @@
-"""The dispatcher in-process: leases, recovery after a stalled or dead worker, signals.
+"""The dispatcher in-process: leases, heartbeats, recovery after a frozen worker, signals.
 
-A worker that "dies" is a dispatcher thread blocked inside a model call (a model that waits on
-an event): it never renews its lease, exactly like a process that stopped. The model is the
-offline one behind that gate, so every step is the real engine's.
+A worker that "froze" is a dispatcher thread blocked inside a model call (a model that waits on
+an event) whose lease is then made to run out, as if its heartbeat had stopped (a killed
+process is covered in ``test_dispatcher_processes``). The model is the offline one behind that
+gate, so every step is the real engine's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from domain.engine import Dispatcher
 from domain.model import Actor, Definition, EffectClass, RunStatus, ToolSpec
 from domain.offline_model import OfflineModel
 from domain.ports import ModelReply
-from domain.runtime import Runtime, RunSettings
+from domain.runtime import RunSettings, Runtime
 from domain.signals import Signal
 from domain.unit_of_work import Database
 from scaicrew.adapters.http_tools import AllowListedHttp
@@ -92,6 +94,14 @@ def types(database: Database, actor: Actor, run_id: str) -> list[str]:
         return [e.type for e in tx.runs.list_events(actor.workspace_id, run_id, 0, 500)]
 
 
+def miss_heartbeats(database: Database, run_id: str) -> None:
+    """Make the run's lease run out now, as if its worker froze (no heartbeat for a lease)."""
+    with database(write=True) as tx:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        assert tx.runs.update_run(run_id, {"lease_expires_at": past}) == 1
+        tx.commit()
+
+
 def wait_until_lease_expired(database: Database, run_id: str) -> None:
     deadline = time.monotonic() + WAIT
     while True:
@@ -124,10 +134,10 @@ class TestRecovery:
         drain(database)
         run_id = queued_run(database, actor)
         dead = GatedModel(gate_at=2)  # dies after its first tool call was committed
-        a = runtime(database, dead, lease=0.2)
+        a = runtime(database, dead)
         in_thread(threads, lambda: Dispatcher(a, "worker-a").run_next())
         assert dead.entered.wait(WAIT)
-        wait_until_lease_expired(database, run_id)
+        miss_heartbeats(database, run_id)
 
         assert Dispatcher(runtime(database), "worker-b").run_next()
         run = read(database, run_id)
@@ -156,9 +166,9 @@ class TestRecovery:
         drain(database)
         run_id = queued_run(database, actor)
         stalled, taker = GatedModel(gate_at=1), GatedModel(gate_at=1)
-        in_thread(threads, lambda: Dispatcher(runtime(database, stalled, 0.2), "a").run_next())
+        in_thread(threads, lambda: Dispatcher(runtime(database, stalled), "a").run_next())
         assert stalled.entered.wait(WAIT)
-        wait_until_lease_expired(database, run_id)
+        miss_heartbeats(database, run_id)
         in_thread(threads, lambda: Dispatcher(runtime(database, taker), "b").run_next())
         assert taker.entered.wait(WAIT)
         assert read(database, run_id).claimed_by == "b"
@@ -176,6 +186,25 @@ class TestRecovery:
         assert timeline.count("run.recovered") == 1
         assert timeline.count("model.replied") == 3  # b's three replies; a's was dropped
 
+    def test_a_live_worker_keeps_its_run_through_a_call_longer_than_the_lease(
+        self, database, actor, threads
+    ):
+        drain(database)
+        run_id = queued_run(database, actor)
+        slow = GatedModel(gate_at=1)
+        in_thread(threads, lambda: Dispatcher(runtime(database, slow, 0.6), "a").run_next())
+        assert slow.entered.wait(WAIT)
+        first_lease = read(database, run_id).lease_expires_at
+        while datetime.now(UTC) < first_lease + timedelta(seconds=0.3):
+            time.sleep(0.02)  # let the first lease run out while the call is still in flight
+        assert Dispatcher(runtime(database), "b").claim() is None  # the heartbeat renewed it
+        assert read(database, run_id).lease_expires_at > first_lease
+        slow.release.set()
+        threads[0].join(WAIT)
+        run = read(database, run_id)
+        assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 1)
+        assert "run.recovered" not in types(database, actor, run_id)
+
     def test_a_run_that_lost_its_worker_too_often_fails(self, database, actor):
         drain(database)
         run_id = queued_run(database, actor)
@@ -187,11 +216,15 @@ class TestRecovery:
         assert dispatcher.claim() is None
         run = read(database, run_id)
         assert run.status is RunStatus.FAILED
-        assert run.error == {"code": "WorkerLost",
-                             "message": "The run's worker stopped 3 times."}
+        assert run.error == {"code": "WorkerLost", "message": "The run's worker stopped 3 times."}
         assert run.finished_at is not None and run.claimed_by is None
         assert types(database, actor, run_id) == [
-            "run.queued", "run.started", "run.recovered", "run.recovered", "run.failed"]
+            "run.queued",
+            "run.started",
+            "run.recovered",
+            "run.recovered",
+            "run.failed",
+        ]
 
     def test_a_waiting_run_is_never_claimed(self, database, actor):
         drain(database)
@@ -241,3 +274,20 @@ class TestSignals:
             ("run.changed", "failed", True),  # 127.0.0.1 is not allow-listed here
         ]
         assert read(database, run.id).error["code"] == "ToolFailed"
+
+
+class TestNotes:
+    def test_concurrent_first_writes_of_a_note_all_succeed(self, database, actor):
+        """Eight writers of one new key at once (the upsert must not race on PostgreSQL)."""
+        barrier = threading.Barrier(8)
+
+        def write(index: int) -> None:
+            barrier.wait(timeout=10)
+            with database(write=True) as tx:
+                tx.runs.write_note(actor.workspace_id, "shared", f"v{index}", datetime.now(UTC))
+                tx.commit()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(write, range(8)))
+        with database() as tx:
+            assert tx.runs.read_note(actor.workspace_id, "shared") in {f"v{i}" for i in range(8)}

@@ -110,7 +110,9 @@ class Peer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def close(self) -> None:
@@ -160,7 +162,11 @@ def completion(
         "created": 0,
         "model": "test-model",
         "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if tool_calls else "stop",
+            }
         ],
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -194,6 +200,8 @@ def chat_route(request: Recorded) -> Reply:
     - ``error``: HTTP 500; ``slow``: answers after 30 s (interrupted by ``close``);
     - ``bad_arguments``: a tool call whose arguments are not JSON;
     - ``unknown_tool``: a call to a tool the member does not declare;
+    - ``nul_output`` / ``nul_arguments``: a NUL character in the answer / the call arguments;
+    - ``loop``: a ``notes_read`` call every time, never an answer;
     - ``repeat_post``: two ``http_post`` calls to ``{url}/1`` and ``{url}/2``, both with the
       call id ``call_0``, then a final answer;
     - anything else: a final ``{}``.
@@ -224,9 +232,26 @@ def chat_route(request: Recorded) -> Reply:
     if scenario == "repeat_post":  # two POSTs under one reused call id (as some servers do)
         if len(tool_results) < 2:
             url = f"{run_input_of(payload)['url']}/{len(tool_results) + 1}"
-            return json_reply(completion(tool_calls=[tool_call("call_0", "http_post", {
-                "url": url, "body": {"n": len(tool_results) + 1}})]))
+            return json_reply(
+                completion(
+                    tool_calls=[
+                        tool_call(
+                            "call_0",
+                            "http_post",
+                            {"url": url, "body": {"n": len(tool_results) + 1}},
+                        )
+                    ]
+                )
+            )
         return json_reply(completion(content='{"posted": 2}'))
+    if scenario == "loop":  # never stops calling tools
+        call = tool_call(f"call_{len(tool_results)}", "notes_read", {"key": "k"})
+        return json_reply(completion(tool_calls=[call], prompt_tokens=1, completion_tokens=1))
+    if scenario == "nul_output":  # a NUL character, which PostgreSQL cannot store as text
+        return json_reply(completion(content='{"answer": "a\\u0000b"}'))
+    if scenario == "nul_arguments":
+        call = tool_call("call_n", "notes_write", '{"key": "k\\u0000", "value": "v"}')
+        return json_reply(completion(tool_calls=[call]))
     if scenario == "text":
         return json_reply(completion(content="All done.", prompt_tokens=5, completion_tokens=3))
     if scenario == "garbage":

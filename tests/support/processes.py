@@ -1,0 +1,102 @@
+"""Real ``scaicrew`` processes (server or worker) for multi-process tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scaicrew.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
+    """The process environment for ``settings`` plus ``overrides`` (upper-cased names)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL", "TOOL_"))}
+    env.update(
+        ENV="test",
+        DATABASE_URL=settings.database_url,
+        SESSION_SECRET=settings.session_secret.get_secret_value(),
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update({k.upper(): str(v) for k, v in overrides.items()})
+    return env
+
+
+class Process:
+    """A ``python -m scaicrew.cli ...`` child with its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._handle = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "scaicrew.cli", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, exactly like a crash."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._handle.close()
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.alive(), f"process exited:\n{self.output()}"
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            time.sleep(0.05)
+
+
+def serve(settings: Settings, log: Path, **overrides: Any) -> tuple[Process, str]:
+    """Start ``scaicrew serve --no-migrate`` on a free port; return it once /health answers."""
+    port = free_port()
+    process = Process(
+        ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)],
+        environment(settings, **overrides),
+        log,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.alive(), f"server exited:\n{process.output()}"
+        try:
+            if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                return process, base_url
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"server never answered:\n{process.output()}"
+        time.sleep(0.05)
