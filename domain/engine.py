@@ -98,8 +98,11 @@ class Dispatcher:
         return True
 
     def claim(self) -> str | None:
+        """Claim the next claimable run in one transaction; its id, or None.
+
+        A run recovered more than ``max_attempts`` times fails with ``WorkerLost`` instead.
+        """
         now = _now()
-        signals: list[Signal] = []
         with self.rt.uow(write=True) as tx:
             run_id = tx.runs.claimable_run_id(now)
             if run_id is None:
@@ -108,49 +111,34 @@ class Dispatcher:
             assert run is not None
             recovering = run.status is RunStatus.RUNNING
             if recovering and run.attempts >= self.rt.settings.max_attempts:
-                seq = append_events(tx, run, [("run.failed", {"code": "WorkerLost"})], now)
+                message = f"The run's worker stopped {run.attempts} times."
+                _record_failure(tx, run, "WorkerLost", message, now)
+                claimed, status = None, RunStatus.FAILED
+            else:
+                if recovering:
+                    event = "run.recovered"
+                else:
+                    event = "run.resumed" if run.started_at is not None else "run.started"
+                seq = append_events(
+                    tx, run, [(event, {"worker": self.worker_id, "attempt": run.attempts + 1})], now
+                )
                 tx.runs.update_run(
                     run.id,
                     {
-                        "status": RunStatus.FAILED.value,
-                        "error": {
-                            "code": "WorkerLost",
-                            "message": f"The run's worker stopped {run.attempts} times.",
-                        },
-                        "finished_at": now,
+                        "status": RunStatus.RUNNING.value,
+                        "claimed_by": self.worker_id,
+                        "lease_expires_at": now + timedelta(seconds=self.rt.settings.lease_seconds),
+                        "attempts": run.attempts + (0 if event == "run.resumed" else 1),
+                        "started_at": run.started_at or now,
                         "updated_at": now,
-                        "claimed_by": None,
-                        "lease_expires_at": None,
                         "next_seq": seq,
                     },
                 )
-                tx.commit()
-                self.rt.signals.publish([run_changed(run.workspace_id, run.id, "failed")])
-                return None
-            event = (
-                "run.recovered"
-                if recovering
-                else ("run.resumed" if run.started_at is not None else "run.started")
-            )
-            seq = append_events(
-                tx, run, [(event, {"worker": self.worker_id, "attempt": run.attempts + 1})], now
-            )
-            tx.runs.update_run(
-                run.id,
-                {
-                    "status": RunStatus.RUNNING.value,
-                    "claimed_by": self.worker_id,
-                    "lease_expires_at": now + timedelta(seconds=self.rt.settings.lease_seconds),
-                    "attempts": run.attempts + (0 if event == "run.resumed" else 1),
-                    "started_at": run.started_at or now,
-                    "updated_at": now,
-                    "next_seq": seq,
-                },
-            )
+                claimed, status = run_id, RunStatus.RUNNING
             tx.commit()
-            signals.append(run_changed(run.workspace_id, run.id, RunStatus.RUNNING.value))
-        self.rt.signals.publish(signals)
-        return run_id
+        # Signals go out after the transaction (and its SQLite write lock) is closed.
+        self.rt.signals.publish([run_changed(run.workspace_id, run.id, status.value)])
+        return claimed
 
     # -- execution -----------------------------------------------------------------------
 
@@ -518,19 +506,7 @@ class Dispatcher:
                 or run.claimed_by != self.worker_id
             ):
                 return  # finished, or taken over by another worker after our lease ran out
-            seq = append_events(tx, run, [("run.failed", {"code": code, "message": message})], now)
-            tx.runs.update_run(
-                run_id,
-                {
-                    "status": RunStatus.FAILED.value,
-                    "error": {"code": code, "message": message},
-                    "finished_at": now,
-                    "updated_at": now,
-                    "claimed_by": None,
-                    "lease_expires_at": None,
-                    "next_seq": seq,
-                },
-            )
+            _record_failure(tx, run, code, message, now)
             tx.commit()
         self.rt.signals.publish([run_changed(run.workspace_id, run_id, RunStatus.FAILED.value)])
 
@@ -551,6 +527,22 @@ class Dispatcher:
             write_note=write_note,
             now=_now,
         )
+
+
+def _record_failure(tx: UnitOfWork, run: Run, code: str, message: str, now: datetime) -> None:
+    seq = append_events(tx, run, [("run.failed", {"code": code, "message": message})], now)
+    tx.runs.update_run(
+        run.id,
+        {
+            "status": RunStatus.FAILED.value,
+            "error": {"code": code, "message": message},
+            "finished_at": now,
+            "updated_at": now,
+            "claimed_by": None,
+            "lease_expires_at": None,
+            "next_seq": seq,
+        },
+    )
 
 
 def new_run(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -247,6 +248,17 @@ class Page(Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+
+def page_of(rows: list[T], page: PageRequest, cursor_of: Callable[[T], str]) -> Page[T]:
+    """The page of ``rows`` a repository fetched with ``page.limit + 1`` rows.
+
+    The extra row only says that another page exists; the cursor is the last kept row's key.
+    """
+    if len(rows) > page.limit:
+        kept = rows[: page.limit]
+        return Page(kept, cursor_of(kept[-1]))
+    return Page(rows, None)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from domain.model import (
     RunEvent,
     RunOrigin,
     RunStatus,
+    page_of,
 )
 from domain.runtime import Runtime
 from domain.signals import Signal, run_changed
@@ -174,10 +175,7 @@ def list_runs(rt: Runtime, actor: Actor, page: PageRequest, filters: dict[str, A
     actor.require(Role.VIEWER)
     with rt.uow() as tx:
         rows = tx.runs.list_runs(actor.workspace_id, page.cursor, page.limit, filters)
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        return Page(rows, rows[-1].id)
-    return Page(rows, None)
+    return page_of(rows, page, lambda row: row.id)
 
 
 def list_run_events(
@@ -205,10 +203,7 @@ def list_approvals(
     actor.require(Role.VIEWER)
     with rt.uow() as tx:
         rows = tx.runs.list_approvals(actor.workspace_id, page.cursor, page.limit, filters)
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        return Page(rows, rows[-1].id)
-    return Page(rows, None)
+    return page_of(rows, page, lambda row: row.id)
 
 
 def get_approval(rt: Runtime, actor: Actor, approval_id: str) -> Approval:

@@ -6,9 +6,8 @@ workspace always comes from the actor, never from arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
 
 from domain.compiler import compile_definition
 from domain.errors import (
@@ -35,6 +34,7 @@ from domain.model import (
     Version,
     VersionStatus,
     Workspace,
+    page_of,
 )
 from domain.repository import Repository
 from domain.tools import CATALOG
@@ -42,19 +42,9 @@ from domain.unit_of_work import UnitOfWorkFactory
 
 DEFAULT_TENANT = "default"
 
-T = TypeVar("T")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _paged(items: list[T], page: PageRequest, cursor_of: Callable[[T], str]) -> Page[T]:
-    # Repositories fetch limit + 1 rows: the extra one only says that another page exists.
-    if len(items) > page.limit:
-        kept = items[: page.limit]
-        return Page(kept, cursor_of(kept[-1]))
-    return Page(items, None)
 
 
 # -- workspaces ------------------------------------------------------------------------------
@@ -167,7 +157,7 @@ def list_my_workspaces(uow: UnitOfWorkFactory, actor: Actor, page: PageRequest) 
                 current = Membership(workspace.id, workspace.name, actor.subject, actor.role)
     if current is not None:
         rows = sorted([*rows, current], key=lambda m: m.workspace_id)
-    return _paged(rows, page, lambda m: m.workspace_id)
+    return page_of(rows, page, lambda m: m.workspace_id)
 
 
 # -- crews -----------------------------------------------------------------------------------
@@ -206,7 +196,7 @@ def list_crews(
     actor.require(Role.VIEWER)
     with uow() as tx:
         rows = tx.repo.list_crews(actor.workspace_id, page.cursor, page.limit, name_contains)
-    return _paged(rows, page, lambda c: c.id)
+    return page_of(rows, page, lambda c: c.id)
 
 
 def list_crew_members(
@@ -220,7 +210,7 @@ def list_crew_members(
     with uow() as tx:
         _crew_or_404(tx.repo, actor, crew_id)
         rows = tx.repo.list_members(actor.workspace_id, page.cursor, page.limit, crew_id=crew_id)
-    return _paged(rows, page, lambda m: m.id)
+    return page_of(rows, page, lambda m: m.id)
 
 
 # -- members and versions --------------------------------------------------------------------
@@ -302,7 +292,7 @@ def list_members(
             status=status,
             name_contains=name_contains,
         )
-    return _paged(rows, page, lambda m: m.id)
+    return page_of(rows, page, lambda m: m.id)
 
 
 def get_draft(uow: UnitOfWorkFactory, actor: Actor, member_id: str) -> Version:
@@ -430,7 +420,7 @@ def list_versions(
     with uow() as tx:
         _member_or_404(tx.repo, actor, member_id)
         rows = tx.repo.list_versions(actor.workspace_id, member_id, page.cursor, page.limit, status)
-    return _paged(rows, page, lambda v: v.id)
+    return page_of(rows, page, lambda v: v.id)
 
 
 def get_version(uow: UnitOfWorkFactory, actor: Actor, member_id: str, number: int) -> Version:

@@ -13,11 +13,15 @@ def list_approvals(
     token_info: dict[str, Any],
     limit: int = 50,
     cursor: str | None = None,
-    status: str | None = None,
+    status: str = "pending",
     run_id: str | None = None,
     member_id: str | None = None,
 ) -> Any:
-    filters = {"status": status, "run_id": run_id, "member_id": member_id}
+    filters = {
+        "status": None if status == "all" else status,
+        "run_id": run_id,
+        "member_id": member_id,
+    }
     result = run_services.list_approvals(runtime(), actor(token_info), page(limit, cursor), filters)
     return ok(page_body(result, serialise.approval))
 

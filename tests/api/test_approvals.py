@@ -101,7 +101,9 @@ class TestCheckpoint:
         r = api.post(f"/v1/approvals/{first['id']}/approve", headers=tenant.headers())
         assert r.status_code == 200
         assert ids("status=pending") == [second["id"]]
+        assert ids("") == [second["id"]]  # the default is the pending queue
         assert ids("status=approved") == [first["id"]]
+        assert ids("status=all") == [first["id"], second["id"]]
 
     def test_approvals_of_another_workspace_never_show(self, api, make_tenant, web):
         a, b = make_tenant(), make_tenant()
