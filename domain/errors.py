@@ -16,7 +16,8 @@ class to a problem response in one table (``handlers/problems.py``).
     │   ├── ApprovalAlreadyDecided    a second decision on an approval
     │   └── RuleViolation             a definition or handoff rule is broken
     │       └── HandoffCycle          the handoff graph would contain a cycle
-    └── CredentialRejected            a credential names something that does not exist
+    ├── CredentialRejected            a credential names something that does not exist
+    └── ModelUnusable                 the model's answer could not be used (after a retry)
 """
 
 from __future__ import annotations
@@ -177,3 +178,9 @@ class ApprovalAlreadyDecided(Conflict):
     def __init__(self, approval_id: str, status: str) -> None:
         super().__init__(f"Approval '{approval_id}' was already decided ({status}).")
         self.status = status
+
+
+class ModelUnusable(DomainError):
+    """The configured model answered something unusable, even after a retry."""
+
+    slug = "model-unusable"

@@ -255,3 +255,21 @@ notes = Table(
     Column("value", Text, nullable=False),
     Column("updated_at", Stamp, nullable=False),
 )
+
+# -- authoring -------------------------------------------------------------------------------
+
+authoring_sessions = Table(
+    "authoring_sessions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("crew_id", Id, ForeignKey("crews.id"), nullable=False),
+    Column("member_id", Id, ForeignKey("members.id"), nullable=True),
+    # The whole conversation: [{role, content, at}], re-read by every turn.
+    Column("messages", JsonDoc, nullable=False),
+    Column("draft", JsonDoc, nullable=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_authoring_sessions_workspace_id_id", "workspace_id", "id"),
+)

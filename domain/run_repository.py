@@ -276,6 +276,28 @@ class RunRepository:
             for member_id, v in sorted(totals.items())
         ]
 
+    # -- authoring sessions --------------------------------------------------------------
+
+    def add_authoring_session(self, values: dict[str, Any]) -> None:
+        columns = set(orm.authoring_sessions.c.keys())
+        self._c.execute(
+            insert(orm.authoring_sessions).values(
+                **{k: v for k, v in values.items() if k in columns}
+            )
+        )
+
+    def get_authoring_session(self, workspace_id: str, session_id: str) -> dict[str, Any] | None:
+        a = orm.authoring_sessions
+        stmt = select(a).where(a.c.workspace_id == workspace_id, a.c.id == session_id)
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = self._c.execute(stmt).first()
+        return None if row is None else _session_row(row)
+
+    def update_authoring_session(self, session_id: str, values: dict[str, Any]) -> None:
+        a = orm.authoring_sessions
+        self._c.execute(update(a).where(a.c.id == session_id).values(**values))
+
     # -- notes (the internal tools' storage) ---------------------------------------------
 
     def read_note(self, workspace_id: str, key: str) -> str | None:
@@ -380,3 +402,10 @@ def _approval(row: Any) -> Approval:
         decided_at=_utc_or_none(row.decided_at),
         created_at=_utc(row.created_at),
     )
+
+
+def _session_row(row: Any) -> dict[str, Any]:
+    values = dict(row._mapping)
+    values["created_at"] = _utc(values["created_at"])
+    values["updated_at"] = _utc(values["updated_at"])
+    return values

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.deriver import Deriver, OfflineDeriver
 from domain.offline_model import OfflineModel
 from domain.ports import HttpPort, Model
 from domain.signals import SignalBus
@@ -24,5 +25,6 @@ class Runtime:
     uow: UnitOfWorkFactory
     http: HttpPort
     model: Model = field(default_factory=OfflineModel)
+    deriver: Deriver = field(default_factory=OfflineDeriver)
     signals: SignalBus = field(default_factory=SignalBus)
     settings: RunSettings = field(default_factory=RunSettings)

@@ -38,7 +38,7 @@ from domain.model import (
 )
 from domain.repository import Repository
 from domain.tools import CATALOG
-from domain.unit_of_work import UnitOfWorkFactory
+from domain.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 DEFAULT_TENANT = "default"
 
@@ -233,7 +233,30 @@ def create_member(
     :raises RuleViolation: the definition breaks a rule (duplicate tool names).
     """
     actor.require(Role.AUTHOR)
-    _check_definition(definition, "/definition")
+    check_definition(definition, "/definition")
+    with uow(write=True) as tx:
+        member = add_member_with_draft(
+            tx, actor, crew_id=crew_id, name=name, description=description, definition=definition
+        )
+        tx.commit()
+    return member
+
+
+def add_member_with_draft(
+    tx: UnitOfWork,
+    actor: Actor,
+    *,
+    crew_id: str,
+    name: str,
+    description: str,
+    definition: Definition,
+    crew_pointer: str = "/crew_id",
+) -> Member:
+    """Inside ``tx``: create a member with version 1 as a draft (the one path every origin takes).
+
+    :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
+    :raises DuplicateName: the workspace already has a member with this name.
+    """
     now = _now()
     member = Member(
         id=new_id("mem"),
@@ -249,16 +272,13 @@ def create_member(
         created_at=now,
         updated_at=now,
     )
-    version = _new_draft(actor, member.id, 1, definition, now)
-    with uow(write=True) as tx:
-        if tx.repo.get_crew(actor.workspace_id, crew_id) is None:
-            raise ReferencedResourceNotFound("crew", crew_id, "/crew_id")
-        tx.repo.add_member(member)
-        tx.repo.add_version(version)
-        tx.repo.append_audit(
-            actor, "member.created", "member", member.id, {"name": name, "crew_id": crew_id}, now
-        )
-        tx.commit()
+    if tx.repo.get_crew(actor.workspace_id, crew_id) is None:
+        raise ReferencedResourceNotFound("crew", crew_id, crew_pointer)
+    tx.repo.add_member(member)
+    tx.repo.add_version(_new_draft(actor, member.id, 1, definition, now))
+    tx.repo.append_audit(
+        actor, "member.created", "member", member.id, {"name": name, "crew_id": crew_id}, now
+    )
     return member
 
 
@@ -320,32 +340,38 @@ def replace_draft(
     :raises RuleViolation: the definition breaks a rule (duplicate tool names).
     """
     actor.require(Role.AUTHOR)
-    _check_definition(definition, "")
-    now = _now()
+    check_definition(definition, "")
     with uow(write=True) as tx:
-        member = _member_or_404(tx.repo, actor, member_id)
-        if member.draft_version_number is not None:
-            number = member.draft_version_number
-            current = tx.repo.get_version(actor.workspace_id, member_id, number)
-            assert current is not None
-            tx.repo.replace_draft_definition(current.id, definition, now)
-            tx.repo.update_member(member_id, {"updated_at": now})
-        else:
-            number = member.latest_version_number + 1
-            tx.repo.add_version(_new_draft(actor, member_id, number, definition, now))
-            tx.repo.update_member(
-                member_id,
-                {
-                    "draft_version_number": number,
-                    "latest_version_number": number,
-                    "updated_at": now,
-                },
-            )
-            tx.repo.append_audit(
-                actor, "member.draft_forked", "member", member_id, {"number": number}, now
-            )
-        version = tx.repo.get_version(actor.workspace_id, member_id, number)
+        version = put_draft(tx, actor, _member_or_404(tx.repo, actor, member_id), definition)
         tx.commit()
+    return version
+
+
+def put_draft(tx: UnitOfWork, actor: Actor, member: Member, definition: Definition) -> Version:
+    """Inside ``tx``: replace the member's draft, or fork a new one after a publish."""
+    now = _now()
+    member_id = member.id
+    if member.draft_version_number is not None:
+        number = member.draft_version_number
+        current = tx.repo.get_version(actor.workspace_id, member_id, number)
+        assert current is not None
+        tx.repo.replace_draft_definition(current.id, definition, now)
+        tx.repo.update_member(member_id, {"updated_at": now})
+    else:
+        number = member.latest_version_number + 1
+        tx.repo.add_version(_new_draft(actor, member_id, number, definition, now))
+        tx.repo.update_member(
+            member_id,
+            {
+                "draft_version_number": number,
+                "latest_version_number": number,
+                "updated_at": now,
+            },
+        )
+        tx.repo.append_audit(
+            actor, "member.draft_forked", "member", member_id, {"number": number}, now
+        )
+    version = tx.repo.get_version(actor.workspace_id, member_id, number)
     assert version is not None
     return version
 
@@ -513,7 +539,12 @@ def _member_or_404(repo: Repository, actor: Actor, member_id: str) -> Member:
     return member
 
 
-def _check_definition(definition: Definition, pointer: str) -> None:
+def check_definition(definition: Definition, pointer: str) -> None:
+    """Check the rules a definition must keep beyond its shape.
+
+    :raises RuleViolation: duplicate tool names, a catalog tool with the wrong effect class, or
+        an unusable input schema; the pointer is prefixed with ``pointer``.
+    """
     seen: dict[str, int] = {}
     for index, tool in enumerate(definition.tools):
         if tool.name in seen:
@@ -560,3 +591,13 @@ def _new_draft(
         published_at=None,
         published_by=None,
     )
+
+
+def check_member_action(uow: UnitOfWorkFactory, actor: Actor, member_id: str) -> Member:
+    """Gate for deferred member operations: author role and an existing member.
+
+    :raises PermissionDenied: below author. :raises NotFound: no such member.
+    """
+    actor.require(Role.AUTHOR)
+    with uow() as tx:
+        return _member_or_404(tx.repo, actor, member_id)

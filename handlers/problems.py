@@ -40,6 +40,7 @@ _STATUS_CODES: dict[int, tuple[str, str, str]] = {
     429: ("RateLimited", "rate-limited", "Too Many Requests"),
     500: ("InternalError", "internal-error", "Internal Server Error"),
     501: ("NotImplemented", "not-implemented", "Not Implemented"),
+    502: ("BadGateway", "bad-gateway", "Bad Gateway"),
 }
 
 # The one mapping from domain errors to HTTP; the most specific class wins (MRO walk).
@@ -48,6 +49,7 @@ DOMAIN_ERRORS: dict[type[errors.DomainError], int] = {
     errors.PermissionDenied: 403,
     errors.Conflict: 409,
     errors.CredentialRejected: 401,
+    errors.ModelUnusable: 502,
 }
 
 

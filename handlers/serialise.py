@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.authoring import AuthoringSession
 from domain.model import (
     Approval,
     Crew,
@@ -16,6 +17,7 @@ from domain.model import (
     Version,
     Workspace,
 )
+from domain.templates import Template
 from handlers._http import timestamp
 
 
@@ -158,4 +160,35 @@ def member_cost(c: MemberCost) -> dict[str, Any]:
         "tokens_in": c.tokens_in,
         "tokens_out": c.tokens_out,
         "cost_units": c.cost_units,
+    }
+
+
+def authoring_session(s: AuthoringSession) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "crew_id": s.crew_id,
+        "member_id": s.member_id,
+        "messages": s.messages,
+        "draft": s.draft,
+        "approval_preview": s.approval_preview(),
+        "created_at": timestamp(s.created_at),
+        "updated_at": timestamp(s.updated_at),
+    }
+
+
+def template_summary(t: Template) -> dict[str, Any]:
+    return {
+        "ref": t.ref,
+        "name": t.name,
+        "summary": t.summary,
+        "tags": list(t.tags),
+        "parameters": [
+            {
+                "name": p.name,
+                "description": p.description,
+                "required": p.required,
+                "default": p.default,
+            }
+            for p in t.parameters
+        ],
     }

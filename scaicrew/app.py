@@ -24,6 +24,7 @@ from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from domain.deriver import Deriver, OfflineDeriver
 from domain.errors import DomainError
 from domain.offline_model import OfflineModel
 from domain.ports import Model
@@ -38,6 +39,7 @@ from handlers.middleware import (
 from handlers.problems import render_exception
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
+from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
 from scaicrew.adapters.openai_model import ChatCompletionsModel
 from scaicrew.settings import Settings
 from scaicrew.worker import WorkerPool
@@ -116,18 +118,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 def build_runtime(settings: Settings, database: Database) -> Runtime:
     """The model, tools and run settings the engine and the run use cases work with."""
     model: Model = OfflineModel()
+    deriver: Deriver = OfflineDeriver()
     if settings.model == "openai":
         assert settings.model_base_url is not None
-        model = ChatCompletionsModel(
+        endpoint = (
             settings.model_base_url,
             settings.model_api_key.get_secret_value(),
             settings.model_name,
             settings.model_timeout_seconds,
         )
+        model = ChatCompletionsModel(*endpoint)
+        deriver = ChatCompletionsDeriver(*endpoint)
     return Runtime(
         uow=database,
         http=AllowListedHttp(settings.tool_http_allowlist, settings.tool_http_timeout_seconds),
         model=model,
+        deriver=deriver,
         settings=RunSettings(
             handoff_max_depth=settings.handoff_max_depth,
             lease_seconds=settings.run_lease_seconds,
