@@ -60,6 +60,25 @@ def machine_cpu_seconds() -> float | None:
     return busy / _CLK_TCK
 
 
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by every process, with a short command line."""
+    snapshot = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        seconds = process_cpu_seconds(pid)
+        if seconds is None:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            command = ""
+        snapshot[pid] = (command[:100] or f"pid {pid}", seconds)
+    return snapshot
+
+
 def percentile(sorted_values: list[float], fraction: float) -> float | None:
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:

@@ -15,6 +15,23 @@
 5. A table with requests/s, p50/p99 latency, errors, CPU use and the bare/ours ratios is
    printed, and the numbers are written to ``bench/results/latest.json``.
 
+6. The ``runs`` scenario (``--scenario runs``, part of the default full run) measures the run
+   dispatcher end to end with the offline model, on a member whose only tool is internal (so
+   every run goes to ``succeeded`` without approvals), in two setups, one after the other:
+
+   - ``sqlite``: a fresh SQLite file, the real app under uvicorn with ``WORKER_THREADS=2``;
+   - ``postgres``: a fresh database ``bench_*`` on ``--postgres-url`` (created, migrated and
+     dropped by the bench), the real app with ``WORKER_THREADS=0`` and two
+     ``scaicrew worker --threads 2`` processes.
+
+   ``bench/runs_load.py`` drives each from a separate process: a burst of ``--runs`` runs
+   started at ``--runs-concurrency`` and followed until all have finished (runs/s, latencies,
+   the CPU of every process involved), then ``--sequential-runs`` runs one at a time (the
+   latency of an idle dispatcher). Latencies are taken from the event timestamps the server
+   records (``run.started`` / ``run.succeeded`` minus ``run.queued``), and also from the
+   client's clock. Unless every run succeeded, with the expected timeline, the bench prints
+   ``!!! BENCH INVALID`` and exits 1.
+
 Any non-2xx answer makes the run fail loudly (exit status 1). Client and servers share the
 machine's cores, so the CPU columns say who was the bottleneck, and the run warns when other
 processes took CPU during a measurement (and names them).
@@ -23,6 +40,7 @@ processes took CPU during a measurement (and names them).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,12 +52,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from load import machine_cpu_seconds, percentile, process_cpu_seconds
+from load import cpu_snapshot, machine_cpu_seconds, percentile
+from sqlalchemy.exc import SQLAlchemyError
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -69,11 +89,39 @@ DEFINITION = {
 }
 
 
+POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
+RUN_DEFINITION = {  # an internal tool: runs to ``succeeded`` without approvals
+    "objective": "bench",
+    "tools": [{"name": "notes_write", "effect_class": "internal"}],
+}
+RUN_SETUPS: dict[str, dict[str, Any]] = {
+    "sqlite": {
+        "label": "SQLite; API server with WORKER_THREADS=2 (in-process workers)",
+        "server_threads": 2,
+        "workers": 0,
+        "worker_threads": 0,
+    },
+    "postgres": {
+        "label": "PostgreSQL; API server with WORKER_THREADS=0 + 2 x `scaicrew worker --threads 2`",
+        "server_threads": 0,
+        "workers": 2,
+        "worker_threads": 2,
+    },
+}
+
+
 # -- setup -----------------------------------------------------------------------------------
 
 
-def seed(url: str, workspace_id: str) -> dict[str, str]:
-    """Migrate the database at ``url`` and create the workspace, a crew and a member."""
+def seed(
+    url: str,
+    workspace_id: str,
+    definition: dict[str, Any] = DEFINITION,
+    *,
+    publish: bool = False,
+) -> dict[str, str]:
+    """Migrate the database at ``url`` and create the workspace, a crew and a member (with
+    ``definition``, published when ``publish``)."""
     from domain import services
     from domain.model import Actor, Definition, Role
     from domain.unit_of_work import Database
@@ -93,8 +141,10 @@ def seed(url: str, workspace_id: str) -> dict[str, str]:
             crew_id=crew.id,
             name="Bench member",
             description="Seeded by bench/run.py",
-            definition=Definition.from_json(DEFINITION),
+            definition=Definition.from_json(definition),
         )
+        if publish:
+            services.publish_member(database, actor, member.id)
     finally:
         database.dispose()
     return {"workspace_id": workspace_id, "crew_id": crew.id, "member_id": member.id}
@@ -117,7 +167,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def server_environment(url: str) -> dict[str, str]:
+def server_environment(url: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
     from scaicrew.settings import Settings
 
     env = dict(os.environ)
@@ -130,6 +180,7 @@ def server_environment(url: str) -> dict[str, str]:
         LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
     )
+    env.update(overrides or {})
     return env
 
 
@@ -148,14 +199,66 @@ def _exit_on_sigterm(signum: int, _frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds through ``finally``, which stops the servers
 
 
-class Server:
+class Child:
+    """A child process with its output in a log file; stopped with SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_output(self, text: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no {text!r} after {timeout}s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+class Server(Child):
     """One uvicorn process serving ``factory`` on a free loopback port."""
 
-    def __init__(self, name: str, factory: str, url: str, workdir: Path) -> None:
-        self.name = name
+    def __init__(
+        self,
+        name: str,
+        factory: str,
+        url: str,
+        workdir: Path,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"{name}-server.log"
         command = [
             PYTHON,
             "-m",
@@ -174,26 +277,14 @@ class Server:
             "--workers",
             "1",
         ]
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=server_environment(url),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
+        super().__init__(f"{name}-server", command, server_environment(url, overrides), workdir)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
-                    f"{self.name} server exited with {self.process.returncode}:\n{self.log()}"
+                    f"{self.name} exited with {self.process.returncode}:\n{self.log()}"
                 )
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
@@ -201,21 +292,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} server not healthy after {timeout}s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._log.close()
+        raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -413,25 +490,6 @@ def machine_busy_cores(seconds: float = 1.0) -> float | None:
     return None if before is None or after is None else (after - before) / seconds
 
 
-def cpu_snapshot() -> dict[int, tuple[str, float]]:
-    """CPU seconds used so far by every process, with a short command line."""
-    snapshot = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        pid = int(entry.name)
-        seconds = process_cpu_seconds(pid)
-        if seconds is None:
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            command = ""
-        snapshot[pid] = (command[:100] or f"pid {pid}", seconds)
-    return snapshot
-
-
 def busiest_others(
     before: dict[int, tuple[str, float]],
     after: dict[int, tuple[str, float]],
@@ -453,6 +511,150 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if not numerator or not denominator:
         return None
     return round(numerator / denominator, 2)
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[tuple[str, str]]:
+    """A fresh PostgreSQL database on the server of ``admin_url``: (url, name); dropped after."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from domain.ids import new_id
+
+    name = f"bench_{new_id('x')[2:].lower()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            url = make_url(admin_url).set(database=name)
+            yield url.render_as_string(hide_password=False), name
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+def worker_command(threads: int) -> list[str]:
+    script = Path(PYTHON).parent / "scaicrew"  # the console script, as an operator runs it
+    command = [str(script)] if script.exists() else [PYTHON, "-m", "scaicrew.cli"]
+    return [*command, "worker", "--threads", str(threads)]
+
+
+def measure_runs(
+    setup: str, url: str, workdir: Path, args: argparse.Namespace, pg_database: str | None
+) -> dict[str, Any]:
+    """Seed a published member, start the server (and workers), drive runs_load.py at it."""
+    from domain.ids import new_id
+
+    config = RUN_SETUPS[setup]
+    workspace_id = new_id("wsp")
+    seeded = seed(url, workspace_id, RUN_DEFINITION, publish=True)
+    token = mint_token(url, workspace_id)
+    children: list[Child] = []
+    try:
+        server = Server(
+            f"runs-{setup}",
+            SERVERS["ours"],
+            url,
+            workdir,
+            {"WORKER_THREADS": str(config["server_threads"])},
+        )
+        children.append(server)
+        workers = []
+        for index in range(config["workers"]):
+            worker = Child(
+                f"runs-{setup}-worker{index}",
+                worker_command(config["worker_threads"]),
+                server_environment(url),
+                workdir,
+            )
+            children.append(worker)
+            workers.append(worker)
+        server.wait_healthy()
+        for worker in workers:
+            worker.wait_for_output("worker started")
+        threads = config["server_threads"] + config["workers"] * config["worker_threads"]
+        print(
+            f"bench: runs on {setup}: {config['label']}; server pid {server.pid}"
+            + (f", workers {', '.join(str(w.pid) for w in workers)}" if workers else "")
+            + f"; {args.runs} runs at concurrency {args.runs_concurrency}, then "
+            f"{args.sequential_runs} one at a time",
+            flush=True,
+        )
+        command = [
+            PYTHON,
+            str(BENCH_DIR / "runs_load.py"),
+            "--url",
+            server.base_url,
+            "--token",
+            token,
+            "--member-id",
+            seeded["member_id"],
+            "--runs",
+            str(args.runs),
+            "--concurrency",
+            str(args.runs_concurrency),
+            "--sequential",
+            str(args.sequential_runs),
+            "--deadline",
+            str(args.runs_deadline),
+            "--server-pid",
+            str(server.pid),
+        ]
+        for worker in workers:
+            command += ["--worker-pid", str(worker.pid)]
+        if pg_database:
+            command += ["--pg-database", pg_database]
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=2 * args.runs_deadline + 60,
+            check=False,
+            preexec_fn=_die_with_parent,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"runs_load.py failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["setup"] = config["label"]
+        result["worker_threads"] = threads
+        gone = [c.name for c in children if c.process.poll() is not None]
+        if gone and "failure" not in result:
+            result["failure"] = f"exited during the measurement: {', '.join(gone)}"
+    finally:
+        for child in children:
+            child.stop()
+    quiet = ("worker started",)
+    logs = {}
+    for child in children:
+        lines = [ln for ln in child.log().splitlines() if not ln.startswith(quiet) and ln.strip()]
+        if lines:
+            logs[child.name] = "\n".join(lines)[-3000:]
+    result["logs"] = logs
+    return result
+
+
+def runs_invalid(runs: dict[str, Any]) -> list[str]:
+    """Why the runs measurements are invalid (empty when every run succeeded)."""
+    reasons = []
+    for setup, result in runs.items():
+        if "failure" in result:
+            reasons.append(f"{setup}: {result['failure']}")
+            continue
+        for phase, expected in (("burst", result["runs"]), ("sequential", None)):
+            summary = result[phase]
+            wanted = summary["runs"] if expected is None else expected
+            if summary["succeeded"] != wanted or summary["runs"] != wanted:
+                reasons.append(
+                    f"{setup}/{phase}: {summary['succeeded']} of {wanted} runs succeeded "
+                    f"{summary['statuses']} {summary['problems']}"
+                )
+    return reasons
 
 
 # -- reporting -------------------------------------------------------------------------------
@@ -495,6 +697,53 @@ def print_table(results: dict[str, Any]) -> None:
         "on the machine (1.00 = one core). cpu us/req: server CPU time per request.\n"
         "bare/ours: above 1 for req/s means bare is faster; below 1 for latency and cpu/req\n"
         "means bare is cheaper."
+    )
+
+
+def print_runs_table(runs: dict[str, Any]) -> None:
+    header = (
+        f"{'runs (offline model)':<22} {'phase':<10} {'runs':>5} {'ok':>5} {'runs/s':>7} "
+        f"{'1st-evt p50':>11} {'p99':>7} {'succ p50':>9} {'p99':>7} {'exec p50':>8} "
+        f"{'cli succ p50':>12} {'p99':>7}"
+    )
+    print()
+    print(header)
+    print("-" * len(header))
+    for setup, result in runs.items():
+        if "failure" in result:
+            print(f"{setup:<22} FAILED: {result['failure'][:200]}")
+            continue
+        for phase in ("burst", "sequential"):
+            r = result[phase]
+            server, client = r["server"], r["client"]
+            rate = r.get("runs_per_s")
+            print(
+                f"{setup:<22} {phase[:10]:<10} {r['runs']:>5} {r['succeeded']:>5} "
+                f"{_fmt(rate, '.1f'):>7} "
+                f"{_fmt(server['first_event']['p50_ms'], '.0f'):>11} "
+                f"{_fmt(server['first_event']['p99_ms'], '.0f'):>7} "
+                f"{_fmt(server['succeeded']['p50_ms'], '.0f'):>9} "
+                f"{_fmt(server['succeeded']['p99_ms'], '.0f'):>7} "
+                f"{_fmt(server['execution']['p50_ms'], '.0f'):>8} "
+                f"{_fmt(client['succeeded']['p50_ms'], '.0f'):>12} "
+                f"{_fmt(client['succeeded']['p99_ms'], '.0f'):>7}"
+            )
+        burst = result["burst"]
+        cores = ", ".join(f"{k} {v:.2f}" for k, v in burst["cores"].items() if v is not None)
+        print(
+            f"{'':<22} burst: {burst['finished']} finished in {burst['wall_s']:.2f}s "
+            f"(POSTs done after {burst['submit_s']:.2f}s, server span {burst['server']['span_s']}s"
+            f" = {burst['server']['runs_per_s']} runs/s)\n{'':<22} "
+            f"cpu per run {_fmt(burst['cpu_ms_per_run'])} ms; cores: {cores}"
+        )
+    print()
+    print(
+        "runs/s: finished runs / client wall time from the first POST to the last finish seen.\n"
+        "1st-evt and succ (ms): server clock, event `at` of run.started (resp. run.succeeded)\n"
+        "minus run.queued; exec: run.succeeded minus run.started. cli succ: the client's clock,\n"
+        "POST answered -> first poll that saw `succeeded` (coarsened by the polling interval).\n"
+        "burst: all runs started at once (first-event latency is mostly queueing behind the\n"
+        "workers); sequential: one run at a time (the latency of an idle dispatcher)."
     )
 
 
@@ -570,6 +819,34 @@ def report_problems(results: dict[str, Any], server_logs: dict[str, str]) -> boo
     return bool(errors)
 
 
+def report_runs_problems(runs: dict[str, Any]) -> bool:
+    """Print loudly why the runs measurements are invalid; print what the processes logged."""
+    reasons = runs_invalid(runs)
+    if reasons:
+        print("\n" + "!" * 78, file=sys.stderr)
+        print("!!! BENCH INVALID: not every run succeeded (or a run setup failed)", file=sys.stderr)
+        for reason in reasons:
+            print(f"!!!   {reason[:1000]}", file=sys.stderr)
+        print("!" * 78 + "\n", file=sys.stderr)
+    for setup, result in runs.items():
+        burst = result.get("burst") or {}
+        other = burst.get("cores", {}).get("other")
+        if other is not None and other > OTHER_CPU_WARNING:
+            print(
+                f"bench: WARNING: other processes used {other:.2f} cores during the {setup} "
+                "runs burst; its numbers are disturbed (run again on a quiet machine):",
+                file=sys.stderr,
+            )
+            for process in burst.get("other_processes", [])[:3]:
+                print(
+                    f"bench:     {process['cores']:.2f} pid {process['pid']} {process['command']}",
+                    file=sys.stderr,
+                )
+        for name, log in result.get("logs", {}).items():
+            print(f"bench: {name} logged:\n{log}", file=sys.stderr)
+    return bool(reasons)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
@@ -588,15 +865,43 @@ def main(argv: list[str] | None = None) -> int:
         help="load client (default raw: lean asyncio HTTP/1.1; httpx saturates a core first)",
     )
     parser.add_argument(
-        "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default: all"
+        "--scenario",
+        action="append",
+        choices=[*SCENARIOS, "runs"],
+        help="repeatable; default: all (runs: the run dispatcher, see --runs-setup)",
+    )
+    parser.add_argument("--runs", type=int, default=200, help="runs in each burst (200)")
+    parser.add_argument(
+        "--runs-concurrency", type=int, default=8, help="connections starting runs (8)"
+    )
+    parser.add_argument(
+        "--sequential-runs", type=int, default=20, help="runs started one at a time (20)"
+    )
+    parser.add_argument(
+        "--runs-setup",
+        action="append",
+        choices=list(RUN_SETUPS),
+        help="repeatable; default: all",
+    )
+    parser.add_argument(
+        "--runs-deadline", type=float, default=120.0, help="seconds a burst may take (120)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("BENCH_POSTGRES_URL", POSTGRES_URL),
+        help="server on which a temporary database is created (BENCH_POSTGRES_URL)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON results path")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (DBs, logs)")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.duration <= 0:
         parser.error("--rounds must be >= 1 and --duration > 0")
+    if args.runs < 1 or args.runs_concurrency < 1 or args.sequential_runs < 1:
+        parser.error("--runs, --runs-concurrency and --sequential-runs must be >= 1")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    scenarios = args.scenario or list(SCENARIOS)
+    scenarios = args.scenario or [*SCENARIOS, "runs"]
+    http_scenarios = [s for s in scenarios if s in SCENARIOS]
+    run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
 
     from domain.ids import new_id
 
@@ -614,62 +919,107 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Server] = {}
     failed = True
     try:
-        seeds = {}
-        urls = {}
-        for name in SERVERS:
-            urls[name] = f"sqlite:///{workdir / f'{name}.db'}"
-            seeds[name] = seed(urls[name], workspace_id)
-        token = mint_token(urls["ours"], workspace_id)
-        print(f"bench: seeded {workspace_id} in {workdir}")
-
-        for name, factory in SERVERS.items():
-            servers[name] = Server(name, factory, urls[name], workdir)
-        for server in servers.values():
-            server.wait_healthy()
-            print(f"bench: {server.name} server pid {server.pid} on {server.base_url}")
-        preflight(servers, seeds, token)
-
         results: dict[str, Any] = {}
-        for scenario in scenarios:
-            print(
-                f"bench: {SCENARIOS[scenario]}: {args.duration:g}s per server in {args.rounds} "
-                f"alternating slices, {args.concurrency} connections, {args.client} client",
-                flush=True,
-            )
-            results[scenario] = measure(servers, scenario, token, seeds, args)
+        server_logs: dict[str, str] = {}
+        if http_scenarios:
+            seeds = {}
+            urls = {}
+            for name in SERVERS:
+                urls[name] = f"sqlite:///{workdir / f'{name}.db'}"
+                seeds[name] = seed(urls[name], workspace_id)
+            token = mint_token(urls["ours"], workspace_id)
+            print(f"bench: seeded {workspace_id} in {workdir}")
 
-        server_logs = {name: server.log().strip() for name, server in servers.items()}
-        print_table(results)
+            for name, factory in SERVERS.items():
+                servers[name] = Server(name, factory, urls[name], workdir)
+            for server in servers.values():
+                server.wait_healthy()
+                print(f"bench: {server.name} pid {server.pid} on {server.base_url}")
+            preflight(servers, seeds, token)
 
-        report = {
-            "meta": {
-                "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                "git": git_revision(),
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "cpus": os.cpu_count(),
-                "uvloop": _has("uvloop"),
-                "httptools": _has("httptools"),
-                "concurrency": args.concurrency,
-                "duration_s_per_server": args.duration,
-                "rounds": args.rounds,
-                "warmup_s": args.warmup,
-                "rewarm_s": args.rewarm,
-                "client": f"bench/load.py --client {args.client} (asyncio, separate process)",
-                "servers": {
-                    "ours": "uvicorn --factory scaicrew.app:create_app (ENV=test)",
-                    "bare": "uvicorn --factory bare_app:create_app (bench/bare_app.py)",
-                },
-                "database": "SQLite file per server, WAL, migrated with scaicrew.migrate",
-                "elapsed_s": round(time.monotonic() - started, 1),
-            },
-            "results": results,
+            for scenario in http_scenarios:
+                print(
+                    f"bench: {SCENARIOS[scenario]}: {args.duration:g}s per server in "
+                    f"{args.rounds} alternating slices, {args.concurrency} connections, "
+                    f"{args.client} client",
+                    flush=True,
+                )
+                results[scenario] = measure(servers, scenario, token, seeds, args)
+            server_logs = {name: server.log().strip() for name, server in servers.items()}
+            for server in servers.values():  # the runs below get the machine to themselves
+                server.stop()
+            servers.clear()
+
+        runs: dict[str, Any] = {}
+        for setup in run_setups:
+            try:
+                if setup == "sqlite":
+                    url = f"sqlite:///{workdir / 'runs.db'}"
+                    runs[setup] = measure_runs(setup, url, workdir, args, None)
+                else:
+                    with postgres_database(args.postgres_url) as (url, name):
+                        runs[setup] = measure_runs(setup, url, workdir, args, name)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                # Recorded (and reported as BENCH INVALID below); the other setups still run.
+                runs[setup] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
+        if runs:
+            results["runs"] = runs
+
+        if http_scenarios:
+            print_table({k: v for k, v in results.items() if k in SCENARIOS})
+        if runs:
+            print_runs_table(runs)
+
+        meta: dict[str, Any] = {
+            "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "git": git_revision(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "uvloop": _has("uvloop"),
+            "httptools": _has("httptools"),
         }
+        if http_scenarios:
+            meta.update(
+                {
+                    "concurrency": args.concurrency,
+                    "duration_s_per_server": args.duration,
+                    "rounds": args.rounds,
+                    "warmup_s": args.warmup,
+                    "rewarm_s": args.rewarm,
+                    "client": f"bench/load.py --client {args.client} (asyncio, separate process)",
+                    "servers": {
+                        "ours": "uvicorn --factory scaicrew.app:create_app (ENV=test)",
+                        "bare": "uvicorn --factory bare_app:create_app (bench/bare_app.py)",
+                    },
+                    "database": "SQLite file per server, WAL, migrated with scaicrew.migrate",
+                }
+            )
+        if runs:
+            meta["runs"] = {
+                "driver": "bench/runs_load.py (asyncio, separate process)",
+                "model": "offline (deterministic, no network)",
+                "definition": RUN_DEFINITION,
+                "runs_per_burst": args.runs,
+                "concurrency": args.runs_concurrency,
+                "sequential_runs": args.sequential_runs,
+                "setups": {setup: RUN_SETUPS[setup]["label"] for setup in runs},
+                "latency_source": (
+                    "server: event `at` timestamps (run.started / run.succeeded minus "
+                    "run.queued); client: POST answer to the first poll that saw the status"
+                ),
+            }
+        meta["elapsed_s"] = round(time.monotonic() - started, 1)
+        report = {"meta": meta, "results": results}
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
         shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
         print(f"bench: results written to {shown}")
-        failed = report_problems(results, server_logs)
+        http_failed = report_problems(
+            {k: v for k, v in results.items() if k in SCENARIOS}, server_logs
+        )
+        runs_failed = report_runs_problems(runs)
+        failed = http_failed or runs_failed
         print(f"bench: done in {time.monotonic() - started:.0f}s")
     finally:
         for server in servers.values():

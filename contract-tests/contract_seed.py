@@ -2,8 +2,9 @@
 
 A fresh workspace with an admin member, one crew and two members of it: one published (so
 version, program, handoff and run reads answer 200) and one still a draft (so publishing can
-succeed), and a queued run of the published member. The ids are handed to Schemathesis so
-generated cases reach 2xx paths, not only 404s.
+succeed), a queued run of the published member, and two authoring sessions (one for a new
+member, one editing the published member). The ids, with the catalog's template refs, are
+handed to Schemathesis so generated cases reach 2xx paths, not only 404s.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
-from domain import run_services, services
+from domain import authoring, run_services, services, templates
 from domain.model import Actor, Definition, EffectClass, Rigidity, Role, ToolSpec
 from domain.unit_of_work import Database
 from scaicrew.app import build_runtime
@@ -29,6 +30,7 @@ class Seed:
     published_member_id: str
     draft_member_id: str
     run_id: str
+    session_ids: tuple[str, ...]
 
     @property
     def crew_ids(self) -> list[str]:
@@ -41,6 +43,10 @@ class Seed:
     @property
     def run_ids(self) -> list[str]:
         return [self.run_id]
+
+    @property
+    def template_refs(self) -> list[str]:
+        return [template.ref for template in templates.catalog()]
 
 
 def _definition(objective: str) -> Definition:
@@ -68,7 +74,8 @@ def admin_token(settings: Settings, workspace_id: str) -> str:
 
 
 def seed(uow: Database, settings: Settings, workspace_id: str | None = None) -> Seed:
-    """Create the workspace, a crew, a published and a draft member, a run; mint a token."""
+    """Create the workspace, a crew, a published and a draft member, a run, two authoring
+    sessions; mint a token."""
     workspace_id = workspace_id or new_workspace_id()
     services.ensure_workspace_member(uow, workspace_id, SUBJECT, Role.ADMIN, name="Contract tests")
     actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
@@ -89,5 +96,9 @@ def seed(uow: Database, settings: Settings, workspace_id: str | None = None) -> 
         definition=_definition("Triage incoming bug reports."),
     )
     run, _ = run_services.start_run(build_runtime(settings, uow), actor, published.id, {})
+    sessions = (
+        authoring.create_session(uow, actor, crew.id).id,
+        authoring.create_session(uow, actor, crew.id, published.id).id,
+    )
     token = admin_token(settings, workspace_id)
-    return Seed(workspace_id, token, crew.id, published.id, draft.id, run.id)
+    return Seed(workspace_id, token, crew.id, published.id, draft.id, run.id, sessions)

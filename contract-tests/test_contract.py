@@ -3,10 +3,11 @@
 ``test_api`` runs the examples, coverage and fuzzing phases for every operation (one subtest
 per operation); ``TestWorkflow`` walks the OpenAPI links (explicit and inferred) with the state
 machine. Both authenticate as the admin of a freshly seeded workspace (a crew, a published
-member, a draft member, a run) and often swap well-formed generated ids for the seeded ones, so
-cases reach the 2xx paths and not only 404s. All checks run (``call_and_validate`` with the
-configured set, which is every check); Schemathesis' own configuration is
-``schemathesis.toml`` at the repository root (shared with ``run_cli.py``).
+member, a draft member, a run, authoring sessions) and often swap well-formed generated ids
+(and template refs) for the seeded ones, so cases reach the 2xx paths and not only 404s. All
+checks run (``call_and_validate`` with the configured set, which is every check);
+Schemathesis' own configuration is ``schemathesis.toml`` at the repository root (shared with
+``run_cli.py``).
 
 Runs are bounded and reproducible: fixed example counts, ``derandomize=True``, no deadline.
 """
@@ -36,6 +37,8 @@ STATEFUL_STEPS = 10
 CREW_ID = re.compile(r"^crw_[0-9a-z]{26}$")
 MEMBER_ID = re.compile(r"^mem_[0-9a-z]{26}$")
 RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
+SESSION_ID = re.compile(r"^ses_[0-9a-z]{26}$")
+TEMPLATE_REF = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
 
 def _swap_ids(values: Any, fields: dict[str, tuple[re.Pattern[str], Any]]) -> Any:
@@ -72,6 +75,8 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
         "crew_id": (CREW_ID, _SeededIds(seeds, "crew_ids")),
         "member_id": (MEMBER_ID, _SeededIds(seeds, "member_ids")),
         "run_id": (RUN_ID, _SeededIds(seeds, "run_ids")),
+        "session_id": (SESSION_ID, _SeededIds(seeds, "session_ids")),
+        "ref": (TEMPLATE_REF, _SeededIds(seeds, "template_refs")),
     }
 
     @schema.hook
@@ -99,7 +104,7 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
             return st.tuples(*(_swap_ids(item, targets) for item in items)).map(
                 lambda swapped: {**body, "handoffs": list(swapped)}
             )
-        return _swap_ids(body, {"crew_id": ids["crew_id"]})
+        return _swap_ids(body, {"crew_id": ids["crew_id"], "member_id": ids["member_id"]})
 
 
 class BoundApp:

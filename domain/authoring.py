@@ -15,7 +15,7 @@ from typing import Any
 from domain import services
 from domain.compiler import needs_approval
 from domain.deriver import Deriver
-from domain.errors import DuplicateName, NotFound, ReferencedResourceNotFound
+from domain.errors import ConcurrentTurn, DuplicateName, NotFound, ReferencedResourceNotFound
 from domain.ids import new_id
 from domain.model import Actor, Definition, EffectClass, Role
 from domain.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -131,19 +131,34 @@ def take_turn(
     :raises PermissionDenied: the actor is below author.
     :raises NotFound: no such session.
     :raises ModelUnusable: the deriver's model answered something unusable.
+    :raises ConcurrentTurn: another turn of the session was saved meanwhile; retry.
     """
     actor.require(Role.AUTHOR)
     with uow() as tx:
         session = _session_or_404(tx, actor, session_id)
+        member = (
+            None
+            if session.member_id is None
+            else tx.repo.get_member(actor.workspace_id, session.member_id)
+        )
     conversation = [m["content"] for m in session.messages if m["role"] == "user"] + [message]
     base = None
-    if session.member_id is not None and session.draft is not None and not session.messages:
-        base = Definition.from_json(session.draft)  # an existing member seeds the first turn
+    if member is not None and member.created_at < session.created_at and session.draft:
+        # A session opened on an existing member refines its current draft on every turn (a
+        # member created by this session's first turn is derived from the conversation alone).
+        base = Definition.from_json(session.draft)
     derivation = deriver.derive(conversation, base)
     services.check_definition(derivation.definition, "/draft")
+    reply = " ".join(
+        [derivation.reply, *(p["explanation"] for p in approval_preview(derivation.definition))]
+    )
     now = _now()
     with uow(write=True) as tx:
-        current = _session_or_404(tx, actor, session_id)
+        current = _session_or_404(tx, actor, session_id)  # row-locked on PostgreSQL
+        if len(current.messages) != len(session.messages):
+            # Another turn was saved while this one was being derived: its draft ignores
+            # that message, so saving it would lose it.
+            raise ConcurrentTurn(session_id)
         member_id = current.member_id
         if member_id is None:
             member = _create_member(tx, actor, current.crew_id, derivation.name, derivation)
@@ -156,7 +171,7 @@ def take_turn(
         messages = [
             *current.messages,
             {"role": "user", "content": message, "at": _timestamp(now)},
-            {"role": "assistant", "content": derivation.reply, "at": _timestamp(now)},
+            {"role": "assistant", "content": reply, "at": _timestamp(now)},
         ]
         draft = derivation.definition.to_json()
         tx.runs.update_authoring_session(
@@ -174,7 +189,7 @@ def take_turn(
         session.created_at,
         now,
     )
-    return TurnResult(derivation.reply, derivation.definition, updated)
+    return TurnResult(reply, derivation.definition, updated)
 
 
 def _create_member(tx: UnitOfWork, actor: Actor, crew_id: str, name: str, derivation: Any) -> Any:

@@ -59,6 +59,8 @@ _TOOL_WORDS: dict[str, tuple[str, ...]] = {
         "take notes",
         "note down",
         "save a note",
+        "keep a note",
+        "make a note",
         "remember",
         "keep track",
         "log",
@@ -109,19 +111,29 @@ class OfflineDeriver:
         sentences = [s for m in conversation for s in _sentences(m)]
         rules = [s for s in sentences if _RULE_START.match(s)]
         prose = [s for s in sentences if s not in rules]
-        objective = (prose[0] if prose else (base.objective if base else text))[:2000]
-        instructions = " ".join(prose[1:])[:20000]
-        if not instructions and base is not None:
-            instructions = base.instructions
+        if base is None:
+            objective = (prose[0] if prose else text)[:2000]
+            instructions = " ".join(prose[1:])[:20000]
+        else:  # editing an existing member: the conversation refines it, it does not replace it
+            objective = base.objective
+            added = [p for p in prose if p not in base.instructions]  # base may be a prior turn
+            instructions = " ".join([base.instructions, *added]).strip()[:20000]
+            rules = [*base.rules, *(r for r in rules if r not in base.rules)]
 
+        # The latest message that expresses a wish decides it (a later turn may change it).
         rigidity = base.rigidity if base is not None else Rigidity.GUIDED
-        for candidate, words in _RIGIDITY_WORDS:
-            if _mentions(lowered, words):
-                rigidity = candidate
-                break
+        for message in conversation:
+            for candidate, words in _RIGIDITY_WORDS:
+                if _mentions(message.lower(), words):
+                    rigidity = candidate
+                    break
 
-        no_approval = _mentions(lowered, _NO_APPROVAL)
-        wants_approval = _mentions(lowered, _WANTS_APPROVAL) and not no_approval
+        no_approval = wants_approval = False
+        for message in conversation:
+            if _mentions(message.lower(), _NO_APPROVAL):
+                no_approval, wants_approval = True, False
+            elif _mentions(message.lower(), _WANTS_APPROVAL):
+                no_approval, wants_approval = False, True
         tools: list[ToolSpec] = list(base.tools) if base is not None else []
         declared = {t.name for t in tools}
         for name, words in _TOOL_WORDS.items():

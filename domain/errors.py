@@ -14,6 +14,7 @@ class to a problem response in one table (``handlers/problems.py``).
     │   ├── IdempotencyKeyReused      the same key came with a different request
     │   ├── InputSchemaMismatch       a run input breaks the member's input schema
     │   ├── ApprovalAlreadyDecided    a second decision on an approval
+    │   ├── ConcurrentTurn            two turns of one authoring session at once
     │   └── RuleViolation             a definition or handoff rule is broken
     │       └── HandoffCycle          the handoff graph would contain a cycle
     ├── CredentialRejected            a credential names something that does not exist
@@ -184,3 +185,14 @@ class ModelUnusable(DomainError):
     """The configured model answered something unusable, even after a retry."""
 
     slug = "model-unusable"
+
+
+class ConcurrentTurn(Conflict):
+    """Another turn of the same authoring session was saved while this one was derived."""
+
+    slug = "concurrent-turn"
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"Another turn of session '{session_id}' was saved meanwhile; send the message again."
+        )

@@ -107,14 +107,16 @@ def list_templates(
     """Search the catalog by text (name, summary, ref) and tag; ordered by ref."""
     actor.require(Role.VIEWER)
     needle = text.lower() if text else None
+    # Cursors are opaque ``[0-9a-z_]`` strings: the ref with '-' as '_' (refs never hold '_').
+    after = None if page.cursor is None else page.cursor.replace("_", "-")
     rows = [
         t
         for t in catalog()
-        if (page.cursor is None or t.ref > page.cursor)
+        if (after is None or t.ref > after)
         and (tag is None or tag in t.tags)
         and (needle is None or needle in f"{t.ref} {t.name} {t.summary}".lower())
     ]
-    return page_of(rows[: page.limit + 1], page, lambda t: t.ref)
+    return page_of(rows[: page.limit + 1], page, lambda t: t.ref.replace("-", "_"))
 
 
 def get_template(actor: Actor, ref: str) -> Template:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 
@@ -52,7 +53,8 @@ class WorkerPool:
                 logger.exception("worker loop error")
                 worked = False
             if not worked:
-                self._wake.wait(self._poll)
+                # Jitter, so that idle threads poll at different moments, not in step.
+                self._wake.wait(self._poll * random.uniform(0.5, 1.5))
                 self._wake.clear()
 
     def stop(self, timeout: float = 10.0) -> None:

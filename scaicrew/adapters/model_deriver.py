@@ -14,8 +14,9 @@ import httpx
 from jsonschema import Draft7Validator
 
 from domain.deriver import Derivation
-from domain.errors import ModelUnusable
+from domain.errors import ModelUnusable, RuleViolation
 from domain.model import Definition
+from domain.services import check_definition
 
 _TOOL = {
     "type": "object",
@@ -97,7 +98,15 @@ class ChatCompletionsDeriver:
             if errors:
                 problem = errors[0].message[:200]
                 continue
+            if "\\u0000" in json.dumps(data):  # no store (PostgreSQL text) can hold NUL
+                problem = "a NUL character in a string"
+                continue
             definition = Definition.from_json(data["definition"])
+            try:  # the rules beyond shape (e.g. a built-in tool with the wrong effect class)
+                check_definition(definition, "/definition")
+            except RuleViolation as exc:
+                problem = exc.message[:200]
+                continue
             return Derivation(str(data["name"]), definition, str(data["reply"]))
         raise ModelUnusable(f"The model's draft was unusable twice: {problem}.")
 

@@ -66,6 +66,10 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
     ids = {"crew_id": crew["id"], "member_id": member["id"]}
     if needs & {"run_id", "approval_id"}:
         ids.update(paused_run(client, headers, crew["id"]))
+    if "session_id" in needs:
+        r = client.post("/v1/authoring/sessions", json={"crew_id": crew["id"]}, headers=headers)
+        assert r.status_code == 201, r.text
+        ids["session_id"] = r.json()["id"]
     return World(ids=ids, target_member_id=target["id"])
 
 

@@ -267,3 +267,60 @@ def chat_route(request: Recorded) -> Reply:
     if scenario == "unknown_tool":
         return json_reply(completion(tool_calls=[tool_call("call_c", "launch_rockets", {})]))
     return json_reply(completion(content="{}"))
+
+
+# -- the same endpoint deriving member drafts (conversational authoring) -----------------------
+
+DERIVED = {
+    "name": "Ticket poster",
+    "reply": "I drafted a strict member that posts ticket summaries.",
+    "definition": {
+        "objective": "Post a summary of new tickets.",
+        "instructions": "Group tickets by product.",
+        "rules": ["Never include customer names."],
+        "rigidity": "strict",
+        "tools": [
+            {"name": "http_post", "effect_class": "external_write"},
+            {"name": "notes_write", "effect_class": "internal"},
+        ],
+    },
+}
+
+
+def derive_route(request: Recorded) -> Reply:
+    """Answer a deriver's chat request by the last ``derive:<scenario>`` word in the conversation.
+
+    - ``valid``: the JSON object ``DERIVED``; ``retry``: text that is not JSON, then (once the
+      deriver has said the answer was unusable) ``DERIVED``;
+    - ``garbage``: never JSON; ``schema``: JSON missing ``reply``; ``effect``: ``http_get``
+      declared ``internal``; ``nul``: a NUL character in the objective;
+    - ``error``: HTTP 500; ``slow``: answers after 30 s (interrupted by ``close``).
+    """
+    if request.method != "POST" or request.path != "/v1/chat/completions":
+        return json_reply({"error": "not found"}, 404)
+    messages = request.json()["messages"]
+    said = " ".join(m["content"] for m in messages if m["role"] == "user")
+    retried = "unusable" in said
+    # The latest ``derive:`` word decides (earlier turns of the conversation are re-sent).
+    scenario = said.rsplit("derive:", 1)[1].split()[0].strip(".") if "derive:" in said else ""
+
+    def answer(value: Any) -> Reply:
+        text = value if isinstance(value, str) else json.dumps(value)
+        return json_reply(completion(content=text, prompt_tokens=10, completion_tokens=10))
+
+    if scenario == "retry":
+        return answer(DERIVED if retried else "Sure! Here is your member: {objective: ...")
+    if scenario == "garbage":
+        return answer("I am not JSON")
+    if scenario == "schema":
+        return answer({"name": "x", "definition": {"objective": "x"}})
+    if scenario == "effect":
+        bad = {"objective": "x", "tools": [{"name": "http_get", "effect_class": "internal"}]}
+        return answer({**DERIVED, "definition": bad})
+    if scenario == "nul":
+        return answer({**DERIVED, "definition": {"objective": "a\u0000b"}})
+    if scenario == "error":
+        return json_reply({"error": {"message": "overloaded"}}, 500)
+    if scenario == "slow":
+        return json_reply(completion(content=json.dumps(DERIVED)), delay=30)
+    return answer(DERIVED)

@@ -46,3 +46,10 @@ class TestIdOrder:
             time.sleep(0.002)
             earlier.append(new_id("crw"))
         assert earlier == sorted(earlier)
+
+
+class TestOrderWithinAProcess:
+    def test_ids_made_in_a_tight_loop_strictly_increase(self):
+        ids = [new_id("ver") for _ in range(20_000)]
+        assert ids == sorted(ids)
+        assert len(set(ids)) == len(ids)
