@@ -14,10 +14,10 @@ from typing import Any
 
 from domain import services
 from domain.compiler import needs_approval
-from domain.deriver import Deriver
+from domain.deriver import Derivation, Deriver
 from domain.errors import ConcurrentTurn, DuplicateName, NotFound, ReferencedResourceNotFound
 from domain.ids import new_id
-from domain.model import Actor, Definition, EffectClass, Role
+from domain.model import Actor, Definition, EffectClass, Member, Role
 from domain.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 _EFFECT_WORDS = {
@@ -192,7 +192,9 @@ def take_turn(
     return TurnResult(reply, derivation.definition, updated)
 
 
-def _create_member(tx: UnitOfWork, actor: Actor, crew_id: str, name: str, derivation: Any) -> Any:
+def _create_member(
+    tx: UnitOfWork, actor: Actor, crew_id: str, name: str, derivation: Derivation
+) -> Member:
     # A derived name may collide with an existing member: number it instead of failing.
     for attempt in range(1, 50):
         candidate = name if attempt == 1 else f"{name[:90]} ({attempt})"

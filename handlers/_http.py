@@ -10,6 +10,7 @@ from domain.model import Actor, ActorKind, Page, PageRequest, Role
 from domain.runtime import Runtime
 from domain.unit_of_work import UnitOfWorkFactory
 from handlers.context import app_context
+from handlers.problems import ApiError
 
 JSON = "application/json"
 T = TypeVar("T")
@@ -53,3 +54,28 @@ def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -
 
 def page_body(result: Page[T], serialise: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
     return {"items": [serialise(item) for item in result.items], "next_cursor": result.next_cursor}
+
+
+def instant(name: str, value: str | None) -> datetime | None:
+    """Parse an RFC 3339 query value; the spec checked its format, this insists on an offset.
+
+    :raises ApiError: 400 naming the query parameter.
+    """
+    if value is None:
+        return None
+    try:
+        parsed: datetime | None = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        reason = "an RFC 3339 date-time with a UTC offset is required"
+        raise ApiError(
+            400,
+            f"query {name}: {reason}.",
+            details={
+                "errors": [
+                    {"location": "query", "name": name, "reason": "format", "message": reason}
+                ]
+            },
+        )
+    return parsed

@@ -7,15 +7,14 @@ from typing import Any
 
 from domain import run_services
 from handlers import serialise
-from handlers._http import actor, ok, runtime, timestamp
-from handlers.runs import _instant
+from handlers._http import actor, instant, ok, runtime, timestamp
 
 _DEFAULT_WINDOW = timedelta(days=30)
 
 
 def get_cost(token_info: dict[str, Any], **window: str) -> Any:
-    end = _instant("to", window.get("to")) or datetime.now(UTC)
-    start = _instant("from", window.get("from")) or end - _DEFAULT_WINDOW
+    end = instant("to", window.get("to")) or datetime.now(UTC)
+    start = instant("from", window.get("from")) or end - _DEFAULT_WINDOW
     members = run_services.cost_summary(runtime(), actor(token_info), start, end)
     return ok(
         {

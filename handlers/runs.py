@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from connexion import request
 
 from domain import run_services
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, runtime
+from handlers._http import actor, instant, ok, page, page_body, runtime
 from handlers.problems import ApiError
 
 
@@ -46,8 +45,8 @@ def list_runs(
         "status": status,
         "origin": origin,
         "parent_run_id": parent_run_id,
-        "created_after": _instant("created_after", created_after),
-        "created_before": _instant("created_before", created_before),
+        "created_after": instant("created_after", created_after),
+        "created_before": instant("created_before", created_before),
     }
     result = run_services.list_runs(runtime(), actor(token_info), page(limit, cursor), filters)
     return ok(page_body(result, serialise.run))
@@ -69,42 +68,3 @@ def list_run_events(
 def retry_run(token_info: dict[str, Any], run_id: str) -> Any:
     run_services.check_retryable(runtime(), actor(token_info), run_id)
     raise ApiError(501, "Run retry is not implemented yet; start a new run instead.")
-
-
-def _instant(name: str, value: str | None) -> datetime | None:
-    """Parse an RFC 3339 query value (the spec already checked its format)."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise ApiError(
-            400,
-            f"query {name}: not an RFC 3339 date-time.",
-            details={
-                "errors": [
-                    {
-                        "location": "query",
-                        "name": name,
-                        "reason": "format",
-                        "message": "not an RFC 3339 date-time",
-                    }
-                ]
-            },
-        ) from None
-    if parsed.tzinfo is None:
-        raise ApiError(
-            400,
-            f"query {name}: the date-time needs a UTC offset.",
-            details={
-                "errors": [
-                    {
-                        "location": "query",
-                        "name": name,
-                        "reason": "format",
-                        "message": "the date-time needs a UTC offset",
-                    }
-                ]
-            },
-        )
-    return parsed
