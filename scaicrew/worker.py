@@ -29,6 +29,9 @@ class WorkerPool:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        # A private generator: the global one is shared with (and watched by) other code,
+        # such as Hypothesis in the contract tests.
+        self._jitter = random.Random()
         self._unsubscribe = runtime.signals.subscribe(self._on_signal)
 
     def _on_signal(self, signal: Signal) -> None:
@@ -54,7 +57,7 @@ class WorkerPool:
                 worked = False
             if not worked:
                 # Jitter, so that idle threads poll at different moments, not in step.
-                self._wake.wait(self._poll * random.uniform(0.5, 1.5))
+                self._wake.wait(self._poll * self._jitter.uniform(0.5, 1.5))
                 self._wake.clear()
 
     def stop(self, timeout: float = 10.0) -> None:
