@@ -5,21 +5,33 @@ version, program, handoff and run reads answer 200) and one still a draft (so pu
 succeed), a queued run of the published member, and two authoring sessions (one for a new
 member, one editing the published member). The ids, with the catalog's template refs, are
 handed to Schemathesis so generated cases reach 2xx paths, not only 404s.
+
+Pending approvals come from a third, published member whose only tool is ``http_post``
+(``external_write``: it pauses for approval under any rigidity). Several runs of it are driven
+by an engine dispatcher until each waits for approval, so approval reads and decisions can
+answer 200 (decisions until every seeded approval is decided; 409 after). The posted URL is
+never called before an approval, and after one the call fails (the host is not allow-listed):
+an ordinary failed run.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 
 from domain import authoring, run_services, services, templates
-from domain.model import Actor, Definition, EffectClass, Rigidity, Role, ToolSpec
+from domain.engine import Dispatcher
+from domain.model import Actor, Definition, EffectClass, Rigidity, Role, RunStatus, ToolSpec
+from domain.runtime import Runtime
 from domain.unit_of_work import Database
 from scaicrew.app import build_runtime
 from scaicrew.cli import mint_session_token
 from scaicrew.settings import Settings
 
 SUBJECT = "contract-admin"
+APPROVALS = 16  # pending approvals seeded for the example, coverage and fuzzing phases
+APPROVAL_INPUT = {"url": "http://127.0.0.1:9/contract"}  # never reached: not allow-listed
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Seed:
     draft_member_id: str
     run_id: str
     session_ids: tuple[str, ...]
+    approval_ids: tuple[str, ...] = ()
 
     @property
     def crew_ids(self) -> list[str]:
@@ -43,6 +56,14 @@ class Seed:
     @property
     def run_ids(self) -> list[str]:
         return [self.run_id]
+
+    @property
+    def approve_ids(self) -> list[str]:
+        return list(self.approval_ids[0::2])
+
+    @property
+    def reject_ids(self) -> list[str]:
+        return list(self.approval_ids[1::2])
 
     @property
     def template_refs(self) -> list[str]:
@@ -62,6 +83,46 @@ def _definition(objective: str) -> Definition:
     )
 
 
+def _approval_definition() -> Definition:
+    return Definition(
+        objective="Post the triaged ticket to the tracker.",
+        instructions="Post the input to the URL it names.",
+        rules=(),
+        rigidity=Rigidity.GUIDED,
+        tools=(ToolSpec("http_post", EffectClass.EXTERNAL_WRITE),),
+    )
+
+
+def _pending_approvals(runtime: Runtime, actor: Actor, run_ids: list[str]) -> tuple[str, ...]:
+    """Drive the runs until each waits for approval; the ids of their pending approvals.
+
+    The dispatcher claims any claimable run (the app's own workers may be claiming too), so
+    this loops until every one of ``run_ids`` waits, or fails after a minute.
+    """
+    dispatcher = Dispatcher(runtime, "contract-seed")
+    deadline = time.monotonic() + 60
+    while True:
+        with runtime.uow() as tx:
+            statuses = {run_id: tx.runs.get_run(actor.workspace_id, run_id) for run_id in run_ids}
+        waiting = [r for r in statuses.values() if r and r.status is RunStatus.WAITING_APPROVAL]
+        if len(waiting) == len(run_ids):
+            break
+        stuck = [r.id for r in statuses.values() if r and r.status.finished]
+        if stuck or time.monotonic() > deadline:
+            raise RuntimeError(f"seeded runs did not reach waiting_approval: {statuses}")
+        if not dispatcher.run_next():
+            time.sleep(0.02)  # another worker holds the remaining runs
+    with runtime.uow() as tx:
+        approvals = [
+            approval
+            for run_id in run_ids
+            for approval in tx.runs.list_approvals(
+                actor.workspace_id, None, 10, {"run_id": run_id, "status": "pending"}
+            )
+        ]
+    return tuple(approval.id for approval in approvals)
+
+
 def new_workspace_id() -> str:
     return f"wsp_{secrets.token_hex(13)}"
 
@@ -73,9 +134,11 @@ def admin_token(settings: Settings, workspace_id: str) -> str:
     )
 
 
-def seed(uow: Database, settings: Settings, workspace_id: str | None = None) -> Seed:
+def seed(
+    uow: Database, settings: Settings, workspace_id: str | None = None, approvals: int = APPROVALS
+) -> Seed:
     """Create the workspace, a crew, a published and a draft member, a run, two authoring
-    sessions; mint a token."""
+    sessions, ``approvals`` pending approvals (of a third member's runs); mint a token."""
     workspace_id = workspace_id or new_workspace_id()
     services.ensure_workspace_member(uow, workspace_id, SUBJECT, Role.ADMIN, name="Contract tests")
     actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
@@ -95,10 +158,23 @@ def seed(uow: Database, settings: Settings, workspace_id: str | None = None) -> 
         name="Draft member",
         definition=_definition("Triage incoming bug reports."),
     )
-    run, _ = run_services.start_run(build_runtime(settings, uow), actor, published.id, {})
+    runtime = build_runtime(settings, uow)
+    approver = services.create_member(
+        uow, actor, crew_id=crew.id, name="Approval member", definition=_approval_definition()
+    )
+    services.publish_member(uow, actor, approver.id)
+    waiting = [
+        run_services.start_run(runtime, actor, approver.id, dict(APPROVAL_INPUT))[0].id
+        for _ in range(approvals)
+    ]
+    approval_ids = _pending_approvals(runtime, actor, waiting) if waiting else ()
+    # Queued after the approval runs are driven, so the seed's dispatcher leaves it queued.
+    run, _ = run_services.start_run(runtime, actor, published.id, {})
     sessions = (
         authoring.create_session(uow, actor, crew.id).id,
         authoring.create_session(uow, actor, crew.id, published.id).id,
     )
     token = admin_token(settings, workspace_id)
-    return Seed(workspace_id, token, crew.id, published.id, draft.id, run.id, sessions)
+    return Seed(
+        workspace_id, token, crew.id, published.id, draft.id, run.id, sessions, approval_ids
+    )

@@ -3,8 +3,9 @@
 ``test_api`` runs the examples, coverage and fuzzing phases for every operation (one subtest
 per operation); ``TestWorkflow`` walks the OpenAPI links (explicit and inferred) with the state
 machine. Both authenticate as the admin of a freshly seeded workspace (a crew, a published
-member, a draft member, a run, authoring sessions) and often swap well-formed generated ids
-(and template refs) for the seeded ones, so cases reach the 2xx paths and not only 404s. All
+member, a draft member, a run, authoring sessions, pending approvals) and often swap
+well-formed generated ids (and template refs) for the seeded ones, so cases reach the 2xx paths
+and not only 404s. All
 checks run (``call_and_validate`` with the configured set, which is every check);
 Schemathesis' own configuration is ``schemathesis.toml`` at the repository root (shared with
 ``run_cli.py``).
@@ -23,7 +24,7 @@ from typing import Any
 import hypothesis
 import pytest
 import schemathesis
-from contract_seed import Seed, admin_token, new_workspace_id, seed
+from contract_seed import APPROVALS, Seed, admin_token, new_workspace_id, seed
 from hypothesis import strategies as st
 
 from domain.unit_of_work import Database
@@ -33,11 +34,13 @@ from scaicrew.settings import Secret, Settings
 MAX_EXAMPLES = 100
 STATEFUL_EXAMPLES = 60
 STATEFUL_STEPS = 10
+STATEFUL_APPROVALS = 2  # per scenario: each reseeds, and the links lead to the first pending one
 
 CREW_ID = re.compile(r"^crw_[0-9a-z]{26}$")
 MEMBER_ID = re.compile(r"^mem_[0-9a-z]{26}$")
 RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
 SESSION_ID = re.compile(r"^ses_[0-9a-z]{26}$")
+APPROVAL_ID = re.compile(r"^apr_[0-9a-z]{26}$")
 TEMPLATE_REF = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 
 
@@ -79,9 +82,19 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
         "ref": (TEMPLATE_REF, _SeededIds(seeds, "template_refs")),
     }
 
+    # Approve and reject draw from disjoint halves of the seeded approvals, so both reach 200
+    # before the approvals run out (a decided approval answers 409 after that).
+    approvals = {
+        "approve": _SeededIds(seeds, "approve_ids"),
+        "reject": _SeededIds(seeds, "reject_ids"),
+    }
+    all_approvals = _SeededIds(seeds, "approval_ids")
+
     @schema.hook
     def flatmap_path_parameters(context: Any, path_parameters: Any) -> Any:
-        strategy = _swap_ids(path_parameters, ids)
+        path = context.operation.path if context.operation is not None else ""
+        pool = approvals.get(path.rsplit("/", 1)[-1], all_approvals)
+        strategy = _swap_ids(path_parameters, {**ids, "approval_id": (APPROVAL_ID, pool)})
         number = path_parameters.get("number") if isinstance(path_parameters, dict) else None
         if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= 2**31 - 1:
             # Both seeded members have a version 1.
@@ -150,9 +163,9 @@ class Session:
     seeds: list[Seed] = []
 
     @classmethod
-    def reseed(cls, workspace_id: str | None = None) -> None:
+    def reseed(cls, workspace_id: str | None = None, approvals: int = APPROVALS) -> None:
         assert cls.database is not None and cls.settings is not None
-        cls.seeds[:] = [seed(cls.database, cls.settings, workspace_id)]
+        cls.seeds[:] = [seed(cls.database, cls.settings, workspace_id, approvals)]
         cls.token = cls.seeds[0].token
 
 
@@ -213,7 +226,7 @@ class Workflow(schema.as_state_machine()):  # type: ignore[misc]
     """
 
     def setup(self) -> None:
-        Session.reseed()
+        Session.reseed(approvals=STATEFUL_APPROVALS)
 
 
 TestWorkflow = Workflow.TestCase
