@@ -265,7 +265,6 @@ def page_of(rows: list[T], page: PageRequest, cursor_of: Callable[[T], str]) -> 
 class PageRequest:
     limit: int = 50
     cursor: str | None = None
-    filters: dict[str, str] = field(default_factory=dict)
 
 
 # -- the run vertical ------------------------------------------------------------------------

@@ -8,7 +8,6 @@ follow the request into Connexion's thread pool, where sync handlers run.
 from __future__ import annotations
 
 import re
-import threading
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +63,6 @@ class AppContext:
     runtime: Runtime | None = None
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def bind_context(context: AppContext) -> None:
