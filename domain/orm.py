@@ -273,3 +273,9 @@ authoring_sessions = Table(
     Column("updated_at", Stamp, nullable=False),
     Index("ix_authoring_sessions_workspace_id_id", "workspace_id", "id"),
 )
+
+# -- triggers, schedules, webhook invocations (issue 4) -----------------------------------
+
+# -- live stream event log (issue 4) ----------------------------------------------------------
+
+# -- identity: users, login states, session codes, refresh tokens (issue 5) --------------------
