@@ -25,6 +25,7 @@ from scaicrew.cli import mint_session_token
 from scaicrew.migrate import upgrade
 from scaicrew.settings import Secret, Settings
 from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, start_jwks_server
+from tests.support.oidc_provider import OidcProvider, start_oidc_provider
 from tests.support.openapi_check import validate
 
 TEST_SECRET = "test-session-secret-" + "x" * 32
@@ -69,6 +70,14 @@ def jwks() -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """A real OIDC provider process on loopback (oidc-provider-mock)."""
+    provider = start_oidc_provider(tmp_path_factory.mktemp("oidc") / "provider.log")
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
 def settings(database_url: str, jwks: JwksServer) -> Settings:
     return Settings(
         env="test",
@@ -79,6 +88,8 @@ def settings(database_url: str, jwks: JwksServer) -> Settings:
         service_audience=AUDIENCE,
         validate_responses=True,
         max_body_bytes=64 * 1024,
+        # Tests drive the scheduler's tick with their own clock.
+        scheduler_enabled=False,
     )
 
 

@@ -32,6 +32,14 @@
    client's clock. Unless every run succeeded, with the expected timeline, the bench prints
    ``!!! BENCH INVALID`` and exits 1.
 
+7. The ``stream`` scenario (part of the default full run) measures live-stream fan-out:
+   ``--stream-subscribers`` SSE subscribers of one workspace on one server process (SQLite,
+   ``WORKER_THREADS=1``), driven by ``bench/sse_load.py`` from a separate process, follow
+   ``--stream-signals`` runs started one at a time; the p50/p90/p99 latency from each
+   ``run.changed`` commit (the event's ``at``) to its receipt by every subscriber is reported
+   (``bench/stream_bench.py``). Unless every subscriber saw every event once, in order, the
+   bench prints ``!!! BENCH INVALID``.
+
 Any non-2xx answer makes the run fail loudly (exit status 1). Client and servers share the
 machine's cores, so the CPU columns say who was the bottleneck, and the run warns when other
 processes took CPU during a measurement (and names them).
@@ -867,8 +875,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, "runs"],
-        help="repeatable; default: all (runs: the run dispatcher, see --runs-setup)",
+        choices=[*SCENARIOS, "runs", "stream", "webhook"],
+        help="repeatable; default: all (runs: the run dispatcher, see --runs-setup; "
+        "stream: SSE fan-out, see bench/stream_bench.py; webhook: signed ingress, see "
+        "bench/webhook_bench.py)",
+    )
+    parser.add_argument(
+        "--webhook-concurrency", type=int, default=8, help="webhook connections (8)"
+    )
+    parser.add_argument(
+        "--webhook-duration", type=float, default=5.0, help="seconds per webhook phase (5)"
+    )
+    parser.add_argument(
+        "--stream-subscribers", type=int, default=1000, help="SSE subscribers (1000)"
+    )
+    parser.add_argument(
+        "--stream-signals", type=int, default=20, help="runs whose run.changed they follow (20)"
     )
     parser.add_argument("--runs", type=int, default=200, help="runs in each burst (200)")
     parser.add_argument(
@@ -899,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.runs_concurrency < 1 or args.sequential_runs < 1:
         parser.error("--runs, --runs-concurrency and --sequential-runs must be >= 1")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    scenarios = args.scenario or [*SCENARIOS, "runs"]
+    scenarios = args.scenario or [*SCENARIOS, "runs", "stream", "webhook"]
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
     run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
 
@@ -964,11 +986,34 @@ def main(argv: list[str] | None = None) -> int:
                 runs[setup] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
         if runs:
             results["runs"] = runs
+        if "stream" in scenarios:
+            from stream_bench import measure_stream
+
+            try:
+                results["stream"] = measure_stream(workdir, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                results["stream"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
+
+        if "webhook" in scenarios:
+            from webhook_bench import measure_webhooks
+
+            try:
+                results["webhook"] = measure_webhooks(workdir, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                results["webhook"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
 
         if http_scenarios:
             print_table({k: v for k, v in results.items() if k in SCENARIOS})
         if runs:
             print_runs_table(runs)
+        if "stream" in results:
+            from stream_bench import print_stream_table
+
+            print_stream_table(results["stream"])
+        if "webhook" in results:
+            from webhook_bench import print_webhook_table
+
+            print_webhook_table(results["webhook"])
 
         meta: dict[str, Any] = {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1009,6 +1054,20 @@ def main(argv: list[str] | None = None) -> int:
                     "run.queued); client: POST answer to the first poll that saw the status"
                 ),
             }
+        if "stream" in results:
+            meta["stream"] = {
+                "driver": "bench/sse_load.py (asyncio raw HTTP/1.1, separate process)",
+                "subscribers": args.stream_subscribers,
+                "runs": args.stream_signals,
+                "latency_source": "client wall clock at receipt minus the event's `at`",
+            }
+        if "webhook" in results:
+            meta["webhook"] = {
+                "driver": "bench/webhook_load.py (asyncio httpx, separate process)",
+                "concurrency": args.webhook_concurrency,
+                "duration_s_per_phase": args.webhook_duration,
+                "server": "one uvicorn process, SQLite, WORKER_THREADS=0, scheduler off",
+            }
         meta["elapsed_s"] = round(time.monotonic() - started, 1)
         report = {"meta": meta, "results": results}
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -1019,7 +1078,17 @@ def main(argv: list[str] | None = None) -> int:
             {k: v for k, v in results.items() if k in SCENARIOS}, server_logs
         )
         runs_failed = report_runs_problems(runs)
-        failed = http_failed or runs_failed
+        from stream_bench import stream_invalid
+
+        stream_reasons = stream_invalid(results["stream"]) if "stream" in results else []
+        for reason in stream_reasons:
+            print(f"!!! BENCH INVALID: stream: {reason}", file=sys.stderr)
+        from webhook_bench import webhooks_invalid
+
+        webhook_reasons = webhooks_invalid(results["webhook"]) if "webhook" in results else []
+        for reason in webhook_reasons:
+            print(f"!!! BENCH INVALID: webhook: {reason}", file=sys.stderr)
+        failed = http_failed or runs_failed or bool(stream_reasons) or bool(webhook_reasons)
         print(f"bench: done in {time.monotonic() - started:.0f}s")
     finally:
         for server in servers.values():

@@ -12,24 +12,40 @@ by an engine dispatcher until each waits for approval, so approval reads and dec
 answer 200 (decisions until every seeded approval is decided; 409 after). The posted URL is
 never called before an approval, and after one the call fails (the host is not allow-listed):
 an ordinary failed run.
+
+For workspace membership and login: a dozen viewers (so member reads, role changes and removals
+answer 200/204), and the admin's session codes, half of them already redeemed for refresh tokens
+(so ``POST /v1/auth/token`` and ``POST /v1/auth/refresh`` can answer 200).
 """
 
 from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
-from domain import authoring, run_services, services, templates
+from domain import (
+    authoring,
+    login,
+    run_services,
+    services,
+    templates,
+    triggers,
+    workspace_members,
+)
 from domain.engine import Dispatcher
 from domain.model import Actor, Definition, EffectClass, Rigidity, Role, RunStatus, ToolSpec
 from domain.runtime import Runtime
+from domain.services import DEFAULT_TENANT
 from domain.unit_of_work import Database
-from scaicrew.app import build_runtime
+from scaicrew.app import build_login, build_runtime
 from scaicrew.cli import mint_session_token
 from scaicrew.settings import Settings
 
 SUBJECT = "contract-admin"
+MEMBERS = 12  # viewers of the seeded workspace, for membership reads, role changes, removals
+SESSION_CODES = 12  # one-shot session codes of the admin (half are redeemed for refresh tokens)
 APPROVALS = 16  # pending approvals seeded for the example, coverage and fuzzing phases
 APPROVAL_INPUT = {"url": "http://127.0.0.1:9/contract"}  # never reached: not allow-listed
 
@@ -44,6 +60,17 @@ class Seed:
     run_id: str
     session_ids: tuple[str, ...]
     approval_ids: tuple[str, ...] = ()
+    subjects: tuple[str, ...] = ()
+    session_codes: tuple[str, ...] = ()
+    refresh_tokens: tuple[str, ...] = ()
+    # A schedule and a webhook trigger of the published member, and the webhook's secret (so
+    # the pytest hooks can sign ingress deliveries that reach 202).
+    trigger_ids: tuple[str, ...] = ()
+    webhook_secret: str = ""
+
+    @property
+    def workspace_ids(self) -> list[str]:
+        return [self.workspace_id]
 
     @property
     def crew_ids(self) -> list[str]:
@@ -175,6 +202,57 @@ def seed(
         authoring.create_session(uow, actor, crew.id, published.id).id,
     )
     token = admin_token(settings, workspace_id)
+    subjects = tuple(f"contract-member-{i}" for i in range(MEMBERS))
+    for subject in subjects:
+        workspace_members.add_member(uow, actor, subject, Role.VIEWER)
+    codes, refresh_tokens = _login_secrets(uow, settings, workspace_id)
+    trigger_ids, webhook_secret = _triggers(runtime, actor, published.id)
     return Seed(
-        workspace_id, token, crew.id, published.id, draft.id, run.id, sessions, approval_ids
+        workspace_id,
+        token,
+        crew.id,
+        published.id,
+        draft.id,
+        run.id,
+        sessions,
+        approval_ids,
+        subjects,
+        codes,
+        refresh_tokens,
+        trigger_ids,
+        webhook_secret,
     )
+
+
+def _triggers(runtime: Runtime, actor: Actor, member_id: str) -> tuple[tuple[str, ...], str]:
+    """A schedule and a webhook trigger of ``member_id``: (their ids, the webhook's secret)."""
+    schedule = triggers.create_trigger(
+        runtime, actor, kind="schedule", member_id=member_id, name="Seeded schedule", cron="@daily"
+    )
+    webhook = triggers.create_trigger(
+        runtime, actor, kind="webhook", member_id=member_id, name="Seeded webhook"
+    )
+    assert webhook.secret is not None
+    return (schedule.trigger.id, webhook.trigger.id), webhook.secret
+
+
+def _login_secrets(
+    uow: Database, settings: Settings, workspace_id: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Session codes of the seeded admin (as a callback stores them), half of them redeemed for
+    refresh tokens, so that ``POST /v1/auth/token`` and ``/refresh`` can answer 200."""
+    now = datetime.now(UTC)
+    codes = [secrets.token_urlsafe(32) for _ in range(SESSION_CODES)]
+    with uow(write=True) as tx:
+        for code in codes:
+            tx.identity.add_session_code(
+                login.digest(code), SUBJECT, DEFAULT_TENANT, now, now + timedelta(hours=6)
+            )
+        tx.commit()
+    flow = build_login(replace(settings, refresh_ttl_seconds=6 * 3600), uow)
+    refresh_tokens = []
+    for code in codes[SESSION_CODES // 2 :]:
+        grant = login.redeem_session_code(flow, session_code=code, workspace_id=workspace_id)
+        assert isinstance(grant, login.SessionGrant)
+        refresh_tokens.append(grant.refresh_token)
+    return tuple(codes[: SESSION_CODES // 2]), tuple(refresh_tokens)

@@ -37,6 +37,7 @@ from contract_seed import seed  # noqa: E402
 from domain.unit_of_work import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import Secret, Settings  # noqa: E402
+from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
 
 SESSION_SECRET = "contract-cli-session-secret-" + secrets.token_hex(16)
 
@@ -67,7 +68,9 @@ def fresh_database(workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def server(database_url: str, port: int, logfile: Path) -> Iterator[str]:
+def server(
+    database_url: str, port: int, logfile: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
     """Serve the app with uvicorn in a subprocess; yield its base URL."""
     env = {
         **os.environ,
@@ -75,6 +78,8 @@ def server(database_url: str, port: int, logfile: Path) -> Iterator[str]:
         "DATABASE_URL": database_url,
         "SESSION_SECRET": SESSION_SECRET,
         "LOG_LEVEL": "warning",
+        "STREAM_MAX_SECONDS": "0.5",  # GET /v1/stream ends, so each of its cases does
+        **(extra_env or {}),
     }
     base_url = f"http://127.0.0.1:{port}"
     with logfile.open("wb") as out:
@@ -109,6 +114,22 @@ def server(database_url: str, port: int, logfile: Path) -> Iterator[str]:
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
+
+
+@contextmanager
+def oidc_provider(workdir: Path) -> Iterator[dict[str, str]]:
+    """Run a real OIDC provider process on loopback; yield the server's login settings."""
+    provider = start_oidc_provider(workdir / "oidc-provider.log")
+    try:
+        yield {
+            "OIDC_ISSUER": provider.issuer,
+            "OIDC_CLIENT_ID": "scaicrew-contract",
+            "OIDC_CLIENT_SECRET": "contract-client-secret",
+            "OIDC_REDIRECT_URI": "http://127.0.0.1:9/v1/auth/callback",
+            "FRONTEND_URL": "http://127.0.0.1:9/app",
+        }
+    finally:
+        provider.stop()
 
 
 def _wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
@@ -186,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"seeded workspace {seeded.workspace_id}: crew {seeded.crew_id}, "
                 f"members {', '.join(seeded.member_ids)}"
             )
-            with server(database_url, args.port, logfile) as base_url:
-                command = schemathesis_command(base_url, seeded.token, args, extra)
-                log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
-                code = subprocess.call(command, cwd=ROOT)
+            with oidc_provider(workdir) as login_env:
+                with server(database_url, args.port, logfile, login_env) as base_url:
+                    command = schemathesis_command(base_url, seeded.token, args, extra)
+                    log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
+                    code = subprocess.call(command, cwd=ROOT)
     except Exception as exc:  # report setup failures together with the server log
         log(f"setup failed: {exc!r}")
         code = 2

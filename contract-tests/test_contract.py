@@ -3,9 +3,12 @@
 ``test_api`` runs the examples, coverage and fuzzing phases for every operation (one subtest
 per operation); ``TestWorkflow`` walks the OpenAPI links (explicit and inferred) with the state
 machine. Both authenticate as the admin of a freshly seeded workspace (a crew, a published
-member, a draft member, a run, authoring sessions, pending approvals) and often swap
-well-formed generated ids (and template refs) for the seeded ones, so cases reach the 2xx paths
-and not only 404s. All
+member, a draft member, a run, authoring sessions, pending approvals, workspace members,
+session codes and refresh tokens) and often swap well-formed generated ids (and template refs,
+subjects, session codes, refresh tokens) for the seeded ones, so cases reach the 2xx paths and
+not only 404s. Login is configured against a real OIDC provider process on loopback. A
+schedule and a webhook trigger are seeded too, and generated webhook deliveries are signed
+with the seeded secret (``_register_webhook_signing``), so ingress can answer 202. All
 checks run (``call_and_validate`` with the configured set, which is every check);
 Schemathesis' own configuration is ``schemathesis.toml`` at the repository root (shared with
 ``run_cli.py``).
@@ -15,8 +18,10 @@ Runs are bounded and reproducible: fixed example counts, ``derandomize=True``, n
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -28,8 +33,10 @@ from contract_seed import APPROVALS, Seed, admin_token, new_workspace_id, seed
 from hypothesis import strategies as st
 
 from domain.unit_of_work import Database
+from domain.webhook_signature import sign
 from scaicrew.app import create_app
 from scaicrew.settings import Secret, Settings
+from tests.support.oidc_provider import OidcProvider, login_settings
 
 MAX_EXAMPLES = 100
 STATEFUL_EXAMPLES = 60
@@ -42,6 +49,13 @@ RUN_ID = re.compile(r"^run_[0-9a-z]{26}$")
 SESSION_ID = re.compile(r"^ses_[0-9a-z]{26}$")
 APPROVAL_ID = re.compile(r"^apr_[0-9a-z]{26}$")
 TEMPLATE_REF = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
+TRIGGER_ID = re.compile(r"^trg_[0-9a-z]{26}$")
+WEBHOOK_PATH = "/v1/webhooks/{trigger_id}"
+WEBHOOK_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+WEBHOOK_SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
+SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:|+-]{0,254}$")
+LOGIN_SECRET = re.compile(r"^[A-Za-z0-9_-]{20,200}$")
+LOGIN_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _swap_ids(values: Any, fields: dict[str, tuple[re.Pattern[str], Any]]) -> Any:
@@ -80,6 +94,13 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
         "run_id": (RUN_ID, _SeededIds(seeds, "run_ids")),
         "session_id": (SESSION_ID, _SeededIds(seeds, "session_ids")),
         "ref": (TEMPLATE_REF, _SeededIds(seeds, "template_refs")),
+        "trigger_id": (TRIGGER_ID, _SeededIds(seeds, "trigger_ids")),
+        "subject": (SUBJECT, _SeededIds(seeds, "subjects")),
+    }
+    login_secrets: dict[str, tuple[re.Pattern[str], Any]] = {
+        "session_code": (LOGIN_SECRET, _SeededIds(seeds, "session_codes")),
+        "refresh_token": (LOGIN_SECRET, _SeededIds(seeds, "refresh_tokens")),
+        "workspace_id": (LOGIN_WORKSPACE, _SeededIds(seeds, "workspace_ids")),
     }
 
     # Approve and reject draw from disjoint halves of the seeded approvals, so both reach 200
@@ -117,7 +138,47 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
             return st.tuples(*(_swap_ids(item, targets) for item in items)).map(
                 lambda swapped: {**body, "handoffs": list(swapped)}
             )
-        return _swap_ids(body, {"crew_id": ids["crew_id"], "member_id": ids["member_id"]})
+        return _swap_ids(
+            body,
+            {
+                "crew_id": ids["crew_id"],
+                "member_id": ids["member_id"],
+                "subject": ids["subject"],
+                **login_secrets,
+            },
+        )
+
+
+def _register_webhook_signing(seeds: list[Seed]) -> None:
+    """Sign generated webhook deliveries with the seeded secret, so positive cases reach 202.
+
+    Only deliveries whose generated headers and body are already valid are signed (a negative
+    case stays negative): the timestamp becomes now, the signature covers the exact bytes
+    sent, and those bytes are passed to the transport instead of the body it would serialise.
+    ``before_call`` hooks are global in Schemathesis (they are dispatched from ``Case.call``).
+    """
+
+    @schemathesis.hook
+    def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
+        if case.operation.path != WEBHOOK_PATH or not seeds or not seeds[0].webhook_secret:
+            return
+        headers = dict(case.headers or {})
+        stamp = headers.get("X-ScaiCrew-Timestamp")
+        signature = headers.get("X-ScaiCrew-Signature")
+        if not (
+            isinstance(case.body, dict)
+            and isinstance(stamp, str)
+            and isinstance(signature, str)
+            and WEBHOOK_TIMESTAMP.fullmatch(stamp)
+            and WEBHOOK_SIGNATURE.fullmatch(signature)
+        ):
+            return
+        raw = json.dumps(case.body).encode("utf-8")
+        now = str(int(time.time()))
+        headers["X-ScaiCrew-Timestamp"] = now
+        headers["X-ScaiCrew-Signature"] = sign(seeds[0].webhook_secret, now, raw)
+        case.headers = headers
+        kwargs["data"] = raw
 
 
 class BoundApp:
@@ -188,16 +249,21 @@ class SessionToken:
 
 
 _register_seed_hooks(schema, Session.seeds)
+_register_webhook_signing(Session.seeds)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _bind_app(settings: Settings, database: Database) -> Iterator[None]:
+def _bind_app(
+    settings: Settings, database: Database, oidc_provider: OidcProvider
+) -> Iterator[None]:
     Session.database = database
+    # Login configured against a real provider process, so login answers 200, not 502.
     Session.settings = replace(
-        settings,
+        login_settings(settings, oidc_provider),
         session_secret=Session.token_settings.session_secret,
         session_issuer=Session.token_settings.session_issuer,
         session_audience=Session.token_settings.session_audience,
+        stream_max_seconds=0.5,  # GET /v1/stream ends, so each of its cases does
     )
     Session.reseed(Session.workspace_id)
     app = create_app(Session.settings)

@@ -135,9 +135,8 @@ class Dispatcher:
                     },
                 )
                 claimed, status = run_id, RunStatus.RUNNING
+            tx.record(run_changed(run.workspace_id, run.id, status.value))
             tx.commit()
-        # Signals go out after the transaction (and its SQLite write lock) is closed.
-        self.rt.signals.publish([run_changed(run.workspace_id, run.id, status.value)])
         return claimed
 
     # -- execution -----------------------------------------------------------------------
@@ -254,7 +253,6 @@ class Dispatcher:
             "cost_units": round(run.cost_units + cost, 6),
             "updated_at": now,
         }
-        signals: list[Signal] = []
         with self.rt.uow(write=True) as tx:
             if not self._still_ours(tx, run):
                 return False
@@ -303,15 +301,14 @@ class Dispatcher:
                     claimed_by=None,
                     lease_expires_at=None,
                 )
-                signals.append(run_changed(run.workspace_id, run.id, RunStatus.SUCCEEDED.value))
+                tx.record(run_changed(run.workspace_id, run.id, RunStatus.SUCCEEDED.value))
                 child = None if run.dry_run else self._handoff(tx, run, reply.output, now, events)
                 if child is not None:
-                    signals.append(run_changed(child.workspace_id, child.id, "queued"))
+                    tx.record(run_changed(child.workspace_id, child.id, "queued"))
             values["next_seq"] = append_events(tx, run, events, now)
             if tx.runs.update_run(run.id, values, expect_status="running") != 1:
                 return False
             tx.commit()
-        self.rt.signals.publish(signals)
         return bool(reply.tool_calls)
 
     def _handoff(
@@ -484,17 +481,15 @@ class Dispatcher:
                 },
                 expect_status="running",
             )
-            tx.commit()
-        self.rt.signals.publish(
-            [
-                run_changed(run.workspace_id, run.id, RunStatus.WAITING_APPROVAL.value),
+            tx.record(run_changed(run.workspace_id, run.id, RunStatus.WAITING_APPROVAL.value))
+            tx.record(
                 Signal(
                     run.workspace_id,
                     "approval.requested",
                     {"approval_id": approval.id, "run_id": run.id, "tool": call["name"]},
-                ),
-            ]
-        )
+                )
+            )
+            tx.commit()
 
     def _fail(self, run_id: str, code: str, message: str) -> None:
         now = _now()
@@ -507,8 +502,8 @@ class Dispatcher:
             ):
                 return  # finished, or taken over by another worker after our lease ran out
             _record_failure(tx, run, code, message, now)
+            tx.record(run_changed(run.workspace_id, run_id, RunStatus.FAILED.value))
             tx.commit()
-        self.rt.signals.publish([run_changed(run.workspace_id, run_id, RunStatus.FAILED.value)])
 
     def _tools(self, run: Run) -> tool_catalog.ToolContext:
         def read_note(key: str) -> str | None:

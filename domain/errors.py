@@ -7,6 +7,7 @@ class to a problem response in one table (``handlers/problems.py``).
     ├── NotFound                      a resource is absent from the caller's workspace
     │   └── ReferencedResourceNotFound  an id inside the request body names nothing
     ├── PermissionDenied              the actor's role is below what the use case needs
+    │   └── MembershipRequired        the user has no (longer a) membership to act through
     ├── Conflict                      the request conflicts with current state
     │   ├── DuplicateName             a unique name is already taken
     │   ├── NoDraftToPublish          publish asked of a member without a draft
@@ -15,10 +16,18 @@ class to a problem response in one table (``handlers/problems.py``).
     │   ├── InputSchemaMismatch       a run input breaks the member's input schema
     │   ├── ApprovalAlreadyDecided    a second decision on an approval
     │   ├── ConcurrentTurn            two turns of one authoring session at once
+    │   ├── AlreadyMember             a subject is added to a workspace twice
+    │   ├── LastAdmin                 the last admin of a workspace would be removed/demoted
+    │   ├── MemberNotPublished        a trigger targets a member with no published version
     │   └── RuleViolation             a definition or handoff rule is broken
     │       └── HandoffCycle          the handoff graph would contain a cycle
     ├── CredentialRejected            a credential names something that does not exist
-    └── ModelUnusable                 the model's answer could not be used (after a retry)
+    │   ├── LoginRejected             a login state, session code or refresh token is refused
+    │   └── WebhookRejected           a webhook delivery was refused (one answer for every reason)
+    ├── ModelUnusable                 the model's answer could not be used (after a retry)
+    ├── IdentityProviderUnavailable   the OIDC provider is down or answered garbage
+    ├── LoginNotConfigured            no OIDC provider is configured (501)
+    └── InvalidField                  a body value breaks a rule the contract cannot express
 """
 
 from __future__ import annotations
@@ -196,3 +205,122 @@ class ConcurrentTurn(Conflict):
         super().__init__(
             f"Another turn of session '{session_id}' was saved meanwhile; send the message again."
         )
+
+
+# -- identity: login, session codes, refresh tokens, workspace membership (issue 5) ------------
+
+
+class LoginRejected(CredentialRejected):
+    """A login state, session code, refresh token or ID token is refused; ``slug`` says which."""
+
+    def __init__(self, slug: str, message: str) -> None:
+        super().__init__(message)
+        self.slug = slug
+
+
+class LoginNotConfigured(DomainError):
+    """No OIDC provider is configured on this server (OIDC_ISSUER and friends are unset)."""
+
+    slug = "login-not-configured"
+
+    def __init__(self) -> None:
+        super().__init__("Login is not configured on this server (no OIDC provider).")
+
+
+class IdentityProviderUnavailable(DomainError):
+    """The OIDC provider could not be reached, timed out or answered something unusable."""
+
+    slug = "identity-provider-unavailable"
+
+
+class MembershipRequired(PermissionDenied):
+    """The user has no membership (any more) in the workspace a token would be issued for."""
+
+    def __init__(self, slug: str, message: str) -> None:
+        DomainError.__init__(self, message)
+        self.slug = slug
+        self.required = "membership"
+        self.actual = "none"
+
+    def details(self) -> dict[str, object]:
+        return {}
+
+
+class AlreadyMember(Conflict):
+    """The subject already belongs to the workspace (change its role instead)."""
+
+    slug = "already-member"
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(f"'{subject}' is already a member of this workspace.")
+        self.subject = subject
+
+
+class LastAdmin(Conflict):
+    """Removing or demoting this member would leave the workspace without an admin."""
+
+    slug = "last-admin"
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"'{subject}' is the last admin of this workspace; make another member admin first."
+        )
+        self.subject = subject
+
+
+# -- triggers, schedules, webhook ingress (issue 4) ------------------------------------------
+
+
+class InvalidField(DomainError):
+    """A request body value breaks a rule the contract cannot express (a cron expression)."""
+
+    slug = "validation-error"
+
+    def __init__(self, pointer: str, reason: str, message: str) -> None:
+        super().__init__(f"body {pointer}: {message}")
+        self.pointer = pointer
+        self.reason = reason
+        self.field_message = message
+
+    def details(self) -> dict[str, object]:
+        return {
+            "errors": [
+                {
+                    "location": "body",
+                    "pointer": self.pointer,
+                    "reason": self.reason,
+                    "message": self.field_message,
+                }
+            ]
+        }
+
+
+class MemberNotPublished(Conflict):
+    """A trigger names a member that has no published version to run."""
+
+    slug = "member-not-published"
+
+    def __init__(self, member_id: str) -> None:
+        super().__init__(
+            f"Member '{member_id}' has no published version; publish it before triggering it."
+        )
+        self.member_id = member_id
+
+    def details(self) -> dict[str, object]:
+        return {"pointer": "/member_id"}
+
+
+class WebhookRejected(CredentialRejected):
+    """A webhook delivery was refused: unknown, deleted or disabled trigger, bad or stale
+    signature. The message is the same for every reason (it must not reveal which); the
+    reason goes to the trigger's invocation log only."""
+
+    slug = "webhook-rejected"
+    MESSAGE = (
+        "The delivery was not accepted: the trigger does not exist or is not enabled, or the "
+        "signature or timestamp is not valid."
+    )
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -276,6 +277,176 @@ authoring_sessions = Table(
 
 # -- triggers, schedules, webhook invocations (issue 4) -----------------------------------
 
+# A deleted trigger keeps its row (``deleted_at`` set): its invocation log and its runs stay.
+triggers = Table(
+    "triggers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("member_id", Id, ForeignKey("members.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("enabled", Boolean, nullable=False),
+    Column("cron", String(200), nullable=True),
+    Column("timezone", String(64), nullable=True),
+    Column("input", JsonDoc, nullable=True),
+    # The webhook's HMAC secret, encrypted (Fernet token); never stored in the clear.
+    Column("secret_ciphertext", Text, nullable=True),
+    # Slots before this instant are never fired (set at creation and on each re-enable).
+    Column("active_since", Stamp, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Column("deleted_at", Stamp, nullable=True),
+    Index("ix_triggers_workspace_id_id", "workspace_id", "id"),
+    Index("ix_triggers_kind_enabled", "kind", "enabled"),
+)
+
+# One row per fired schedule slot: the primary key is the de-duplication (two schedulers that
+# race for a slot insert the same key; exactly one insert wins, in the run's transaction).
+schedule_slots = Table(
+    "schedule_slots",
+    metadata,
+    Column("trigger_id", Id, ForeignKey("triggers.id"), primary_key=True),
+    Column("slot", Stamp, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+)
+
+# Webhook de-duplication keys (``sig:``, ``key:`` or ``body:`` prefixed), each naming the run
+# the first delivery started; a replay finds its key here and answers that run.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("trigger_id", Id, ForeignKey("triggers.id"), primary_key=True),
+    Column("delivery_key", String(200), primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("body_hash", String(80), nullable=False),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+# The append-only log of every firing: accepted, replayed or rejected.
+trigger_invocations = Table(
+    "trigger_invocations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("trigger_id", Id, ForeignKey("triggers.id"), nullable=False),
+    Column("at", Stamp, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", String(48), nullable=True),
+    Column("run_id", Id, ForeignKey("runs.id"), nullable=True),
+    Column("slot", Stamp, nullable=True),
+    Column("delivery_key", String(200), nullable=True),
+    Index("ix_trigger_invocations_trigger_id_id", "trigger_id", "id"),
+)
+
 # -- live stream event log (issue 4) ----------------------------------------------------------
 
+# One row per workspace: the last sequence number handed out. Writers bump it with an upsert
+# inside their transaction; on PostgreSQL the row lock it takes makes commit order equal
+# sequence order within a workspace, so a live reader never sees a later id before an earlier.
+workspace_event_counters = Table(
+    "workspace_event_counters",
+    metadata,
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)
+
+# The durable, gap-free event log behind GET /v1/stream (ids are ``seq``). No foreign key on
+# purpose: its check would take a KEY SHARE lock on the workspace row while the writer holds
+# the counter row lock (the counter row's own key already proves the workspace exists).
+workspace_events = Table(
+    "workspace_events",
+    metadata,
+    Column("workspace_id", Id, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("type", String(48), nullable=False),
+    Column("data", JsonDoc, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Index("ix_workspace_events_created_at", "created_at"),
+)
+
+# Short-lived, single-use tickets for EventSource clients; only a hash of the ticket is stored.
+stream_tickets = Table(
+    "stream_tickets",
+    metadata,
+    Column("ticket_hash", String(64), primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Index("ix_stream_tickets_expires_at", "expires_at"),
+)
+
 # -- identity: users, login states, session codes, refresh tokens (issue 5) --------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("tenant_id", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("email", String(320), nullable=True),
+    Column("name", String(200), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("last_login_at", Stamp, nullable=False),
+    UniqueConstraint("subject", name="uq_users_subject"),
+)
+
+# One row per tenant, inserted by its first user's login: the insert that wins makes that user
+# the admin of the tenant's default workspace (racing first logins cannot both win).
+tenant_bootstraps = Table(
+    "tenant_bootstraps",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("subject", String(255), nullable=False),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+)
+
+# Secrets are stored as SHA-256 hex digests only: a database dump cannot be replayed.
+login_states = Table(
+    "login_states",
+    metadata,
+    Column("state_hash", String(64), primary_key=True),
+    Column("nonce", String(128), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Index("ix_login_states_expires_at", "expires_at"),
+)
+
+session_codes = Table(
+    "session_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("subject", String(255), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Column("redeemed_at", Stamp, nullable=True),
+    Index("ix_session_codes_expires_at", "expires_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("family_id", Id, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("tenant_id", String(64), nullable=False),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=False),
+    Column("rotated_at", Stamp, nullable=True),
+    Column("revoked_at", Stamp, nullable=True),
+    UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+)

@@ -59,3 +59,65 @@ class HttpPort(Protocol):
     def post(self, url: str, body: Any) -> dict[str, Any]:
         """:raises ToolError: not allowed, unreachable, timed out."""
         ...
+
+
+# -- identity (issue 5) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    """Who the identity provider vouched for, from a validated ID token."""
+
+    subject: str
+    email: str | None = None
+    name: str | None = None
+    tenant: str | None = None  # the configured tenant claim's value, if any
+
+
+class IdentityProvider(Protocol):
+    """An OpenID Connect provider reached with the authorization code flow and PKCE.
+
+    Implementations raise ``domain.errors.IdentityProviderUnavailable`` when the provider is
+    unreachable or answers garbage, and ``domain.errors.LoginRejected`` when it refuses the
+    code or its ID token does not validate.
+    """
+
+    def authorization_url(self, *, state: str, nonce: str, code_challenge: str) -> str:
+        """The provider's authorize URL for this login (S256 challenge)."""
+        ...
+
+    def exchange_code(self, *, code: str, code_verifier: str, nonce: str) -> VerifiedIdentity:
+        """Redeem ``code`` at the token endpoint and validate the ID token it returns."""
+        ...
+
+
+class SessionTokens(Protocol):
+    """Signs session tokens (the one minting function, shared with ``scaicrew token``)."""
+
+    ttl_seconds: int
+
+    def mint(self, *, subject: str, tenant_id: str, workspace_id: str, role: str) -> str:
+        """A signed session token for ``subject`` acting in ``workspace_id`` with ``role``."""
+        ...
+
+
+# -- triggers (issue 4) ----------------------------------------------------------------------
+
+
+class SecretUnreadable(Exception):
+    """A stored secret cannot be decrypted with the configured keys (rotated away, corrupt)."""
+
+
+class SecretBox(Protocol):
+    """Symmetric, authenticated encryption of small secrets at rest (webhook HMAC secrets)."""
+
+    def seal(self, plaintext: str) -> str:
+        """An opaque, printable token holding ``plaintext`` encrypted."""
+        ...
+
+    def open(self, token: str) -> str:
+        """The plaintext ``seal`` encrypted into ``token``.
+
+        :raises SecretUnreadable: no configured key opens the token.
+        """
+        ...

@@ -1,7 +1,7 @@
 """Use cases of the run vertical: start runs, read them, decide approvals, read cost.
 
 Same rules as ``domain.services``: one unit of work per use case, role checked first, signals
-published only after the commit.
+recorded in the unit of work (stored with the commit, published after it).
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def start_run(
                     raise
                 replay_of = winner[1]
         if replay_of is None:
+            tx.record(run_changed(run.workspace_id, run.id, RunStatus.QUEUED.value))
             tx.commit()
     if replay_of is not None:
         # Read outside the writing transaction: a row lock on the run here could deadlock
@@ -156,7 +157,6 @@ def start_run(
             original = reader.runs.get_run(actor.workspace_id, replay_of)
         assert original is not None
         return original, True
-    rt.signals.publish([run_changed(run.workspace_id, run.id, RunStatus.QUEUED.value)])
     return run, False
 
 
@@ -263,18 +263,16 @@ def decide_approval(
         values.update(next_seq=seq, updated_at=now)
         tx.runs.update_run(run.id, values, expect_status=RunStatus.WAITING_APPROVAL.value)
         result = tx.runs.get_approval(actor.workspace_id, approval_id)
-        tx.commit()
-    assert result is not None
-    rt.signals.publish(
-        [
-            run_changed(run.workspace_id, run.id, str(values["status"])),
+        tx.record(run_changed(run.workspace_id, run.id, str(values["status"])))
+        tx.record(
             Signal(
                 run.workspace_id,
                 "approval.decided",
                 {"approval_id": approval_id, "run_id": run.id, "status": status.value},
-            ),
-        ]
-    )
+            )
+        )
+        tx.commit()
+    assert result is not None
     return result
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 
 from domain.deriver import Deriver, OfflineDeriver
 from domain.offline_model import OfflineModel
-from domain.ports import HttpPort, Model
+from domain.ports import HttpPort, Model, SecretBox
 from domain.signals import SignalBus
+from domain.stream import StreamHub, StreamSettings
 from domain.unit_of_work import UnitOfWorkFactory
 
 
@@ -26,5 +27,15 @@ class Runtime:
     http: HttpPort
     model: Model = field(default_factory=OfflineModel)
     deriver: Deriver = field(default_factory=OfflineDeriver)
-    signals: SignalBus = field(default_factory=SignalBus)
     settings: RunSettings = field(default_factory=RunSettings)
+    stream_settings: StreamSettings = field(default_factory=StreamSettings)
+    #: Encrypts webhook trigger secrets at rest (None: webhook triggers cannot be created).
+    secret_box: SecretBox | None = None
+    #: The unit-of-work factory's bus: committed signals are published there.
+    signals: SignalBus = field(init=False)
+    #: This process's live-stream subscribers, fed from ``signals`` (and the listener).
+    stream: StreamHub = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.signals = self.uow.signals
+        self.stream = StreamHub(self.uow, self.stream_settings)

@@ -1,7 +1,11 @@
-"""In-process signals published after a commit (``run.changed``, ``approval.*``).
+"""Signals: what a committed change tells the live stream and the dispatcher.
 
-Subscribers are plain callables; a failing subscriber is isolated from the publisher. The live
-stream and the in-process dispatcher subscribe here.
+A use case records its signals in its unit of work (``tx.record(signal)``); the unit of work
+writes them to the workspace event log in the same transaction (each gets the workspace's next
+sequence number) and, once the transaction has committed, publishes the stored signals here.
+So a signal exists exactly when its change does. Subscribers are plain callables; a failing
+subscriber is isolated from the publisher. The live stream hub and the in-process dispatcher
+subscribe here.
 """
 
 from __future__ import annotations
@@ -10,16 +14,24 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 logger = logging.getLogger("scaicrew.signals")
 
+#: The event types the live stream carries (besides its own ``reset``).
+SIGNAL_KINDS = ("run.changed", "approval.requested", "approval.decided", "trigger.fired")
+
 
 @dataclass(frozen=True)
 class Signal:
+    """One event of a workspace. ``seq`` and ``at`` are set once it is stored in the log."""
+
     workspace_id: str
     kind: str
     data: dict[str, Any] = field(hash=False)
+    seq: int | None = None
+    at: datetime | None = None
 
 
 class SignalBus:
@@ -40,6 +52,11 @@ class SignalBus:
         return unsubscribe
 
     def publish(self, signals: list[Signal]) -> None:
+        """Hand ``signals`` to every subscriber, in order.
+
+        Use cases do not call this: they record signals in their unit of work, which publishes
+        them after the commit. It is public for the unit of work and the cross-process listener.
+        """
         with self._lock:
             subscribers = list(self._subscribers)
         for signal in signals:

@@ -4,6 +4,12 @@ A use case opens ``uow(write=...)`` as a context manager, works through ``tx.rep
 ``tx.commit()`` once at the end. Leaving the block without committing (early return or an
 exception) rolls everything back. Repositories never commit.
 
+Signals: a use case records what it changed with ``tx.record(signal)``. ``commit()`` writes the
+recorded signals to the workspace event log right before committing (same transaction: if the
+change commits, its events exist), and once the unit of work has closed (and released any
+SQLite write lock) the stored signals, now numbered, are published on the factory's
+``SignalBus``. A rolled-back unit of work publishes nothing.
+
 On SQLite a writing unit of work starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue
 on the database lock (bounded by ``busy_timeout``) instead of failing when they upgrade a read
 snapshot, and the writers of one process first queue on an in-process lock; reading units of
@@ -13,14 +19,19 @@ work use a plain deferred ``BEGIN`` and never block. Writing units of work must 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
+from domain.event_repository import EventRepository
+from domain.identity_repository import IdentityRepository
 from domain.repository import Repository
 from domain.run_repository import RunRepository
+from domain.signals import Signal, SignalBus
+from domain.trigger_repository import TriggerRepository
 
 _WRITE_OPTION = "scaicrew_write"
 _WRITE_LOCK_TIMEOUT = 60.0
@@ -31,6 +42,11 @@ _LOCKS_GUARD = threading.Lock()
 class UnitOfWork(Protocol):
     repo: Repository
     runs: RunRepository
+    identity: IdentityRepository
+    events: EventRepository
+    triggers: TriggerRepository
+
+    def record(self, signal: Signal) -> None: ...
 
     def __enter__(self) -> UnitOfWork: ...
 
@@ -45,6 +61,8 @@ class UnitOfWork(Protocol):
 
 
 class UnitOfWorkFactory(Protocol):
+    signals: SignalBus
+
     def __call__(self, *, write: bool = False) -> UnitOfWork: ...
 
 
@@ -53,11 +71,22 @@ class SqlUnitOfWork:
 
     repo: Repository
     runs: RunRepository
+    identity: IdentityRepository
+    events: EventRepository
+    triggers: TriggerRepository
 
     def __init__(
-        self, engine: Engine, *, write: bool = False, write_lock: threading.Lock | None = None
+        self,
+        engine: Engine,
+        *,
+        write: bool = False,
+        write_lock: threading.Lock | None = None,
+        signals: SignalBus | None = None,
     ) -> None:
         self._engine = engine
+        self._bus = signals
+        self._recorded: list[Signal] = []
+        self._stored: list[Signal] = []
         self._write = write
         self._write_lock = write_lock if write else None
         self._locked = False
@@ -79,6 +108,9 @@ class SqlUnitOfWork:
         self._transaction = connection.begin()
         self.repo = Repository(connection, for_update=self._write)
         self.runs = RunRepository(connection, for_update=self._write)
+        self.identity = IdentityRepository(connection, for_update=self._write)
+        self.events = EventRepository(connection)
+        self.triggers = TriggerRepository(connection, for_update=self._write)
         return self
 
     def __exit__(
@@ -95,10 +127,22 @@ class SqlUnitOfWork:
             self._connection.close()
             self._connection = None
             self._release()
+        if self._stored and self._bus is not None:
+            stored, self._stored = self._stored, []
+            self._bus.publish(stored)
+
+    def record(self, signal: Signal) -> None:
+        """Write ``signal`` to the event log with this unit of work's commit; publish it after."""
+        self._recorded.append(signal)
 
     def commit(self) -> None:
+        stored: list[Signal] = []
+        if self._recorded:
+            stored = self.events.append(self._recorded, datetime.now(UTC))
+            self._recorded = []
         self._transaction.commit()
         self._committed = True
+        self._stored = stored
 
     def _release(self) -> None:
         if self._locked and self._write_lock is not None:
@@ -113,9 +157,13 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self._write_lock = _sqlite_write_lock(url) if url.startswith("sqlite") else None
+        #: Where committed signals of this database's units of work are published.
+        self.signals = SignalBus()
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, write=write, write_lock=self._write_lock)
+        return SqlUnitOfWork(
+            self.engine, write=write, write_lock=self._write_lock, signals=self.signals
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domain.login import Login
 from domain.runtime import Runtime
 from domain.unit_of_work import UnitOfWorkFactory
 
@@ -61,6 +62,7 @@ class AppContext:
     jwks_client: Any = None
     allowed_methods: AllowedMethods | None = None
     runtime: Runtime | None = None
+    login: Login | None = None
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
 

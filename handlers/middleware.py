@@ -50,14 +50,27 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``path_limits``: (path prefix, limit) pairs that replace ``max_bytes`` under a prefix
+    (webhook ingress has its own documented limit)."""
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, path_limits: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = path_limits
+
+    def _limit_for(self, path: str) -> int:
+        for prefix, limit in self.path_limits:
+            if path.startswith(prefix):
+                return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit_for(scope.get("path", ""))
         declared = None
         for key, value in scope.get("headers", []):
             if key == b"content-length":
@@ -67,12 +80,11 @@ class BodyLimitMiddleware:
             if not declared.isdigit() or len(declared) > 18:
                 await self._reject(scope, send, 400, "The Content-Length header is not a number.")
                 return
-            if int(declared) > self.max_bytes:
-                await self._reject(scope, send, 413, self._too_large())
+            if int(declared) > limit:
+                await self._reject(scope, send, 413, self._too_large(limit))
                 return
 
         received = 0
-        limit = self.max_bytes
 
         async def limited_receive() -> Message:
             nonlocal received
@@ -80,13 +92,14 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise ApiError(413, self._too_large())
+                    raise ApiError(413, self._too_large(limit))
             return message
 
         await self.app(scope, limited_receive, send)
 
-    def _too_large(self) -> str:
-        return f"The request body exceeds the limit of {self.max_bytes} bytes."
+    @staticmethod
+    def _too_large(limit: int) -> str:
+        return f"The request body exceeds the limit of {limit} bytes."
 
     @staticmethod
     async def _reject(scope: Scope, send: Send, status: int, message: str) -> None:

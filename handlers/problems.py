@@ -50,6 +50,9 @@ DOMAIN_ERRORS: dict[type[errors.DomainError], int] = {
     errors.Conflict: 409,
     errors.CredentialRejected: 401,
     errors.ModelUnusable: 502,
+    errors.IdentityProviderUnavailable: 502,
+    errors.LoginNotConfigured: 501,
+    errors.InvalidField: 400,
 }
 
 

@@ -201,8 +201,27 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
             _raise([_problem("body", "required", "A JSON body is required.", pointer="")])
         errors = sorted(self._validator.iter_errors(body), key=lambda e: list(e.absolute_path))
         if errors:
-            _raise([self._describe(err) for err in errors])
+            _raise([problem for err in errors for problem in self._explain(err)])
         return None
+
+    @classmethod
+    def _explain(cls, err: ValidationError) -> list[dict[str, str]]:
+        # A body that matches no branch of a oneOf/anyOf (the trigger kinds) is described by
+        # the branch it came closest to, so the problem names the field (``/cron``), not "".
+        if err.validator in ("oneOf", "anyOf") and err.context:
+            branches: dict[Any, list[ValidationError]] = {}
+            for sub in err.context:
+                branches.setdefault(sub.schema_path[0] if sub.schema_path else None, []).append(sub)
+            # A branch whose tag (a top-level enum, like ``kind``) does not match is farther.
+            closest = min(
+                branches.values(),
+                key=lambda errs: (
+                    any(e.validator in ("enum", "const") and len(e.path) == 1 for e in errs),
+                    len(errs),
+                ),
+            )
+            return [cls._describe(sub) for sub in closest]
+        return [cls._describe(err)]
 
     @staticmethod
     def _describe(err: ValidationError) -> dict[str, str]:
@@ -217,7 +236,11 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
                     _short("Unknown member(s): " + ", ".join(unknown)),
                     pointer=_pointer([*err.absolute_path, unknown[0]]),
                 )
-        return _problem("body", str(err.validator), _short(err.message), pointer=pointer)
+        message = err.message
+        if err.validator == "pattern" and len(str(err.validator_value)) > 80:
+            # Long patterns (cron expressions) would drown the message; the spec documents them.
+            message = f"{err.instance!r} does not have the format the schema describes"
+        return _problem("body", str(err.validator), _short(message), pointer=pointer)
 
 
 VALIDATOR_MAP = {

@@ -26,9 +26,11 @@ from starlette.exceptions import HTTPException
 
 from domain.deriver import Deriver, OfflineDeriver
 from domain.errors import DomainError
+from domain.login import Login, LoginSettings
 from domain.offline_model import OfflineModel
 from domain.ports import Model
 from domain.runtime import RunSettings, Runtime
+from domain.stream import StreamSettings
 from domain.unit_of_work import Database
 from handlers.context import AllowedMethods, AppContext
 from handlers.middleware import (
@@ -40,7 +42,12 @@ from handlers.problems import render_exception
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
+from scaicrew.adapters.oidc import OidcProvider
 from scaicrew.adapters.openai_model import ChatCompletionsModel
+from scaicrew.adapters.pg_listener import PgListener
+from scaicrew.adapters.secret_box import FernetSecretBox
+from scaicrew.adapters.session_tokens import session_tokens
+from scaicrew.scheduler import SchedulerLoop
 from scaicrew.settings import Settings
 from scaicrew.worker import WorkerPool
 
@@ -55,7 +62,13 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
         if middleware is ServerErrorMiddleware:
             # Connexion's default handler is broken (connexion#2059): give it ours.
             stack.append(functools.partial(ServerErrorMiddleware, handler=render_exception))
-            stack.append(functools.partial(BodyLimitMiddleware, max_bytes=settings.max_body_bytes))
+            stack.append(
+                functools.partial(
+                    BodyLimitMiddleware,
+                    max_bytes=settings.max_body_bytes,
+                    path_limits=(("/v1/webhooks/", settings.webhook_max_body_bytes),),
+                )
+            )
         elif middleware is RoutingMiddleware:
             stack.append(BoundedRoutingMiddleware)
         else:
@@ -77,25 +90,35 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             timeout=5,
         )
     runtime = build_runtime(settings, database)
+    runtime.signals.subscribe(runtime.stream.on_signal)
     context = AppContext(
         settings=settings,
         uow=database,
         jwks_client=jwks_client,
         allowed_methods=AllowedMethods.from_spec_file(SPEC_PATH),
         runtime=runtime,
+        login=build_login(settings, database),
     )
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         workers = None
+        listener = start_stream_sources(runtime, database)
         if settings.worker_threads:
             workers = WorkerPool(runtime, settings.worker_threads, settings.worker_poll_seconds)
             workers.start()
+        scheduler = None
+        if settings.scheduler_enabled:
+            scheduler = SchedulerLoop(runtime, settings.scheduler_interval_seconds)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await run_in_threadpool(scheduler.stop)
             if workers is not None:
                 await run_in_threadpool(workers.stop)
+            await run_in_threadpool(stop_stream_sources, runtime, listener)
             database.dispose()
 
     app = AsyncApp(
@@ -113,6 +136,33 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.context = context  # type: ignore[attr-defined]
     app.database = database  # type: ignore[attr-defined]
     return app
+
+
+def build_login(settings: Settings, database: Database) -> Login:
+    """The identity provider (when OIDC is configured) and the session-token signer."""
+    provider = None
+    if settings.login_configured:
+        assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_redirect_uri
+        provider = OidcProvider(
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret.get_secret_value(),
+            redirect_uri=settings.oidc_redirect_uri,
+            algorithms=settings.oidc_algorithms,
+            scopes=settings.oidc_scopes,
+            tenant_claim=settings.oidc_tenant_claim,
+            timeout=settings.oidc_timeout_seconds,
+        )
+    return Login(
+        uow=database,
+        provider=provider,
+        tokens=session_tokens(settings),
+        settings=LoginSettings(
+            state_ttl_seconds=settings.login_state_ttl_seconds,
+            session_code_ttl_seconds=settings.session_code_ttl_seconds,
+            refresh_ttl_seconds=settings.refresh_ttl_seconds,
+        ),
+    )
 
 
 def build_runtime(settings: Settings, database: Database) -> Runtime:
@@ -139,7 +189,38 @@ def build_runtime(settings: Settings, database: Database) -> Runtime:
             lease_seconds=settings.run_lease_seconds,
             cost_units_per_1k_tokens=settings.cost_units_per_1k_tokens,
         ),
+        secret_box=FernetSecretBox(settings.trigger_key_materials()),
+        stream_settings=StreamSettings(
+            keepalive_seconds=settings.stream_keepalive_seconds,
+            max_seconds=settings.stream_max_seconds,
+            retention_seconds=settings.stream_retention_seconds,
+            poll_seconds=settings.stream_poll_seconds,
+            ticket_seconds=settings.stream_ticket_seconds,
+        ),
     )
+
+
+def start_stream_sources(runtime: Runtime, database: Database) -> PgListener | None:
+    """Feed the live-stream hub: this process's commits always; other processes' through
+    LISTEN/NOTIFY on PostgreSQL, through a poll of the event log on SQLite. The listener also
+    republishes other processes' signals on this process's bus, which wakes idle workers."""
+    runtime.stream.start(poll=database.is_sqlite)
+    if database.is_sqlite:
+        return None
+    listener = PgListener(
+        database.url,
+        on_signals=runtime.signals.publish,
+        on_range=runtime.stream.on_range,
+        on_connect=runtime.stream.catch_up,
+    )
+    listener.start()
+    return listener
+
+
+def stop_stream_sources(runtime: Runtime, listener: PgListener | None) -> None:
+    if listener is not None:
+        listener.stop()
+    runtime.stream.stop()
 
 
 class _LazyApp:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
-
-import jwt
 
 from domain import services
 from domain.model import Role
 from domain.unit_of_work import Database
+from scaicrew.adapters.session_tokens import session_tokens
 from scaicrew.migrate import upgrade
 from scaicrew.settings import Settings, SettingsError
 
@@ -26,19 +24,15 @@ def mint_session_token(
     ttl_seconds: int | None = None,
     now: int | None = None,
 ) -> str:
-    """Sign a session token exactly as the login flow does."""
-    issued = int(time.time()) if now is None else now
-    claims = {
-        "iss": settings.session_issuer,
-        "aud": settings.session_audience,
-        "sub": subject,
-        "tenant_id": tenant_id,
-        "workspace_id": workspace_id,
-        "role": role.label,
-        "iat": issued,
-        "exp": issued + (ttl_seconds or settings.session_ttl_seconds),
-    }
-    return jwt.encode(claims, settings.session_secret.get_secret_value(), algorithm="HS256")
+    """Sign a session token exactly as the login flow does (same signer)."""
+    return session_tokens(settings).mint(
+        subject=subject,
+        tenant_id=tenant_id,
+        workspace_id=workspace_id,
+        role=role.label,
+        ttl_seconds=ttl_seconds,
+        now=now,
+    )
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -96,8 +90,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     from scaicrew.worker import WorkerPool
 
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    runtime = build_runtime(settings, database)
     pool = WorkerPool(
-        build_runtime(settings, database),
+        runtime,
         args.threads or max(1, settings.worker_threads),
         settings.worker_poll_seconds,
     )
@@ -105,9 +100,50 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     pool.start()
+    listener = None
+    if not database.is_sqlite:
+        # Runs queued by other processes wake this one at once (polling stays the fallback).
+        from scaicrew.adapters.pg_listener import PgListener
+
+        listener = PgListener(
+            settings.database_url,
+            on_signals=runtime.signals.publish,
+            on_range=lambda _workspace_id, _through: None,
+            on_connect=lambda: None,
+        )
+        listener.start()
     print(f"worker started ({args.threads or max(1, settings.worker_threads)} threads)", flush=True)
     stop.wait()
+    if listener is not None:
+        listener.stop()
     pool.stop()
+    database.dispose()
+    return 0
+
+
+def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from scaicrew.app import build_runtime
+    from scaicrew.scheduler import SchedulerLoop
+
+    database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    loop = SchedulerLoop(
+        build_runtime(settings, database), args.interval or settings.scheduler_interval_seconds
+    )
+    if args.once:
+        fired = loop.tick_once()
+        print(f"scheduler fired {fired} slot(s)", flush=True)
+        database.dispose()
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    loop.start()
+    print("scheduler started", flush=True)
+    stop.wait()
+    loop.stop()
     database.dispose()
     return 0
 
@@ -128,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="execute queued runs (no HTTP server)")
     worker.add_argument("--threads", type=int, help="worker threads (default WORKER_THREADS)")
     worker.set_defaults(run=_worker)
+
+    scheduler = commands.add_parser(
+        "scheduler", help="fire due schedule triggers (several may share one PostgreSQL)"
+    )
+    scheduler.add_argument("--interval", type=float, help="seconds between ticks")
+    scheduler.add_argument("--once", action="store_true", help="tick once and exit")
+    scheduler.set_defaults(run=_scheduler)
 
     token = commands.add_parser(
         "token",

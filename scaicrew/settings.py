@@ -45,6 +45,18 @@ class Settings:
     session_issuer: str = "scaicrew"
     session_audience: str = "scaicrew-api"
     session_ttl_seconds: int = 3600
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: Secret = field(default_factory=lambda: Secret(""))
+    oidc_redirect_uri: str | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
+    oidc_tenant_claim: str | None = None
+    oidc_timeout_seconds: float = 5.0
+    frontend_url: str | None = None
+    login_state_ttl_seconds: int = 600
+    session_code_ttl_seconds: int = 60
+    refresh_ttl_seconds: int = 2_592_000
     service_jwks_url: str | None = None
     service_issuer: str | None = None
     service_audience: str = "scaicrew-api"
@@ -65,10 +77,27 @@ class Settings:
     worker_poll_seconds: float = 0.5
     run_lease_seconds: float = 30.0
     cost_units_per_1k_tokens: float = 1.0
+    scheduler_enabled: bool = True
+    scheduler_interval_seconds: float = 5.0
+    trigger_secret_key: Secret = field(default_factory=lambda: Secret(""))
+    webhook_max_body_bytes: int = 262_144
+    webhook_base_url: str | None = None
+    stream_keepalive_seconds: float = 15.0
+    stream_max_seconds: float = 900.0
+    stream_retention_seconds: float = 86_400.0
+    stream_poll_seconds: float = 1.0
+    stream_ticket_seconds: float = 60.0
 
     @property
     def is_dev(self) -> bool:
         return self.env == "dev"
+
+    def trigger_key_materials(self) -> list[str]:
+        """Key materials for trigger secrets: TRIGGER_SECRET_KEY's comma-separated entries
+        (the first encrypts), else the session secret."""
+        configured = self.trigger_secret_key.get_secret_value()
+        keys = [k.strip() for k in configured.split(",") if k.strip()]
+        return keys or [self.session_secret.get_secret_value()]
 
     def __repr__(self) -> str:
         # A database URL may carry a password: mask it like the session secret.
@@ -91,6 +120,7 @@ class Settings:
             raise SettingsError(f"SERVICE_ALGORITHMS may only name asymmetric algorithms: {bad}")
         if self.service_jwks_url and not self.service_issuer:
             raise SettingsError("SERVICE_ISSUER is required with SERVICE_JWKS_URL")
+        self._check_login()
         if self.max_body_bytes < 1024:
             raise SettingsError("MAX_BODY_BYTES must be at least 1024")
         if self.model not in ("offline", "openai"):
@@ -101,6 +131,50 @@ class Settings:
             raise SettingsError("WORKER_THREADS and HANDOFF_MAX_DEPTH must not be negative")
         if self.run_lease_seconds <= 0 or self.worker_poll_seconds <= 0:
             raise SettingsError("RUN_LEASE_SECONDS and WORKER_POLL_SECONDS must be positive")
+        if self.scheduler_interval_seconds <= 0:
+            raise SettingsError("SCHEDULER_INTERVAL_SECONDS must be positive")
+        if self.webhook_max_body_bytes < 1024:
+            raise SettingsError("WEBHOOK_MAX_BODY_BYTES must be at least 1024")
+        stream = (
+            self.stream_keepalive_seconds,
+            self.stream_max_seconds,
+            self.stream_retention_seconds,
+            self.stream_poll_seconds,
+            self.stream_ticket_seconds,
+        )
+        if min(stream) <= 0:
+            raise SettingsError("STREAM_*_SECONDS settings must be positive")
+
+    @property
+    def login_configured(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    def _check_login(self) -> None:
+        login = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_CLIENT_ID": self.oidc_client_id,
+            "OIDC_CLIENT_SECRET": self.oidc_client_secret.get_secret_value(),
+            "OIDC_REDIRECT_URI": self.oidc_redirect_uri,
+            "FRONTEND_URL": self.frontend_url,
+        }
+        if any(login.values()):
+            missing = [name for name, value in login.items() if not value]
+            if missing:
+                raise SettingsError(f"login needs {', '.join(missing)} as well")
+            urls = (self.oidc_issuer, self.oidc_redirect_uri, self.frontend_url)
+            if not all(str(u).startswith(("https://", "http://")) for u in urls):
+                raise SettingsError("OIDC_ISSUER, OIDC_REDIRECT_URI, FRONTEND_URL must be URLs")
+        bad = [a for a in self.oidc_algorithms if a not in ("RS256", "ES256", "PS256", "EdDSA")]
+        if bad or not self.oidc_algorithms:
+            raise SettingsError(f"OIDC_ALGORITHMS may only name asymmetric algorithms: {bad}")
+        ttls = (
+            self.login_state_ttl_seconds,
+            self.session_code_ttl_seconds,
+            self.refresh_ttl_seconds,
+            self.oidc_timeout_seconds,
+        )
+        if min(ttls) <= 0:
+            raise SettingsError("login TTLs and OIDC_TIMEOUT_SECONDS must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -9,6 +9,7 @@ only come from tenancy; the same request with workspace A's own credential then 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,11 +31,27 @@ from tests.support.openapi_check import HttpxRequest, check_problem, spec
 TEXT_WITHOUT_NUL = "^[^\\x00]*$"
 
 
+def _is_id(name: str) -> bool:
+    # A workspace member is addressed by its subject (the identity provider's `sub`).
+    return name.endswith("_id") or name == "subject"
+
+
+# Operations with a path id that are cross-workspace on purpose, and why.
+CROSS_WORKSPACE_BY_DESIGN = {
+    "handlers.webhooks.receive_webhook": (
+        "public webhook ingress: it has no workspace credential, finds the trigger across "
+        "workspaces and is authenticated by the delivery's HMAC signature (tests/api/"
+        "test_webhooks.py shows a foreign token changes nothing)"
+    ),
+}
+
+
 def _id_operations() -> list[tuple[str, str, dict[str, Any], list[dict[str, Any]]]]:
     return [
         (path, method, op, params)
         for path, method, op, params in operations()
-        if any(p["in"] == "path" and p["name"].endswith("_id") for p in params)
+        if any(p["in"] == "path" and _is_id(p["name"]) for p in params)
+        and op["operationId"] not in CROSS_WORKSPACE_BY_DESIGN
     ]
 
 
@@ -66,10 +83,25 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
     ids = {"crew_id": crew["id"], "member_id": member["id"]}
     if needs & {"run_id", "approval_id"}:
         ids.update(paused_run(client, headers, crew["id"]))
+    if "subject" in needs:
+        subject = f"cross-{secrets.token_hex(6)}"
+        r = client.post(
+            "/v1/workspace/members", json={"subject": subject, "role": "viewer"}, headers=headers
+        )
+        assert r.status_code == 201, r.text
+        ids["subject"] = subject
     if "session_id" in needs:
         r = client.post("/v1/authoring/sessions", json={"crew_id": crew["id"]}, headers=headers)
         assert r.status_code == 201, r.text
         ids["session_id"] = r.json()["id"]
+    if "trigger_id" in needs:
+        r = client.post(
+            "/v1/triggers",
+            json={"kind": "webhook", "member_id": member["id"], "name": "Cross"},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        ids["trigger_id"] = r.json()["id"]
     return World(ids=ids, target_member_id=target["id"])
 
 
@@ -178,6 +210,11 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
         f"/v1/members/{member}/versions",
         f"/v1/members/{member}/handoffs",
     ]
+    if "subject" in world.ids:
+        urls.append(f"/v1/workspace/members/{world.ids['subject']}")
+    if "trigger_id" in world.ids:
+        trigger = world.ids["trigger_id"]
+        urls += [f"/v1/triggers/{trigger}", f"/v1/triggers/{trigger}/invocations"]
     if "run_id" in world.ids:
         urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
     return [client.get(url, headers=headers).json() for url in urls]
@@ -194,6 +231,12 @@ class TestEveryOperationWithAPathIdIsTenantScoped:
     def test_the_walk_covers_the_operations_with_path_ids(self):
         names = {op["operationId"].rpartition(".")[2] for _, _, op, _ in ID_OPERATIONS}
         assert {"get_crew", "get_member", "publish_member", "replace_handoffs"} <= names
+        assert {"change_member_role", "remove_member"} <= names
+        assert {"get_trigger", "enable_trigger", "disable_trigger", "delete_trigger"} <= names
+        assert "list_invocations" in names and "receive_webhook" not in names
+        assert set(CROSS_WORKSPACE_BY_DESIGN) <= {
+            op["operationId"] for _, _, op, params in operations()
+        }
         assert all(success_statuses(op) for _, _, op, _ in ID_OPERATIONS)
 
     @pytest.mark.parametrize("credential", ["session", "service"])

@@ -111,15 +111,79 @@ class TestSecretsAreHidden:
 
     def test_every_secret_field_is_hidden_from_repr(self):
         settings = Settings.from_env(
-            {"SESSION_SECRET": "session-" + "q" * 32, "MODEL_API_KEY": "sk-model-key-hidden"}
+            {
+                "SESSION_SECRET": "session-" + "q" * 32,
+                "MODEL_API_KEY": "sk-model-key-hidden",
+                "OIDC_ISSUER": "https://idp.example",
+                "OIDC_CLIENT_ID": "scaicrew",
+                "OIDC_CLIENT_SECRET": "oidc-client-secret-hidden",
+                "OIDC_REDIRECT_URI": "https://api.example/v1/auth/callback",
+                "FRONTEND_URL": "https://app.example/",
+                "TRIGGER_SECRET_KEY": "trigger-secret-key-hidden",
+            }
         )
         secret_fields = [
             f for f in fields(settings) if isinstance(getattr(settings, f.name), Secret)
         ]
-        assert {f.name for f in secret_fields} >= {"session_secret", "model_api_key"}
+        assert {f.name for f in secret_fields} >= {
+            "session_secret",
+            "model_api_key",
+            "oidc_client_secret",
+            "trigger_secret_key",
+        }
         for f in secret_fields:
             assert getattr(settings, f.name).get_secret_value() not in repr(settings), f.name
 
     def test_secrets_compare_by_value(self):
         assert Secret("a" * 32) == Secret("a" * 32)
         assert Secret("a" * 32) != Secret("b" * 32)
+
+
+class TestLoginSettings:
+    LOGIN = {
+        "OIDC_ISSUER": "https://idp.example",
+        "OIDC_CLIENT_ID": "scaicrew",
+        "OIDC_CLIENT_SECRET": "client-secret",
+        "OIDC_REDIRECT_URI": "https://api.example/v1/auth/callback",
+        "FRONTEND_URL": "https://app.example/",
+    }
+
+    def test_login_is_off_without_an_issuer(self):
+        assert not Settings.from_env({"ENV": "test"}).login_configured
+
+    def test_login_settings_come_together(self):
+        settings = Settings.from_env({"ENV": "test", **self.LOGIN})
+        assert settings.login_configured
+        assert settings.oidc_client_secret.get_secret_value() == "client-secret"
+
+    @pytest.mark.parametrize("missing", sorted(LOGIN))
+    def test_a_partial_login_configuration_is_refused(self, missing):
+        env = {k: v for k, v in self.LOGIN.items() if k != missing}
+        with pytest.raises(SettingsError, match=missing):
+            Settings.from_env({"ENV": "test", **env})
+
+    def test_oidc_algorithms_must_be_asymmetric(self):
+        with pytest.raises(SettingsError, match="OIDC_ALGORITHMS"):
+            Settings.from_env({"ENV": "test", "OIDC_ALGORITHMS": "HS256"})
+
+    def test_login_ttls_must_be_positive(self):
+        with pytest.raises(SettingsError, match="TTL"):
+            Settings.from_env({"ENV": "test", "SESSION_CODE_TTL_SECONDS": "0"})
+
+
+class TestTriggerSettings:
+    def test_trigger_key_materials_default_to_the_session_secret(self):
+        settings = Settings.from_env({"SESSION_SECRET": "session-" + "q" * 32})
+        assert settings.trigger_key_materials() == ["session-" + "q" * 32]
+        rotated = Settings.from_env(
+            {"SESSION_SECRET": "session-" + "q" * 32, "TRIGGER_SECRET_KEY": "new-key, old-key"}
+        )
+        assert rotated.trigger_key_materials() == ["new-key", "old-key"]
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [("SCHEDULER_INTERVAL_SECONDS", "0"), ("WEBHOOK_MAX_BODY_BYTES", "100")],
+    )
+    def test_scheduler_and_webhook_limits_are_checked(self, name, value):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({"SESSION_SECRET": "session-" + "q" * 32, name: value})

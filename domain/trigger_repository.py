@@ -1,0 +1,245 @@
+"""Persistence of triggers, fired schedule slots, webhook delivery keys and invocations.
+
+Same rules as ``domain.repository``: reads for the API are scoped by workspace and never see
+deleted triggers; the scheduler and webhook ingress find triggers across workspaces (they act
+as the trigger's system actor). The slot and delivery-key claims are single-statement
+``INSERT ... ON CONFLICT DO NOTHING``: of two concurrent claims of one key, exactly one
+inserts (on PostgreSQL the loser waits for the winner's commit, then inserts nothing).
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from domain import orm
+from domain.ids import new_id
+from domain.repository import _utc, _utc_or_none
+from domain.trigger_model import Invocation, InvocationOutcome, Trigger, TriggerKind
+
+
+class TriggerRepository:
+    def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
+        self._c = connection
+        self._postgres = connection.dialect.name == "postgresql"
+        self._for_update = for_update and self._postgres
+
+    # -- triggers ------------------------------------------------------------------------
+
+    def add(self, trigger: Trigger) -> None:
+        self._c.execute(
+            insert(orm.triggers).values(
+                id=trigger.id,
+                workspace_id=trigger.workspace_id,
+                member_id=trigger.member_id,
+                kind=trigger.kind.value,
+                name=trigger.name,
+                description=trigger.description,
+                enabled=trigger.enabled,
+                cron=trigger.cron,
+                timezone=trigger.timezone,
+                input=trigger.input,
+                secret_ciphertext=trigger.secret_ciphertext,
+                active_since=trigger.active_since,
+                created_by=trigger.created_by,
+                created_at=trigger.created_at,
+                updated_at=trigger.updated_at,
+                deleted_at=trigger.deleted_at,
+            )
+        )
+
+    def get(self, workspace_id: str | None, trigger_id: str) -> Trigger | None:
+        """A live trigger of the workspace; with ``workspace_id=None``, any trigger, deleted
+        ones included (ingress and the scheduler decide what a deleted trigger means)."""
+        t = orm.triggers
+        stmt = select(t).where(t.c.id == trigger_id)
+        if workspace_id is not None:
+            stmt = stmt.where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = self._c.execute(stmt).first()
+        return None if row is None else _trigger(row)
+
+    def list_live(
+        self, workspace_id: str, after: str | None, limit: int, kind: str | None = None
+    ) -> list[Trigger]:
+        t = orm.triggers
+        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        if after is not None:
+            stmt = stmt.where(t.c.id > after)
+        rows = self._c.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
+        return [_trigger(r) for r in rows]
+
+    def update(self, trigger_id: str, values: dict[str, Any]) -> None:
+        t = orm.triggers
+        self._c.execute(update(t).where(t.c.id == trigger_id).values(**values))
+
+    def due_schedules(self) -> list[tuple[Trigger, datetime | None]]:
+        """Every enabled, live schedule trigger with its latest fired slot (or None)."""
+        t, s = orm.triggers, orm.schedule_slots
+        last = (
+            select(s.c.trigger_id, func.max(s.c.slot).label("last_slot"))
+            .group_by(s.c.trigger_id)
+            .subquery()
+        )
+        rows = self._c.execute(
+            select(t, last.c.last_slot)
+            .outerjoin(last, last.c.trigger_id == t.c.id)
+            .where(
+                t.c.kind == TriggerKind.SCHEDULE.value,
+                t.c.enabled.is_(True),
+                t.c.deleted_at.is_(None),
+            )
+            .order_by(t.c.id)
+        ).all()
+        return [(_trigger(r), _utc_or_none(r.last_slot)) for r in rows]
+
+    def last_slots(self, trigger_ids: list[str]) -> dict[str, datetime]:
+        if not trigger_ids:
+            return {}
+        s = orm.schedule_slots
+        rows = self._c.execute(
+            select(s.c.trigger_id, func.max(s.c.slot).label("last_slot"))
+            .where(s.c.trigger_id.in_(trigger_ids))
+            .group_by(s.c.trigger_id)
+        ).all()
+        return {r.trigger_id: _utc(r.last_slot) for r in rows}
+
+    # -- claims --------------------------------------------------------------------------
+
+    def claim_slot(
+        self, trigger: Trigger, slot: datetime, run_id: str | None, now: datetime
+    ) -> bool:
+        """Record ``slot`` as fired by this transaction; False if another one claimed it."""
+        return self._insert_once(
+            orm.schedule_slots,
+            ["trigger_id", "slot"],
+            trigger_id=trigger.id,
+            slot=slot,
+            workspace_id=trigger.workspace_id,
+            run_id=run_id,
+            created_at=now,
+        )
+
+    def find_delivery(self, trigger_id: str, keys: list[str]) -> tuple[str, str, str] | None:
+        """The first of ``keys`` already recorded: (key, body hash, run id)."""
+        d = orm.webhook_deliveries
+        rows = self._c.execute(
+            select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(
+                d.c.trigger_id == trigger_id, d.c.delivery_key.in_(keys)
+            )
+        ).all()
+        found = {r.delivery_key: (r.delivery_key, r.body_hash, r.run_id) for r in rows}
+        for key in keys:
+            if key in found:
+                return found[key]
+        return None
+
+    def claim_delivery(
+        self, trigger: Trigger, key: str, body_hash: str, run_id: str, now: datetime
+    ) -> bool:
+        """Record ``key`` as delivered (starting ``run_id``); False if it already was."""
+        return self._insert_once(
+            orm.webhook_deliveries,
+            ["trigger_id", "delivery_key"],
+            trigger_id=trigger.id,
+            delivery_key=key,
+            workspace_id=trigger.workspace_id,
+            body_hash=body_hash,
+            run_id=run_id,
+            created_at=now,
+        )
+
+    def _insert_once(self, table: Any, key_columns: list[str], **values: Any) -> bool:
+        upsert = postgresql_insert if self._postgres else sqlite_insert
+        stmt = (
+            upsert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=key_columns)
+            # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
+            .returning(table.c[key_columns[0]])
+        )
+        return self._c.execute(stmt).first() is not None
+
+    # -- invocations ---------------------------------------------------------------------
+
+    def add_invocation(
+        self,
+        trigger: Trigger,
+        *,
+        source: str,
+        outcome: InvocationOutcome,
+        at: datetime,
+        reason: str | None = None,
+        run_id: str | None = None,
+        slot: datetime | None = None,
+        delivery_key: str | None = None,
+    ) -> None:
+        self._c.execute(
+            insert(orm.trigger_invocations).values(
+                id=new_id("inv"),
+                workspace_id=trigger.workspace_id,
+                trigger_id=trigger.id,
+                at=at,
+                source=source,
+                outcome=outcome.value,
+                reason=reason,
+                run_id=run_id,
+                slot=slot,
+                delivery_key=delivery_key,
+            )
+        )
+
+    def list_invocations(
+        self, workspace_id: str, trigger_id: str, before: str | None, limit: int
+    ) -> list[Invocation]:
+        """Newest first; the cursor is an upper bound."""
+        i = orm.trigger_invocations
+        stmt = select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+        if before is not None:
+            stmt = stmt.where(i.c.id < before)
+        rows = self._c.execute(stmt.order_by(i.c.id.desc()).limit(limit + 1)).all()
+        return [_invocation(r) for r in rows]
+
+
+def _trigger(row: Any) -> Trigger:
+    return Trigger(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        member_id=row.member_id,
+        kind=TriggerKind(row.kind),
+        name=row.name,
+        description=row.description,
+        enabled=bool(row.enabled),
+        cron=row.cron,
+        timezone=row.timezone,
+        input=row.input,
+        secret_ciphertext=row.secret_ciphertext,
+        active_since=_utc(row.active_since),
+        created_by=row.created_by,
+        created_at=_utc(row.created_at),
+        updated_at=_utc(row.updated_at),
+        deleted_at=_utc_or_none(row.deleted_at),
+    )
+
+
+def _invocation(row: Any) -> Invocation:
+    return Invocation(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        trigger_id=row.trigger_id,
+        at=_utc(row.at),
+        source=row.source,
+        outcome=InvocationOutcome(row.outcome),
+        reason=row.reason,
+        run_id=row.run_id,
+        slot=_utc_or_none(row.slot),
+        delivery_key=row.delivery_key,
+    )

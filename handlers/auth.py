@@ -1,0 +1,83 @@
+"""Login: OIDC authorization code + PKCE, session codes, token refresh (all ``security: []``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.responses import RedirectResponse
+
+from domain import login
+from domain.login import Login, SessionGrant
+from handlers._http import ok, timestamp
+from handlers.context import app_context
+
+# Tokens and codes must not be cached by browsers or proxies (RFC 6749 section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _login() -> Login:
+    context = app_context()
+    assert context.login is not None
+    return context.login
+
+
+def start_login() -> Any:
+    started = login.start_login(_login())
+    body = {
+        "authorization_url": started.authorization_url,
+        "state": started.state,
+        "expires_at": timestamp(started.expires_at),
+    }
+    return ok(body, 200, NO_STORE)
+
+
+def callback(
+    state: str,
+    code: str | None = None,
+    error: str | None = None,
+    **_provider_extras: Any,
+) -> Any:
+    session_code = login.complete_login(_login(), code=code, state=state, error=error)
+    frontend = app_context().settings.frontend_url or "/"
+    separator = "&" if "?" in frontend else "?"
+    target = f"{frontend}{separator}{urlencode({'session_code': session_code})}"
+    return RedirectResponse(
+        target, status_code=302, headers={**NO_STORE, "Referrer-Policy": "no-referrer"}
+    )
+
+
+def redeem_token(body: dict[str, Any]) -> Any:
+    result = login.redeem_session_code(
+        _login(), session_code=body["session_code"], workspace_id=body.get("workspace_id")
+    )
+    if isinstance(result, SessionGrant):
+        return ok(_grant(result), 200, NO_STORE)
+    workspaces = [
+        {"workspace_id": m.workspace_id, "name": m.workspace_name, "role": m.role.label}
+        for m in result.workspaces
+    ]
+    return ok({"requires_selection": True, "workspaces": workspaces}, 200, NO_STORE)
+
+
+def refresh(body: dict[str, Any]) -> Any:
+    grant = login.refresh_session(
+        _login(), refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
+    )
+    return ok(_grant(grant), 200, NO_STORE)
+
+
+def _grant(grant: SessionGrant) -> dict[str, Any]:
+    return {
+        "requires_selection": False,
+        "access_token": grant.access_token,
+        "token_type": "Bearer",
+        "expires_in": grant.expires_in,
+        "refresh_token": grant.refresh_token,
+        "refresh_expires_at": timestamp(grant.refresh_expires_at),
+        "workspace": {
+            "workspace_id": grant.membership.workspace_id,
+            "name": grant.membership.workspace_name,
+            "role": grant.membership.role.label,
+        },
+    }

@@ -1,0 +1,216 @@
+"""The live stream (Server-Sent Events) and the tickets that open it from a browser.
+
+The stream handler is ``async``: it checks the role and subscribes in a thread (one domain
+call; it may read the database), then returns an ``EventSourceResponse`` whose generator replays
+the log after the client's last id and then follows live deliveries. Those arrive from other
+threads through a per-event-loop relay (one ``call_soon_threadsafe`` per batch, not per
+subscriber). Duplicates (an event both replayed and delivered) are dropped by sequence; a hole
+(an out-of-order delivery, a lagging queue) is filled from the log. The response unsubscribes
+however it ends: finished lifetime, client gone, failed send, or a HEAD that never streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from connexion import request
+from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from domain import stream_services
+from domain.model import Actor
+from domain.runtime import Runtime
+from domain.signals import Signal
+from handlers._http import actor, ok, runtime, timestamp
+
+_PAGE = 500  # events per replay read
+_QUEUE = 1000  # live events a slow client may lag behind before it is refilled from the log
+_RETRY_MILLISECONDS = 2000  # how long an EventSource waits before it reconnects
+_LAST_EVENT_ID = re.compile(r"^[0-9]{1,18}$")
+
+
+async def stream_events(
+    token_info: dict[str, Any], last_event_id: int | None = None, max_seconds: int | None = None
+) -> Any:
+    rt = runtime()
+    who = actor(token_info)
+    header = request.headers.get("Last-Event-ID")
+    # The header wins: an EventSource resends it on every reconnect, with the newest id.
+    after = int(header) if header and _LAST_EVENT_ID.match(header) else last_event_id
+    settings = rt.stream.settings
+    lifetime = (
+        settings.max_seconds if max_seconds is None else min(max_seconds, settings.max_seconds)
+    )
+    inbox = _Inbox(_LoopRelay.of(asyncio.get_running_loop()))
+    opening = await run_in_threadpool(stream_services.open_stream, rt, who, after, inbox.offer)
+    return _StreamResponse(
+        _events(rt, who, opening, inbox, lifetime),
+        on_close=opening.unsubscribe,
+        ping=settings.keepalive_seconds,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def create_stream_ticket(token_info: dict[str, Any]) -> Any:
+    ticket, expires_at = stream_services.issue_stream_ticket(runtime(), actor(token_info))
+    body = {
+        "ticket": ticket,
+        "expires_at": timestamp(expires_at),
+        "stream_url": f"/v1/stream?ticket={ticket}",
+    }
+    return ok(body, 201)
+
+
+class _StreamResponse(EventSourceResponse):
+    """Unsubscribes however the response ends, even if its generator never started (a HEAD
+    request, a client gone before the first event, a failed send)."""
+
+    def __init__(self, *args: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+class _Inbox:
+    """Live signals of one stream, handed over from delivering threads to its event loop."""
+
+    def __init__(self, relay: _LoopRelay) -> None:
+        self._relay = relay
+        self.queue: asyncio.Queue[Signal] = asyncio.Queue(_QUEUE)
+        self.lagged = False
+
+    def offer(self, signal: Signal) -> None:
+        self._relay.offer(self, signal)
+
+    def put(self, signal: Signal) -> None:
+        try:
+            self.queue.put_nowait(signal)
+        except asyncio.QueueFull:  # dropped here, read back from the log by the stream
+            self.lagged = True
+
+
+class _LoopRelay:
+    """Hands signals to the inboxes of one event loop with one wake-up per batch: with a
+    thousand subscribers, a wake-up (a self-pipe write) per subscriber and event dominated
+    the delivery time."""
+
+    _relays: dict[asyncio.AbstractEventLoop, _LoopRelay] = {}
+    _relays_lock = threading.Lock()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[tuple[_Inbox, Signal]] = []
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopRelay:
+        with cls._relays_lock:
+            for stale in [known for known in cls._relays if known.is_closed()]:
+                del cls._relays[stale]
+            relay = cls._relays.get(loop)
+            if relay is None:
+                relay = cls._relays[loop] = cls(loop)
+            return relay
+
+    def offer(self, inbox: _Inbox, signal: Signal) -> None:
+        with self._lock:
+            self._pending.append((inbox, signal))
+            if len(self._pending) > 1:
+                return  # a drain is already scheduled and will take this one too
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop has closed: its streams are over
+            with self._lock:
+                self._pending.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for inbox, signal in pending:
+            inbox.put(signal)
+
+
+@functools.lru_cache(maxsize=256)  # one encoding per event, not one per subscriber
+def _frame(signal: Signal) -> bytes:
+    data = json.dumps({**signal.data, "at": timestamp(signal.at)}, separators=(",", ":"))
+    return f"id: {signal.seq}\nevent: {signal.kind}\ndata: {data}\n\n".encode()
+
+
+def _reset(after: int) -> bytes:
+    data = json.dumps({"reason": "last_event_id_unavailable", "last_event_id": after})
+    return f"id: {after}\nevent: reset\ndata: {data}\n\n".encode()
+
+
+async def _events(
+    rt: Runtime,
+    who: Actor,
+    opening: stream_services.StreamOpening,
+    inbox: _Inbox,
+    lifetime: float,
+) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + lifetime
+    last = opening.after
+    try:
+        yield f"retry: {_RETRY_MILLISECONDS}\n\n".encode()
+        if opening.reset:
+            yield _reset(last)
+        while True:  # the replay, page by page
+            page = await run_in_threadpool(stream_services.read_stream, rt, who, last, _PAGE)
+            for signal in page:
+                yield _frame(signal)
+                last = int(signal.seq or last)
+            if len(page) < _PAGE:
+                break
+        while (remaining := deadline - loop.time()) > 0:
+            if inbox.lagged:  # live events were dropped: everything committed is in the log
+                inbox.lagged = False
+                async for frame, seq in _from_log(rt, who, last, None):
+                    yield frame
+                    last = seq
+            try:
+                async with asyncio.timeout(remaining):
+                    arrived = [await inbox.queue.get()]
+            except TimeoutError:
+                break
+            while not inbox.queue.empty():  # a burst goes out in one write
+                arrived.append(inbox.queue.get_nowait())
+            frames: list[bytes] = []
+            for signal in arrived:
+                assert signal.seq is not None
+                if signal.seq <= last:
+                    continue  # replayed already, or delivered twice (own commit and NOTIFY)
+                if signal.seq > last + 1:
+                    async for frame, seq in _from_log(rt, who, last, signal.seq - 1):
+                        frames.append(frame)
+                        last = seq
+                frames.append(_frame(signal))
+                last = signal.seq
+            if frames:
+                yield b"".join(frames)
+    finally:
+        opening.unsubscribe()
+
+
+async def _from_log(
+    rt: Runtime, who: Actor, after: int, through: int | None
+) -> AsyncIterator[tuple[bytes, int]]:
+    while True:
+        page = await run_in_threadpool(stream_services.read_stream, rt, who, after, _PAGE, through)
+        for signal in page:
+            assert signal.seq is not None
+            after = signal.seq
+            yield _frame(signal), after
+        if len(page) < _PAGE:
+            return

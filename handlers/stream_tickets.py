@@ -1,0 +1,33 @@
+"""The stream ticket scheme (``streamTicket`` in openapi.yaml): ``GET /v1/stream?ticket=...``.
+
+Named by ``x-apikeyInfoFunc``; kept apart from ``handlers.stream`` because it is no operation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from domain import stream_services
+from domain.model import Actor
+from handlers._http import uow
+from handlers.problems import ApiError
+
+_TICKET = re.compile(r"^stk_[A-Za-z0-9_-]{43}$")
+
+
+async def verify_stream_ticket(apikey: str, request: Any = None) -> Any:
+    """Accept a stream ticket (``?ticket=``) once, as the identity it was issued to."""
+    if not _TICKET.match(apikey):
+        raise ApiError(401, "The stream ticket is malformed.")
+    who: Actor | None = await run_in_threadpool(stream_services.redeem_stream_ticket, uow(), apikey)
+    if who is None:
+        raise ApiError(401, "The stream ticket is unknown, already used or expired.")
+    return {
+        "sub": who.subject,
+        "workspace_id": who.workspace_id,
+        "role": who.role.label,
+        "kind": who.kind.value,
+    }

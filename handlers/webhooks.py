@@ -1,0 +1,59 @@
+"""Webhook ingress: public (no credential), authenticated by the delivery's HMAC signature.
+
+``async`` because the signature covers the exact bytes received, which only the async request
+API exposes: ``await request.body()``. Connexion's body validator replays the original body
+messages, so these are the client's bytes, not a re-serialisation. The handler takes no
+``body`` argument on purpose: Connexion would read the body for it through another request
+object (``connexion.request`` builds a new one on every access), and the stream could not be
+read a second time here. The validator already checked that the bytes are a JSON object, so
+parsing them again cannot fail. The use case runs in the thread pool like every sync handler.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from connexion import request
+from starlette.concurrency import run_in_threadpool
+
+from domain import trigger_firing
+from domain.errors import WebhookRejected
+from domain.trigger_model import WebhookDelivery
+from handlers._http import ok, runtime
+from handlers.problems import ApiError
+
+TIMESTAMP_HEADER = "X-ScaiCrew-Timestamp"
+SIGNATURE_HEADER = "X-ScaiCrew-Signature"
+CHALLENGE = f'HMAC-SHA256 realm="scaicrew-webhooks", headers="{SIGNATURE_HEADER}"'
+
+
+async def receive_webhook(trigger_id: str) -> Any:
+    raw = await request.body()
+    delivery = WebhookDelivery(
+        trigger_id=trigger_id,
+        raw_body=raw,
+        body=json.loads(raw),
+        timestamp=request.headers[TIMESTAMP_HEADER],
+        signature=request.headers[SIGNATURE_HEADER],
+        idempotency_key=request.headers.get("Idempotency-Key"),
+    )
+    try:
+        result = await run_in_threadpool(
+            trigger_firing.receive_webhook, runtime(), delivery, datetime.now(UTC)
+        )
+    except WebhookRejected as exc:
+        # One answer for every reason (unknown trigger included): it reveals nothing.
+        raise ApiError(
+            401, exc.message, type_slug=exc.slug, headers={"WWW-Authenticate": CHALLENGE}
+        ) from None
+    headers = {"Location": f"/v1/runs/{result.run_id}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    body_out = {
+        "run_id": result.run_id,
+        "trigger_id": result.trigger_id,
+        "replayed": result.replayed,
+    }
+    return ok(body_out, 202, headers)

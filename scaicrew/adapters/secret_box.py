@@ -1,0 +1,43 @@
+"""Encryption of trigger secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) keys derived
+with HKDF-SHA256 from the configured key material.
+
+Several comma-separated key materials may be configured: the first encrypts, every one
+decrypts, so a key can be rotated without losing the secrets sealed under the old one.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from domain.ports import SecretUnreadable
+
+_INFO = b"scaicrew trigger secrets v1"
+
+
+def _fernet(material: str) -> Fernet:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+        material.encode("utf-8")
+    )
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+class FernetSecretBox:
+    """A ``domain.ports.SecretBox`` over Fernet."""
+
+    def __init__(self, materials: list[str]) -> None:
+        if not materials or not all(materials):
+            raise ValueError("at least one non-empty key material is required")
+        self._fernet = MultiFernet([_fernet(m) for m in materials])
+
+    def seal(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def open(self, token: str) -> str:
+        try:
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+        except (InvalidToken, UnicodeError, ValueError) as exc:
+            raise SecretUnreadable("no configured key opens this secret") from exc

@@ -1,0 +1,217 @@
+"""Webhook ingress: signature, time window, de-duplication, refusals, size limit, the log."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from domain.model import Role
+from tests.api.helpers import errors_of, missing_id
+from tests.support.triggers import (
+    create_trigger,
+    deliver,
+    ingress_path,
+    published_member,
+    signed_headers,
+)
+
+
+def _webhook(client, tenant, definition=None):
+    author = tenant.headers(Role.AUTHOR)
+    member = published_member(client, author, definition)
+    return create_trigger(client, author, member["id"], "webhook")
+
+
+def _invocations(client, tenant, trigger):
+    r = client.get(f"/v1/triggers/{trigger['id']}/invocations", headers=tenant.headers(Role.VIEWER))
+    assert r.status_code == 200
+    return r.json()["items"]
+
+
+def _comparable(response):
+    body = response.json()
+    body.pop("instance", None)
+    body["error"].pop("trace_id")
+    return response.status_code, response.headers["WWW-Authenticate"], body
+
+
+def test_a_signed_delivery_starts_the_member_with_the_body_as_input(client, tenant):
+    trigger = _webhook(client, tenant)
+    r = deliver(client, trigger, {"ticket": 42, "title": "Printer on fire"})
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    assert accepted["replayed"] is False and accepted["trigger_id"] == trigger["id"]
+    assert r.headers["Location"] == f"/v1/runs/{accepted['run_id']}"
+    assert "Idempotent-Replayed" not in r.headers
+    run = client.get(f"/v1/runs/{accepted['run_id']}", headers=tenant.headers(Role.VIEWER))
+    assert run.status_code == 200
+    assert run.json()["origin"] == "webhook"
+    assert run.json()["input"] == {"ticket": 42, "title": "Printer on fire"}
+    assert run.json()["created_by"] == f"trigger:{trigger['id']}"
+    [logged] = _invocations(client, tenant, trigger)
+    assert (logged["outcome"], logged["run_id"], logged["source"]) == (
+        "accepted",
+        accepted["run_id"],
+        "webhook",
+    )
+
+
+def test_the_signature_covers_the_exact_bytes(client, tenant):
+    trigger = _webhook(client, tenant)
+    raw = b'{ "b": 1,\n  "a": [1, 2.50] }'
+    headers = signed_headers(trigger["secret"], raw)
+    assert client.post(ingress_path(trigger), content=raw, headers=headers).status_code == 202
+    reordered = b'{"a": [1, 2.5], "b": 1}'  # the same JSON value, other bytes
+    r = client.post(ingress_path(trigger), content=reordered, headers=headers)
+    assert r.status_code == 401
+
+
+def test_refusals_look_the_same_whatever_the_reason(client, tenant):
+    trigger = _webhook(client, tenant)
+    body = {"n": 1}
+    wrong_secret = deliver(client, trigger, body, secret="whsec_" + "x" * 43)
+    unknown = deliver(client, {**trigger, "id": missing_id("trg")}, body)
+    stale = deliver(client, trigger, body, at=int(time.time()) - 3600)
+    assert wrong_secret.status_code == unknown.status_code == stale.status_code == 401
+    assert _comparable(wrong_secret) == _comparable(unknown) == _comparable(stale)
+    assert wrong_secret.json()["type"] == "/problems/webhook-rejected"
+    assert trigger["id"] not in wrong_secret.json()["detail"]
+
+    author = tenant.headers(Role.AUTHOR)
+    client.post(f"/v1/triggers/{trigger['id']}/disable", headers=author)
+    disabled = deliver(client, trigger, {"n": 2})
+    assert _comparable(disabled) == _comparable(unknown)
+    client.post(f"/v1/triggers/{trigger['id']}/enable", headers=author)
+    assert deliver(client, trigger, {"n": 3}).status_code == 202
+
+    other = _webhook(client, tenant)
+    client.delete(f"/v1/triggers/{other['id']}", headers=author)
+    assert _comparable(deliver(client, other, {"n": 4})) == _comparable(unknown)
+
+    reasons = [i["reason"] for i in _invocations(client, tenant, trigger)]
+    assert reasons == [None, "disabled", "stale-timestamp", "bad-signature"]
+
+
+def test_the_window_is_five_minutes_either_way(client, tenant):
+    trigger = _webhook(client, tenant)
+    now = int(time.time())
+    for offset, status in ((-299, 202), (299, 202), (-301, 401), (301, 401)):
+        r = deliver(client, trigger, {"offset": offset}, at=now + offset)
+        assert r.status_code == status, (offset, r.text)
+    outcomes = [(i["outcome"], i["reason"]) for i in _invocations(client, tenant, trigger)]
+    assert sorted(outcomes, key=str) == sorted(
+        [("accepted", None)] * 2 + [("rejected", "stale-timestamp")] * 2, key=str
+    )
+
+
+def test_a_replay_answers_the_original_run(client, tenant):
+    trigger = _webhook(client, tenant)
+    raw = json.dumps({"event": "created"}).encode()
+    headers = signed_headers(trigger["secret"], raw)
+    first = client.post(ingress_path(trigger), content=raw, headers=headers)
+    again = client.post(ingress_path(trigger), content=raw, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["run_id"] == first.json()["run_id"] and again.json()["replayed"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # A captured delivery re-sent with an Idempotency-Key of the attacker's choosing.
+    forged = client.post(
+        ingress_path(trigger), content=raw, headers={**headers, "Idempotency-Key": "evil-1"}
+    )
+    assert forged.json()["run_id"] == first.json()["run_id"]
+    # The same body sent again later (new timestamp, new signature): the body hash matches.
+    later = deliver(client, trigger, raw, at=int(time.time()) + 5)
+    assert later.json()["run_id"] == first.json()["run_id"]
+    runs = client.get(
+        "/v1/runs", params={"origin": "webhook"}, headers=tenant.headers(Role.VIEWER)
+    ).json()["items"]
+    assert [r["id"] for r in runs] == [first.json()["run_id"]]
+    outcomes = [i["outcome"] for i in _invocations(client, tenant, trigger)]
+    assert outcomes == ["replayed", "replayed", "replayed", "accepted"]
+
+
+def test_idempotency_keys_name_events(client, tenant):
+    trigger = _webhook(client, tenant)
+    one = deliver(client, trigger, {"same": True}, key="evt-1")
+    two = deliver(client, trigger, {"same": True}, key="evt-2", at=int(time.time()) + 1)
+    assert one.json()["run_id"] != two.json()["run_id"]  # same body, two events
+    repeat = deliver(client, trigger, {"same": True}, key="evt-1", at=int(time.time()) + 2)
+    assert repeat.json()["run_id"] == one.json()["run_id"] and repeat.json()["replayed"]
+    reused = deliver(client, trigger, {"same": False}, key="evt-1")
+    assert reused.status_code == 409
+    assert reused.json()["type"] == "/problems/idempotency-key-reused"
+    assert _invocations(client, tenant, trigger)[0]["reason"] == "idempotency-key-reused"
+
+
+def test_the_body_must_satisfy_the_input_schema(client, tenant):
+    definition = {
+        "objective": "Triage one ticket.",
+        "input_schema": {
+            "type": "object",
+            "required": ["ticket"],
+            "properties": {"ticket": {"type": "integer"}},
+        },
+    }
+    trigger = _webhook(client, tenant, definition)
+    r = deliver(client, trigger, {"ticket": "seven"})
+    assert r.status_code == 409
+    assert r.json()["type"] == "/problems/input-schema-mismatch"
+    assert errors_of(r.json())[0]["pointer"] == "/input/ticket"
+    assert deliver(client, trigger, {"ticket": 7}).status_code == 202
+    reasons = [i["reason"] for i in _invocations(client, tenant, trigger)]
+    assert reasons == [None, "input-schema-mismatch"]
+
+
+def test_the_body_must_be_a_json_object(client, tenant):
+    trigger = _webhook(client, tenant)
+    for raw in (b"[1, 2]", b"42", b"not json", b""):
+        r = client.post(
+            ingress_path(trigger), content=raw, headers=signed_headers(trigger["secret"], raw)
+        )
+        assert r.status_code == 400, (raw, r.text)
+
+
+def test_malformed_signature_headers_are_400(client, tenant):
+    trigger = _webhook(client, tenant)
+    raw = b"{}"
+    good = signed_headers(trigger["secret"], raw)
+    for name, value in (
+        ("X-ScaiCrew-Signature", "sha1=abc"),
+        ("X-ScaiCrew-Signature", good["X-ScaiCrew-Signature"].upper()),
+        ("X-ScaiCrew-Timestamp", "-5"),
+        ("X-ScaiCrew-Timestamp", "1e9"),
+    ):
+        r = client.post(ingress_path(trigger), content=raw, headers={**good, name: value})
+        assert r.status_code == 400, (name, value)
+        assert errors_of(r.json())[0]["name"] == name
+    missing = {k: v for k, v in good.items() if k != "X-ScaiCrew-Signature"}
+    assert client.post(ingress_path(trigger), content=raw, headers=missing).status_code == 400
+
+
+def test_bodies_over_the_ingress_limit_are_413(client, tenant, settings):
+    trigger = _webhook(client, tenant)
+    limit = settings.webhook_max_body_bytes
+    huge = json.dumps({"blob": "x" * limit}).encode()
+    r = client.post(
+        ingress_path(trigger), content=huge, headers=signed_headers(trigger["secret"], huge)
+    )
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == "PayloadTooLarge"
+    fits = json.dumps({"blob": "x" * (limit - 100)}).encode()
+    assert len(fits) <= limit
+    r = client.post(
+        ingress_path(trigger), content=fits, headers=signed_headers(trigger["secret"], fits)
+    )
+    assert r.status_code == 202
+
+
+def test_ingress_needs_no_credential_and_ignores_one(client, tenant, make_tenant):
+    trigger = _webhook(client, tenant)
+    raw = b'{"k": 1}'
+    headers = {
+        **signed_headers(trigger["secret"], raw),
+        **make_tenant().headers(Role.VIEWER),  # another workspace's token changes nothing
+    }
+    r = client.post(ingress_path(trigger), content=raw, headers=headers)
+    assert r.status_code == 202
+    run = client.get(f"/v1/runs/{r.json()['run_id']}", headers=tenant.headers(Role.VIEWER))
+    assert run.status_code == 200

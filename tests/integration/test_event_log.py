@@ -1,0 +1,188 @@
+"""The workspace event log: written with the change it reports, numbered gap-free, published
+after the commit, and delivered by the stream hub in order, once, without holes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from domain.event_repository import decode_notification, notify_payload
+from domain.signals import Signal
+from domain.stream import StreamHub
+from domain.unit_of_work import Database
+from scaicrew.adapters.pg_listener import PgListener
+
+WRITERS = 8
+COMMITS = 15
+WAIT = 20.0
+
+
+def _signal(workspace_id: str, n: int) -> Signal:
+    return Signal(workspace_id, "run.changed", {"run_id": f"run_{n}", "status": "queued"})
+
+
+def _head(database, workspace_id: str) -> int:
+    with database() as tx:
+        return tx.events.head(workspace_id)
+
+
+class TestUnitOfWork:
+    def test_a_rolled_back_unit_of_work_stores_and_publishes_nothing(self, database, actor):
+        published: list[Signal] = []
+        unsubscribe = database.signals.subscribe(published.append)
+        try:
+            with pytest.raises(RuntimeError), database(write=True) as tx:
+                tx.record(_signal(actor.workspace_id, 1))
+                raise RuntimeError("the use case failed")
+            with database(write=True) as tx:
+                tx.record(_signal(actor.workspace_id, 2))  # left without commit
+        finally:
+            unsubscribe()
+        assert _head(database, actor.workspace_id) == 0
+        assert [s for s in published if s.workspace_id == actor.workspace_id] == []
+
+    def test_committed_signals_are_numbered_and_published_after_the_commit(self, database, actor):
+        seen: list[tuple[int | None, int]] = []
+
+        def record(signal: Signal) -> None:
+            if signal.workspace_id == actor.workspace_id:
+                seen.append((signal.seq, _head(database, actor.workspace_id)))
+
+        unsubscribe = database.signals.subscribe(record)
+        try:
+            for batch in ([1, 2], [3]):
+                with database(write=True) as tx:
+                    for n in batch:
+                        tx.record(_signal(actor.workspace_id, n))
+                    tx.commit()
+        finally:
+            unsubscribe()
+        assert seen == [(1, 2), (2, 2), (3, 3)]  # each one visible to others when published
+        with database() as tx:
+            logged = tx.events.read(actor.workspace_id, 0, 10)
+        assert [(s.seq, s.data["run_id"]) for s in logged] == [
+            (1, "run_1"),
+            (2, "run_2"),
+            (3, "run_3"),
+        ]
+
+    def test_workspaces_are_numbered_separately(self, database, make_actor):
+        a, b = make_actor(), make_actor()
+        with database(write=True) as tx:
+            tx.record(_signal(a.workspace_id, 1))
+            tx.record(_signal(b.workspace_id, 1))
+            tx.record(_signal(a.workspace_id, 2))
+            tx.commit()
+        assert (_head(database, a.workspace_id), _head(database, b.workspace_id)) == (2, 1)
+
+
+class TestConcurrentWriters:
+    def test_sequence_numbers_are_gap_free_and_the_hub_delivers_them_in_order(
+        self, database, actor
+    ):
+        """Concurrent writers of one workspace; a live subscriber sees 1..N exactly once."""
+        hub = StreamHub(database)
+        unsubscribe_hub = database.signals.subscribe(hub.on_signal)
+        delivered: list[int] = []
+        lock = threading.Lock()
+
+        def collect(signal: Signal) -> None:
+            with lock:
+                delivered.append(int(signal.seq or 0))
+
+        unsubscribe = hub.subscribe(actor.workspace_id, collect)
+        barrier = threading.Barrier(WRITERS)
+
+        def write(writer: int) -> None:
+            barrier.wait(timeout=WAIT)
+            for n in range(COMMITS):
+                with database(write=True) as tx:
+                    tx.record(_signal(actor.workspace_id, writer * 1000 + n))
+                    tx.commit()
+
+        try:
+            with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+                for future in [pool.submit(write, w) for w in range(WRITERS)]:
+                    future.result(timeout=WAIT * 3)
+        finally:
+            unsubscribe()
+            unsubscribe_hub()
+        total = WRITERS * COMMITS
+        assert _head(database, actor.workspace_id) == total
+        with database() as tx:
+            logged = tx.events.read(actor.workspace_id, 0, total + 1)
+        assert [s.seq for s in logged] == list(range(1, total + 1))
+        assert delivered == list(range(1, total + 1))
+
+
+class TestNotifications:
+    def test_a_payload_carries_the_events_or_only_their_range_when_large(self):
+        small = [Signal("wsp_a", "run.changed", {"run_id": "r", "status": "queued"}, seq=7)]
+        workspace_id, signals, through = decode_notification(notify_payload(small))
+        assert (workspace_id, through) == ("wsp_a", None)
+        assert [(s.seq, s.kind, s.data) for s in signals] == [(7, "run.changed", small[0].data)]
+        large = [Signal("wsp_a", "trigger.fired", {"blob": "x" * 9000}, seq=8)]
+        assert decode_notification(notify_payload(large)) == ("wsp_a", [], 8)
+
+    @pytest.mark.postgres
+    def test_the_listener_hears_commits_of_another_engine(self, database, settings, actor):
+        if database.is_sqlite:
+            pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): LISTEN/NOTIFY")
+        heard: list[Signal] = []
+        ranges: list[tuple[str, int]] = []
+        connects: list[bool] = []
+        listener = PgListener(
+            settings.database_url,
+            on_signals=heard.extend,
+            on_range=lambda w, t: ranges.append((w, t)),
+            on_connect=lambda: connects.append(True),
+        )
+        listener.start()
+        other = Database(settings.database_url)
+        try:
+            assert listener.connected.wait(WAIT)
+            with other(write=True) as tx:
+                tx.record(_signal(actor.workspace_id, 1))
+                tx.record(Signal(actor.workspace_id, "trigger.fired", {"blob": "x" * 9000}))
+                tx.commit()
+            deadline = time.monotonic() + WAIT
+            while not ranges:
+                assert time.monotonic() < deadline, heard
+                time.sleep(0.02)
+        finally:
+            listener.stop()
+            other.dispose()
+        assert connects == [True]
+        assert ranges == [(actor.workspace_id, 2)]  # too large for a notification
+        assert heard == []  # one notification per workspace and commit: the range
+
+
+class TestHub:
+    def test_a_hole_is_filled_from_the_log_and_duplicates_are_dropped(self, database, actor):
+        hub = StreamHub(database)
+        delivered: list[int] = []
+        unsubscribe = hub.subscribe(actor.workspace_id, lambda s: delivered.append(s.seq or 0))
+        elsewhere = Database(database.url)  # another process, as far as the hub knows
+        stored: list[Signal] = []
+        elsewhere.signals.subscribe(stored.append)
+        try:
+            for n in range(3):
+                with elsewhere(write=True) as tx:
+                    tx.record(_signal(actor.workspace_id, n))
+                    tx.commit()
+            hub.on_signal(stored[2])  # 1 and 2 never arrived: read from the log
+            hub.on_signal(stored[1])  # late duplicate
+            assert delivered == [1, 2, 3]
+            for n in range(2):
+                with elsewhere(write=True) as tx:
+                    tx.record(_signal(actor.workspace_id, n))
+                    tx.commit()
+            hub.catch_up()  # what the listener does on (re)connect, or the SQLite poll
+            assert delivered == [1, 2, 3, 4, 5]
+        finally:
+            unsubscribe()
+            elsewhere.dispose()
+        assert hub.subscriber_count() == 0

@@ -1,0 +1,93 @@
+"""Two scheduler processes on one PostgreSQL race for the same due slots: each fires once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from domain import orm, services, triggers
+from domain.model import Role
+from domain.runtime import Runtime
+from scaicrew.adapters.http_tools import AllowListedHttp
+from scaicrew.adapters.secret_box import FernetSecretBox
+from tests.integration.conftest import DEFINITION
+from tests.support.processes import ROOT, environment
+
+TRIGGERS = 40
+ROUNDS = 2
+
+
+def _schedules(database, settings, actor, count):
+    runtime = Runtime(
+        uow=database,
+        http=AllowListedHttp((), 1.0),
+        secret_box=FernetSecretBox(settings.trigger_key_materials()),
+    )
+    crew = services.create_crew(database, actor, "Scheduled")
+    member = services.create_member(
+        database, actor, crew_id=crew.id, name="Every minute", definition=DEFINITION
+    )
+    services.publish_member(database, actor, member.id)
+    ids = [
+        triggers.create_trigger(
+            runtime, actor, kind="schedule", member_id=member.id, name=f"t{i}", cron="* * * * *"
+        ).trigger.id
+        for i in range(count)
+    ]
+    # Created "an hour ago", so the current minute's slot is due right away.
+    with database(write=True) as tx:
+        tx.repo._c.execute(  # test set-up: back-date the triggers
+            update(orm.triggers)
+            .where(orm.triggers.c.id.in_(ids))
+            .values(active_since=datetime.now(UTC) - timedelta(hours=1))
+        )
+        tx.commit()
+    return ids
+
+
+def _scheduler_once(settings):
+    return subprocess.Popen(
+        [sys.executable, "-m", "scaicrew.cli", "scheduler", "--once"],
+        cwd=ROOT,
+        env=environment(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_scheduler_processes_fire_each_slot_exactly_once(settings, database, make_actor):
+    if database.is_sqlite:
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): two processes on one database")
+    actor = make_actor(Role.ADMIN)
+    ids = _schedules(database, settings, actor, TRIGGERS)
+    fired = 0
+    for _ in range(ROUNDS):
+        pair = [_scheduler_once(settings), _scheduler_once(settings)]
+        outputs = [p.communicate(timeout=60)[0] for p in pair]
+        for process, output in zip(pair, outputs, strict=True):
+            assert process.returncode == 0, output
+            assert "Traceback" not in output, output
+            fired += int(output.split("fired ")[1].split(" ")[0])
+
+    s, r = orm.schedule_slots, orm.runs
+    with database() as tx:
+        conn = tx.repo._c
+        slots = conn.execute(
+            select(s.c.trigger_id, s.c.slot, s.c.run_id).where(s.c.trigger_id.in_(ids))
+        ).all()
+        runs = conn.execute(
+            select(func.count()).select_from(r).where(r.c.workspace_id == actor.workspace_id)
+        ).scalar_one()
+    # Every trigger fired the current minute (and the next, if a round crossed into it) ...
+    assert {trigger_id for trigger_id, _, _ in slots} == set(ids)
+    assert len(slots) in (TRIGGERS, 2 * TRIGGERS)
+    # ... each slot once, by exactly one of the processes, with exactly one run.
+    assert fired == len(slots) == runs
+    assert len({run_id for _, _, run_id in slots}) == len(slots)
