@@ -47,6 +47,25 @@ def _count(database, table, **where):
         return tx.repo._c.execute(stmt).scalar_one()
 
 
+def _retire_runs(database, workspace_id: str) -> None:
+    """Fail this test's queued runs. The session database is shared: left queued, a thousand
+    runs would be worked through first by every later dispatcher (the contract seed's waits
+    for its own runs behind them, and timed out on PostgreSQL)."""
+    now = datetime.now(UTC)
+    with database(write=True) as tx:
+        tx.repo._c.execute(
+            update(orm.runs)
+            .where(orm.runs.c.workspace_id == workspace_id, orm.runs.c.status == "queued")
+            .values(
+                status="failed",
+                error={"code": "TestCleanup", "message": "retired by the load test"},
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+        tx.commit()
+
+
 @pytest.fixture
 def server(settings, tmp_path):
     process, base_url = serve(
@@ -96,6 +115,7 @@ def test_two_thousand_webhook_deliveries_start_exactly_one_run_each(
     log = orm.trigger_invocations
     assert _count(database, log, trigger_id=created.trigger.id, outcome="accepted") == DELIVERIES
     assert _count(database, log, trigger_id=created.trigger.id, outcome="replayed") == DELIVERIES
+    _retire_runs(database, actor.workspace_id)
 
 
 @pytest.mark.slow
@@ -126,3 +146,4 @@ def test_a_thousand_schedule_slots_fire_once_each(settings, database, make_actor
             update(orm.triggers).where(orm.triggers.c.id.in_(ids)).values(enabled=False)
         )
         tx.commit()
+    _retire_runs(database, actor.workspace_id)
