@@ -55,6 +55,14 @@ DOMAIN_ERRORS: dict[type[errors.DomainError], int] = {
     errors.InvalidField: 400,
 }
 
+# Headers a domain error's problem carries besides the defaults (most specific class wins).
+# A refused webhook is challenged for a signature, not for the bearer token of the API.
+DOMAIN_ERROR_HEADERS: dict[type[errors.DomainError], dict[str, str]] = {
+    errors.WebhookRejected: {
+        "WWW-Authenticate": 'HMAC-SHA256 realm="scaicrew-webhooks", headers="X-ScaiCrew-Signature"'
+    },
+}
+
 
 class ApiError(ProblemException):
     """A transport-level problem raised by the handler layer (validation, auth, limits)."""
@@ -130,13 +138,20 @@ def _domain_status(exc: errors.DomainError) -> int:
     return 500
 
 
+def _domain_headers(exc: errors.DomainError) -> dict[str, str]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERROR_HEADERS:
+            return dict(DOMAIN_ERROR_HEADERS[cls])  # type: ignore[index]
+    return {}
+
+
 def _describe(exc: BaseException) -> tuple[int, str, dict[str, object], str | None, dict[str, str]]:
     """Return (status, message, details, type slug, headers) for any exception."""
     if isinstance(exc, ApiError):
         return exc.status, exc.message, exc.details, exc.type_slug, dict(exc.headers or {})
     if isinstance(exc, errors.DomainError):
         status = _domain_status(exc)
-        return status, exc.message, exc.details(), exc.problem_slug(), {}
+        return status, exc.message, exc.details(), exc.problem_slug(), _domain_headers(exc)
     if isinstance(exc, ProblemException):
         # Connexion's own problems (security, media type, its validators as a fallback).
         status = exc.status or 500

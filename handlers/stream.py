@@ -85,9 +85,9 @@ class _StreamResponse(EventSourceResponse):
 class _Inbox:
     """Live signals of one stream, handed over from delivering threads to its event loop."""
 
-    def __init__(self, relay: _LoopRelay) -> None:
+    def __init__(self, relay: _LoopRelay, capacity: int = _QUEUE) -> None:
         self._relay = relay
-        self.queue: asyncio.Queue[Signal] = asyncio.Queue(_QUEUE)
+        self.queue: asyncio.Queue[Signal] = asyncio.Queue(capacity)
         self.lagged = False
 
     def offer(self, signal: Signal) -> None:
@@ -159,48 +159,56 @@ async def _events(
     inbox: _Inbox,
     lifetime: float,
 ) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + lifetime
+    deadline = asyncio.get_running_loop().time() + lifetime
     last = opening.after
     try:
         yield f"retry: {_RETRY_MILLISECONDS}\n\n".encode()
         if opening.reset:
             yield _reset(last)
-        while True:  # the replay, page by page
-            page = await run_in_threadpool(stream_services.read_stream, rt, who, last, _PAGE)
-            for signal in page:
-                yield _frame(signal)
-                last = int(signal.seq or last)
-            if len(page) < _PAGE:
-                break
-        while (remaining := deadline - loop.time()) > 0:
-            if inbox.lagged:  # live events were dropped: everything committed is in the log
-                inbox.lagged = False
-                async for frame, seq in _from_log(rt, who, last, None):
-                    yield frame
-                    last = seq
-            try:
-                async with asyncio.timeout(remaining):
-                    arrived = [await inbox.queue.get()]
-            except TimeoutError:
-                break
-            while not inbox.queue.empty():  # a burst goes out in one write
-                arrived.append(inbox.queue.get_nowait())
-            frames: list[bytes] = []
-            for signal in arrived:
-                assert signal.seq is not None
-                if signal.seq <= last:
-                    continue  # replayed already, or delivered twice (own commit and NOTIFY)
-                if signal.seq > last + 1:
-                    async for frame, seq in _from_log(rt, who, last, signal.seq - 1):
-                        frames.append(frame)
-                        last = seq
-                frames.append(_frame(signal))
-                last = signal.seq
-            if frames:
-                yield b"".join(frames)
+        async for frame, seq in _from_log(rt, who, last, None):  # the replay
+            yield frame
+            last = seq
+        async for frames in _follow(rt, who, inbox, last, deadline):
+            yield frames
     finally:
         opening.unsubscribe()
+
+
+async def _follow(
+    rt: Runtime, who: Actor, inbox: _Inbox, last: int, deadline: float
+) -> AsyncIterator[bytes]:
+    """The live part of a stream after event ``last``, until ``deadline`` (loop time).
+
+    Frames leave in order, each event once: what the inbox dropped (a lagging client) or
+    never got (an out-of-order delivery) is read back from the log.
+    """
+    loop = asyncio.get_running_loop()
+    while (remaining := deadline - loop.time()) > 0:
+        if inbox.lagged:  # live events were dropped: everything committed is in the log
+            inbox.lagged = False
+            async for frame, seq in _from_log(rt, who, last, None):
+                yield frame
+                last = seq
+        try:
+            async with asyncio.timeout(remaining):
+                arrived = [await inbox.queue.get()]
+        except TimeoutError:
+            return
+        while not inbox.queue.empty():  # a burst goes out in one write
+            arrived.append(inbox.queue.get_nowait())
+        frames: list[bytes] = []
+        for signal in arrived:
+            assert signal.seq is not None
+            if signal.seq <= last:
+                continue  # replayed already, or delivered twice (own commit and NOTIFY)
+            if signal.seq > last + 1:
+                async for frame, seq in _from_log(rt, who, last, signal.seq - 1):
+                    frames.append(frame)
+                    last = seq
+            frames.append(_frame(signal))
+            last = signal.seq
+        if frames:
+            yield b"".join(frames)
 
 
 async def _from_log(

@@ -73,9 +73,11 @@ def test_a_disabled_schedule_does_not_fire_and_restarts_afresh(client, tenant, a
     client.post(f"/v1/triggers/{trigger['id']}/disable", headers=author)
     later = datetime.now(UTC) + timedelta(minutes=3)
     assert _mine(tick(runtime, later), trigger) == []
+    just_before = datetime.now(UTC)
     client.post(f"/v1/triggers/{trigger['id']}/enable", headers=author)
-    # Re-enabled now: the slot of the current minute began before, so it does not fire.
-    assert _mine(tick(runtime, datetime.now(UTC)), trigger) == []
+    # Re-enabled after `just_before`: the slot due then began earlier, so it does not fire.
+    # (Ticking at `just_before`, not at a fresh now, keeps a minute boundary out of the test.)
+    assert _mine(tick(runtime, just_before), trigger) == []
     assert len(_mine(tick(runtime, later), trigger)) == 1
 
 

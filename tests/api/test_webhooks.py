@@ -75,6 +75,8 @@ def test_refusals_look_the_same_whatever_the_reason(client, tenant):
     assert wrong_secret.status_code == unknown.status_code == stale.status_code == 401
     assert _comparable(wrong_secret) == _comparable(unknown) == _comparable(stale)
     assert wrong_secret.json()["type"] == "/problems/webhook-rejected"
+    # The challenge names the signature scheme, not the API's bearer token.
+    assert wrong_secret.headers["WWW-Authenticate"].startswith("HMAC-SHA256 ")
     assert trigger["id"] not in wrong_secret.json()["detail"]
 
     author = tenant.headers(Role.AUTHOR)
