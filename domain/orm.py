@@ -326,6 +326,8 @@ webhook_deliveries = Table(
     Column("body_hash", String(80), nullable=False),
     Column("run_id", Id, ForeignKey("runs.id"), nullable=False),
     Column("created_at", Stamp, nullable=False),
+    # Keys are forgotten after the de-duplication window, oldest first, trigger by trigger.
+    Index("ix_webhook_deliveries_trigger_id_created_at", "trigger_id", "created_at"),
 )
 
 # The append-only log of every firing: accepted, replayed or rejected.

@@ -19,6 +19,8 @@ class RunSettings:
     max_steps: int = 32
     max_attempts: int = 3
     cost_units_per_1k_tokens: float = 1.0
+    #: How long a webhook delivery key (signature, Idempotency-Key, body hash) is remembered.
+    webhook_dedup_seconds: float = 86_400.0
 
 
 @dataclass

@@ -14,7 +14,7 @@ processes can never start two runs for one slot or one delivery.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.engine import append_events, new_run
@@ -208,7 +208,8 @@ def receive_webhook(rt: Runtime, delivery: WebhookDelivery, now: datetime) -> We
     """Verify a delivery and start the trigger's member with its body as input, once.
 
     A duplicate (same signature, same Idempotency-Key, or without a key the same body)
-    answers the run of the first delivery, with ``replayed`` set.
+    within the de-duplication window (``webhook_dedup_seconds``) answers the run of the
+    first delivery, with ``replayed`` set; after it, the same body starts a new run.
 
     :raises WebhookRejected: unknown, deleted or disabled trigger, bad signature or
         timestamp outside the window (one error for all: it reveals nothing).
@@ -307,6 +308,8 @@ def _deliver(
         reason = _refusal(rt, trigger, delivery, now)
         if reason is not None:
             raise reject(reason, WebhookRejected(reason))
+        window = timedelta(seconds=rt.settings.webhook_dedup_seconds)
+        tx.triggers.forget_deliveries(trigger.id, before=now - window)
         found = tx.triggers.find_delivery(trigger.id, [signature_key, delivery_key])
         if found is not None:
             try:

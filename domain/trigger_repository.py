@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -127,6 +127,11 @@ class TriggerRepository:
             run_id=run_id,
             created_at=now,
         )
+
+    def forget_deliveries(self, trigger_id: str, before: datetime) -> None:
+        """Drop the trigger's delivery keys recorded before ``before`` (out of the window)."""
+        d = orm.webhook_deliveries
+        self._c.execute(delete(d).where(d.c.trigger_id == trigger_id, d.c.created_at < before))
 
     def find_delivery(self, trigger_id: str, keys: list[str]) -> tuple[str, str, str] | None:
         """The first of ``keys`` already recorded: (key, body hash, run id)."""

@@ -188,6 +188,7 @@ def build_runtime(settings: Settings, database: Database) -> Runtime:
             handoff_max_depth=settings.handoff_max_depth,
             lease_seconds=settings.run_lease_seconds,
             cost_units_per_1k_tokens=settings.cost_units_per_1k_tokens,
+            webhook_dedup_seconds=settings.webhook_dedup_seconds,
         ),
         secret_box=FernetSecretBox(settings.trigger_key_materials()),
         stream_settings=StreamSettings(

@@ -81,6 +81,7 @@ class Settings:
     scheduler_interval_seconds: float = 5.0
     trigger_secret_key: Secret = field(default_factory=lambda: Secret(""))
     webhook_max_body_bytes: int = 262_144
+    webhook_dedup_seconds: float = 86_400.0
     webhook_base_url: str | None = None
     stream_keepalive_seconds: float = 15.0
     stream_max_seconds: float = 900.0
@@ -135,6 +136,10 @@ class Settings:
             raise SettingsError("SCHEDULER_INTERVAL_SECONDS must be positive")
         if self.webhook_max_body_bytes < 1024:
             raise SettingsError("WEBHOOK_MAX_BODY_BYTES must be at least 1024")
+        if self.webhook_dedup_seconds < 600:
+            # A signature stays acceptable for 300 s either way: forgetting it sooner would
+            # let a captured delivery start a second run.
+            raise SettingsError("WEBHOOK_DEDUP_SECONDS must be at least 600")
         stream = (
             self.stream_keepalive_seconds,
             self.stream_max_seconds,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 from domain.model import Role
+from domain.trigger_firing import receive_webhook
+from domain.trigger_model import WebhookDelivery
+from domain.webhook_signature import sign
 from tests.api.helpers import errors_of, missing_id
 from tests.support.triggers import (
     create_trigger,
@@ -129,6 +133,33 @@ def test_a_replay_answers_the_original_run(client, tenant):
     assert [r["id"] for r in runs] == [first.json()["run_id"]]
     outcomes = [i["outcome"] for i in _invocations(client, tenant, trigger)]
     assert outcomes == ["replayed", "replayed", "replayed", "accepted"]
+
+
+def test_duplicates_are_remembered_for_the_window_only(client, tenant, app):
+    """After WEBHOOK_DEDUP_SECONDS the same body (or key) is a new event: an hourly ping with
+    a constant body is not swallowed forever. Driven through the use case, with its clock."""
+    trigger = _webhook(client, tenant)
+    runtime = app.context.runtime
+    window = timedelta(seconds=runtime.settings.webhook_dedup_seconds)
+    raw = json.dumps({"event": "ping"}).encode()
+
+    def received_at(now: datetime, key: str | None = None):
+        stamp = str(int(now.timestamp()))
+        delivery = WebhookDelivery(
+            trigger["id"], raw, json.loads(raw), stamp, sign(trigger["secret"], stamp, raw), key
+        )
+        return receive_webhook(runtime, delivery, now)
+
+    start = datetime.now(UTC)
+    first = received_at(start)
+    assert received_at(start + window - timedelta(seconds=5)).run_id == first.run_id
+    fresh = received_at(start + window + timedelta(seconds=5))
+    assert (fresh.replayed, fresh.run_id != first.run_id) == (False, True)
+    keyed = received_at(start + 2 * window, key="evt-7")
+    again = received_at(start + 3 * window + timedelta(seconds=10), key="evt-7")
+    assert again.run_id != keyed.run_id and not again.replayed
+    outcomes = [i["outcome"] for i in _invocations(client, tenant, trigger)]
+    assert outcomes == ["accepted", "accepted", "accepted", "replayed", "accepted"]
 
 
 def test_idempotency_keys_name_events(client, tenant):

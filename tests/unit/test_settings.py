@@ -182,7 +182,11 @@ class TestTriggerSettings:
 
     @pytest.mark.parametrize(
         ("name", "value"),
-        [("SCHEDULER_INTERVAL_SECONDS", "0"), ("WEBHOOK_MAX_BODY_BYTES", "100")],
+        [
+            ("SCHEDULER_INTERVAL_SECONDS", "0"),
+            ("WEBHOOK_MAX_BODY_BYTES", "100"),
+            ("WEBHOOK_DEDUP_SECONDS", "599"),  # shorter than a signature stays acceptable
+        ],
     )
     def test_scheduler_and_webhook_limits_are_checked(self, name, value):
         with pytest.raises(SettingsError, match=name):
