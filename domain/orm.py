@@ -345,6 +345,8 @@ trigger_invocations = Table(
     Column("slot", Stamp, nullable=True),
     Column("delivery_key", String(200), nullable=True),
     Index("ix_trigger_invocations_trigger_id_id", "trigger_id", "id"),
+    # Counting a trigger's recent refusals (the bound on logging forged deliveries).
+    Index("ix_trigger_invocations_trigger_id_at", "trigger_id", "at"),
 )
 
 # -- live stream event log (issue 4) ----------------------------------------------------------

@@ -21,6 +21,8 @@ class RunSettings:
     cost_units_per_1k_tokens: float = 1.0
     #: How long a webhook delivery key (signature, Idempotency-Key, body hash) is remembered.
     webhook_dedup_seconds: float = 86_400.0
+    #: Refused webhook deliveries logged per trigger and minute; more are refused unlogged.
+    webhook_refusals_logged_per_minute: int = 60
 
 
 @dataclass

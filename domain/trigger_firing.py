@@ -267,6 +267,16 @@ def _refusal(rt: Runtime, trigger: Trigger, delivery: WebhookDelivery, now: date
     return None
 
 
+def _refusals_flooding(tx: UnitOfWork, trigger: Trigger, now: datetime, per_minute: int) -> bool:
+    """Whether the trigger's log already holds ``per_minute`` rejections from the last minute.
+
+    Anyone who knows a trigger id can send forged deliveries; logging each one would let them
+    grow the log without bound. Deliveries that pass the signature are always logged.
+    """
+    since = now - timedelta(minutes=1)
+    return tx.triggers.count_rejections(trigger.id, since, per_minute) >= per_minute
+
+
 def _log_rejection(
     tx: UnitOfWork,
     trigger: Trigger,
@@ -307,6 +317,8 @@ def _deliver(
 
         reason = _refusal(rt, trigger, delivery, now)
         if reason is not None:
+            if _refusals_flooding(tx, trigger, now, rt.settings.webhook_refusals_logged_per_minute):
+                raise WebhookRejected(reason)  # the same answer, but the log stays bounded
             raise reject(reason, WebhookRejected(reason))
         window = timedelta(seconds=rt.settings.webhook_dedup_seconds)
         tx.triggers.forget_deliveries(trigger.id, before=now - window)

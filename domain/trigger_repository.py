@@ -202,6 +202,22 @@ class TriggerRepository:
             )
         )
 
+    def count_rejections(self, trigger_id: str, since: datetime, up_to: int) -> int:
+        """The trigger's rejected invocations logged at or after ``since``, counted up to
+        ``up_to`` (the count stops there, so a flood costs a bounded read)."""
+        i = orm.trigger_invocations
+        recent = (
+            select(i.c.id)
+            .where(
+                i.c.trigger_id == trigger_id,
+                i.c.at >= since,
+                i.c.outcome == InvocationOutcome.REJECTED.value,
+            )
+            .limit(up_to)
+            .subquery()
+        )
+        return int(self._c.execute(select(func.count()).select_from(recent)).scalar_one())
+
     def list_invocations(
         self, workspace_id: str, trigger_id: str, before: str | None, limit: int
     ) -> list[Invocation]:

@@ -189,6 +189,7 @@ def build_runtime(settings: Settings, database: Database) -> Runtime:
             lease_seconds=settings.run_lease_seconds,
             cost_units_per_1k_tokens=settings.cost_units_per_1k_tokens,
             webhook_dedup_seconds=settings.webhook_dedup_seconds,
+            webhook_refusals_logged_per_minute=settings.webhook_refusals_logged_per_minute,
         ),
         secret_box=FernetSecretBox(settings.trigger_key_materials()),
         stream_settings=StreamSettings(

@@ -82,6 +82,7 @@ class Settings:
     trigger_secret_key: Secret = field(default_factory=lambda: Secret(""))
     webhook_max_body_bytes: int = 262_144
     webhook_dedup_seconds: float = 86_400.0
+    webhook_refusals_logged_per_minute: int = 60
     webhook_base_url: str | None = None
     stream_keepalive_seconds: float = 15.0
     stream_max_seconds: float = 900.0
@@ -140,6 +141,8 @@ class Settings:
             # A signature stays acceptable for 300 s either way: forgetting it sooner would
             # let a captured delivery start a second run.
             raise SettingsError("WEBHOOK_DEDUP_SECONDS must be at least 600")
+        if self.webhook_refusals_logged_per_minute < 0:
+            raise SettingsError("WEBHOOK_REFUSALS_LOGGED_PER_MINUTE must not be negative")
         stream = (
             self.stream_keepalive_seconds,
             self.stream_max_seconds,

@@ -6,6 +6,9 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from domain.errors import WebhookRejected
 from domain.model import Role
 from domain.trigger_firing import receive_webhook
 from domain.trigger_model import WebhookDelivery
@@ -135,31 +138,67 @@ def test_a_replay_answers_the_original_run(client, tenant):
     assert outcomes == ["replayed", "replayed", "replayed", "accepted"]
 
 
+def _received_at(runtime, trigger, body, now, *, key=None, secret=None):
+    """The ingress use case, driven with its own clock: ``body`` signed at ``now``."""
+    raw = json.dumps(body).encode()
+    stamp = str(int(now.timestamp()))
+    signature = sign(secret or trigger["secret"], stamp, raw)
+    delivery = WebhookDelivery(trigger["id"], raw, body, stamp, signature, key)
+    return receive_webhook(runtime, delivery, now)
+
+
 def test_duplicates_are_remembered_for_the_window_only(client, tenant, app):
     """After WEBHOOK_DEDUP_SECONDS the same body (or key) is a new event: an hourly ping with
-    a constant body is not swallowed forever. Driven through the use case, with its clock."""
+    a constant body is not swallowed forever."""
     trigger = _webhook(client, tenant)
     runtime = app.context.runtime
     window = timedelta(seconds=runtime.settings.webhook_dedup_seconds)
-    raw = json.dumps({"event": "ping"}).encode()
 
-    def received_at(now: datetime, key: str | None = None):
-        stamp = str(int(now.timestamp()))
-        delivery = WebhookDelivery(
-            trigger["id"], raw, json.loads(raw), stamp, sign(trigger["secret"], stamp, raw), key
-        )
-        return receive_webhook(runtime, delivery, now)
+    def ping(now: datetime, key: str | None = None):
+        return _received_at(runtime, trigger, {"event": "ping"}, now, key=key)
 
     start = datetime.now(UTC)
-    first = received_at(start)
-    assert received_at(start + window - timedelta(seconds=5)).run_id == first.run_id
-    fresh = received_at(start + window + timedelta(seconds=5))
+    first = ping(start)
+    assert ping(start + window - timedelta(seconds=5)).run_id == first.run_id
+    fresh = ping(start + window + timedelta(seconds=5))
     assert (fresh.replayed, fresh.run_id != first.run_id) == (False, True)
-    keyed = received_at(start + 2 * window, key="evt-7")
-    again = received_at(start + 3 * window + timedelta(seconds=10), key="evt-7")
+    keyed = ping(start + 2 * window, key="evt-7")
+    again = ping(start + 3 * window + timedelta(seconds=10), key="evt-7")
     assert again.run_id != keyed.run_id and not again.replayed
     outcomes = [i["outcome"] for i in _invocations(client, tenant, trigger)]
     assert outcomes == ["accepted", "accepted", "accepted", "replayed", "accepted"]
+
+
+def test_a_flood_of_forged_deliveries_is_refused_alike_but_logged_only_up_to_the_bound(
+    client, tenant, app
+):
+    trigger = _webhook(client, tenant)
+    runtime = app.context.runtime
+    bound = runtime.settings.webhook_refusals_logged_per_minute
+    start = datetime.now(UTC)
+    for n in range(bound + 5):
+        with pytest.raises(WebhookRejected):
+            _received_at(runtime, trigger, {"n": n}, start, secret="whsec_forged")
+    # Past the bound, the answer over HTTP is still the one every refusal gets.
+    past_bound = deliver(client, trigger, {"n": "http"}, secret="whsec_forged")
+    unknown = deliver(client, {**trigger, "id": missing_id("trg")}, {"n": "http"})
+    assert _comparable(past_bound) == _comparable(unknown)
+    # A delivery that passes the signature is logged whatever the flood.
+    assert deliver(client, trigger, {"n": 1}, key="evt-1").status_code == 202
+    assert deliver(client, trigger, {"n": 2}, key="evt-1").status_code == 409
+    # A minute later, refusals are logged again.
+    with pytest.raises(WebhookRejected):
+        _received_at(
+            runtime, trigger, {"n": "later"}, start + timedelta(seconds=61), secret="whsec_forged"
+        )
+    r = client.get(
+        f"/v1/triggers/{trigger['id']}/invocations",
+        params={"limit": 200},
+        headers=tenant.headers(Role.VIEWER),
+    )
+    reasons = [i["reason"] for i in r.json()["items"]]
+    assert reasons.count("bad-signature") == bound + 1
+    assert reasons[:3] == ["bad-signature", "idempotency-key-reused", None]
 
 
 def test_idempotency_keys_name_events(client, tenant):

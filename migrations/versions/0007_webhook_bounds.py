@@ -1,4 +1,5 @@
-"""webhook delivery keys are forgotten after the de-duplication window
+"""bounds for webhooks: delivery keys expire after the de-duplication window, and a trigger's
+recent refusals are counted (the bound on logging forged deliveries)
 
 Revision ID: 0007
 Revises: 0006
@@ -20,7 +21,14 @@ def upgrade() -> None:
         ["trigger_id", "created_at"],
         unique=False,
     )
+    op.create_index(
+        "ix_trigger_invocations_trigger_id_at",
+        "trigger_invocations",
+        ["trigger_id", "at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_trigger_invocations_trigger_id_at", table_name="trigger_invocations")
     op.drop_index("ix_webhook_deliveries_trigger_id_created_at", table_name="webhook_deliveries")
