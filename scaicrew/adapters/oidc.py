@@ -120,11 +120,14 @@ class OidcProvider:
                 f"OIDC discovery answered HTTP {response.status_code}."
             )
         document = _json_object(response, "discovery document")
-        if str(document.get("issuer", "")).rstrip("/") != self.issuer:
+        issued_as = str(document.get("issuer", ""))
+        if issued_as.rstrip("/") != self.issuer:
             raise IdentityProviderUnavailable(
                 "The discovery document names another issuer than the configured one."
             )
-        metadata: dict[str, str] = {}
+        # ID tokens carry the issuer exactly as discovery spells it: some providers end it with
+        # a slash (Auth0), most do not, and `iss` is compared as a string.
+        metadata: dict[str, str] = {"issuer": issued_as}
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             value = document.get(key)
             if not isinstance(value, str) or not value.startswith(("https://", "http://")):
@@ -178,7 +181,7 @@ class OidcProvider:
                 key,
                 algorithms=self._algorithms,
                 audience=self._client_id,
-                issuer=self.issuer,
+                issuer=self._metadata()["issuer"],
                 leeway=_LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )

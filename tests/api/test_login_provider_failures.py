@@ -32,7 +32,8 @@ KID = "peer-key-1"
 class FakeProvider:
     """Discovery and JWKS always answer; the token endpoint answers ``self.token_reply``."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, issuer_slash: str = "") -> None:
+        self.issuer_slash = issuer_slash  # "/" for providers whose issuer ends in a slash
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.token_reply: Any = lambda nonce: json_reply({"error": "unset"}, 500)
         self.discovery_reply: Reply | None = None
@@ -47,7 +48,7 @@ class FakeProvider:
         if request.path == "/.well-known/openid-configuration":
             return self.discovery_reply or json_reply(
                 {
-                    "issuer": self.issuer,
+                    "issuer": self.issuer + self.issuer_slash,
                     "authorization_endpoint": f"{self.issuer}/authorize",
                     "token_endpoint": f"{self.issuer}/token",
                     "jwks_uri": f"{self.issuer}/jwks",
@@ -63,7 +64,7 @@ class FakeProvider:
     def id_token(self, expected_nonce: str, **overrides: Any) -> str:
         now = int(time.time())
         claims = {
-            "iss": self.issuer,
+            "iss": self.issuer + self.issuer_slash,
             "aud": CLIENT_ID,
             "sub": f"peer-user-{secrets.token_hex(4)}",
             "iat": now,
@@ -192,6 +193,24 @@ class TestIdTokenValidation:
         r = web.get("/v1/auth/callback", params=start(web, provider))
         assert r.status_code == 302, r.text
         assert "session_code=" in r.headers["location"]
+
+    @pytest.mark.parametrize("configured_slash", ["", "/"])
+    def test_an_issuer_ending_in_a_slash_is_matched_as_discovery_spells_it(
+        self, settings, configured_slash
+    ):
+        slashed = FakeProvider(issuer_slash="/")
+        slashed.token_reply = lambda nonce: json_reply(
+            {"id_token": slashed.id_token(nonce), "token_type": "Bearer"}
+        )
+        try:
+            app = create_app(_settings(settings, slashed.issuer + configured_slash))
+            with app.test_client(follow_redirects=False) as web:
+                web.event_hooks["response"] = [validate_hook]
+                r = web.get("/v1/auth/callback", params=start(web, slashed))
+            assert r.status_code == 302, r.text
+            assert "session_code=" in r.headers["location"]
+        finally:
+            slashed.peer.close()
 
     @pytest.mark.parametrize(
         "overrides",
