@@ -101,15 +101,25 @@ def test_refusals_look_the_same_whatever_the_reason(client, tenant):
     assert reasons == [None, "disabled", "stale-timestamp", "bad-signature"]
 
 
-def test_the_window_is_five_minutes_either_way(client, tenant):
+def test_the_window_is_five_minutes_either_way(client, tenant, app):
     trigger = _webhook(client, tenant)
+    # Over HTTP, well inside and well outside (the server's clock moves on during the test).
     now = int(time.time())
-    for offset, status in ((-299, 202), (299, 202), (-301, 401), (301, 401)):
+    for offset, status in ((-200, 202), (200, 202), (-400, 401), (400, 401)):
         r = deliver(client, trigger, {"offset": offset}, at=now + offset)
         assert r.status_code == status, (offset, r.text)
+    # The exact edge, through the use case with a fixed clock: 300 s is in, 301 s is out.
+    clock = datetime.now(UTC).replace(microsecond=0)
+    runtime = app.context.runtime
+    for offset in (-300, 300):
+        accepted = _received_at(runtime, trigger, {"edge": offset}, clock, at_offset=offset)
+        assert not accepted.replayed
+    for offset in (-301, 301):
+        with pytest.raises(WebhookRejected):
+            _received_at(runtime, trigger, {"edge": offset}, clock, at_offset=offset)
     outcomes = [(i["outcome"], i["reason"]) for i in _invocations(client, tenant, trigger)]
     assert sorted(outcomes, key=str) == sorted(
-        [("accepted", None)] * 2 + [("rejected", "stale-timestamp")] * 2, key=str
+        [("accepted", None)] * 4 + [("rejected", "stale-timestamp")] * 4, key=str
     )
 
 
@@ -138,10 +148,11 @@ def test_a_replay_answers_the_original_run(client, tenant):
     assert outcomes == ["replayed", "replayed", "replayed", "accepted"]
 
 
-def _received_at(runtime, trigger, body, now, *, key=None, secret=None):
-    """The ingress use case, driven with its own clock: ``body`` signed at ``now``."""
+def _received_at(runtime, trigger, body, now, *, key=None, secret=None, at_offset=0):
+    """The ingress use case, driven with its own clock: ``body`` signed at ``now`` (moved by
+    ``at_offset`` seconds, a sender's clock skew)."""
     raw = json.dumps(body).encode()
-    stamp = str(int(now.timestamp()))
+    stamp = str(int(now.timestamp()) + at_offset)
     signature = sign(secret or trigger["secret"], stamp, raw)
     delivery = WebhookDelivery(trigger["id"], raw, body, stamp, signature, key)
     return receive_webhook(runtime, delivery, now)
