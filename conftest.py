@@ -14,16 +14,22 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from domain import services
-from domain.model import Role
-from domain.unit_of_work import Database
-from scaicrew.app import create_app
+from domain.kernel import Role
+from domain.persistence.unit_of_work import Database
+from domain.use_cases import UseCases
+from scaicrew.app import build_use_cases, create_app
 from scaicrew.cli import mint_session_token
 from scaicrew.migrate import upgrade
-from scaicrew.settings import Secret, Settings
+from scaicrew.settings import (
+    SchedulerGroup,
+    ServiceTokenGroup,
+    SessionGroup,
+    Settings,
+)
 from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, start_jwks_server
 from tests.support.oidc_provider import OidcProvider, start_oidc_provider
 from tests.support.openapi_check import validate
@@ -82,14 +88,12 @@ def settings(database_url: str, jwks: JwksServer) -> Settings:
     return Settings(
         env="test",
         database_url=database_url,
-        session_secret=Secret(TEST_SECRET),
-        service_jwks_url=jwks.url,
-        service_issuer=ISSUER,
-        service_audience=AUDIENCE,
+        session=SessionGroup(secret=SecretStr(TEST_SECRET)),
+        service_tokens=ServiceTokenGroup(jwks_url=jwks.url, issuer=ISSUER, audience=AUDIENCE),
         validate_responses=True,
         max_body_bytes=64 * 1024,
         # Tests drive the scheduler's tick with their own clock.
-        scheduler_enabled=False,
+        scheduler=SchedulerGroup(enabled=False),
     )
 
 
@@ -98,6 +102,12 @@ def database(settings: Settings) -> Iterator[Database]:
     db = Database(settings.database_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture(scope="session")
+def use_cases(settings: Settings, database: Database) -> UseCases:
+    """Every capability's use cases over the session database (no app, no workers)."""
+    return build_use_cases(settings, database)
 
 
 @pytest.fixture(scope="session")
@@ -141,14 +151,13 @@ class Tenant:
 
 
 @pytest.fixture
-def make_tenant(settings: Settings, database: Database) -> Any:
+def make_tenant(settings: Settings, use_cases: UseCases) -> Any:
     def make(name: str = "Test workspace") -> Tenant:
         workspace_id = f"wsp_{secrets.token_hex(13)}"[:30]
-        services.ensure_workspace_member(
-            database, workspace_id, "user-admin", Role.ADMIN, name=name
-        )
+        workspaces = use_cases.workspaces
+        workspaces.ensure_member(workspace_id, "user-admin", Role.ADMIN, name=name)
         for role in (Role.VIEWER, Role.OPERATOR, Role.AUTHOR):
-            services.ensure_workspace_member(database, workspace_id, f"user-{role.label}", role)
+            workspaces.ensure_member(workspace_id, f"user-{role.label}", role)
         return Tenant(workspace_id, settings)
 
     return make

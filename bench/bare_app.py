@@ -37,8 +37,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from domain import orm
-from domain.ids import new_id
+from domain.kernel import new_id
+from domain.persistence import tables as orm
 
 _WRITE = "bench_write"
 _ROLES = {"viewer": 1, "operator": 2, "author": 3, "admin": 4}

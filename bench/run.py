@@ -130,21 +130,23 @@ def seed(
 ) -> dict[str, str]:
     """Migrate the database at ``url`` and create the workspace, a crew and a member (with
     ``definition``, published when ``publish``)."""
-    from domain import services
-    from domain.model import Actor, Definition, Role
-    from domain.unit_of_work import Database
+    from domain.kernel import Actor, Role
+    from domain.members import Definition
+    from domain.persistence.unit_of_work import Database
+    from scaicrew.app import build_use_cases
     from scaicrew.migrate import upgrade
 
     upgrade(url)
     database = Database(url)
     try:
-        services.ensure_workspace_member(
-            database, workspace_id, SUBJECT, Role.ADMIN, name="Bench workspace"
+        use_cases = build_use_cases(bench_settings(url), database)
+        members = use_cases.members
+        use_cases.workspaces.ensure_member(
+            workspace_id, SUBJECT, Role.ADMIN, name="Bench workspace"
         )
         actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
-        crew = services.create_crew(database, actor, "Bench crew", "Seeded by bench/run.py")
-        member = services.create_member(
-            database,
+        crew = members.create_crew(actor, "Bench crew", "Seeded by bench/run.py")
+        member = members.create_member(
             actor,
             crew_id=crew.id,
             name="Bench member",
@@ -152,20 +154,33 @@ def seed(
             definition=Definition.from_json(definition),
         )
         if publish:
-            services.publish_member(database, actor, member.id)
+            members.publish_member(actor, member.id)
     finally:
         database.dispose()
     return {"workspace_id": workspace_id, "crew_id": crew.id, "member_id": member.id}
 
 
-def mint_token(url: str, workspace_id: str) -> str:
-    from domain.model import Role
-    from scaicrew.cli import mint_session_token
-    from scaicrew.settings import Secret, Settings
+def bench_settings(url: str) -> Any:
+    """The settings the bench's seeding and tokens use (the servers get the same secret)."""
+    from pydantic import SecretStr
 
-    settings = Settings(env="test", database_url=url, session_secret=Secret(SESSION_SECRET))
+    from scaicrew.settings import SessionGroup, Settings
+
+    return Settings(
+        env="test", database_url=url, session=SessionGroup(secret=SecretStr(SESSION_SECRET))
+    )
+
+
+def mint_token(url: str, workspace_id: str) -> str:
+    from domain.kernel import Role
+    from scaicrew.cli import mint_session_token
+
     return mint_session_token(
-        settings, workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN, ttl_seconds=3600
+        bench_settings(url),
+        workspace_id=workspace_id,
+        subject=SUBJECT,
+        role=Role.ADMIN,
+        ttl_seconds=3600,
     )
 
 
@@ -530,7 +545,7 @@ def postgres_database(admin_url: str) -> Iterator[tuple[str, str]]:
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    from domain.ids import new_id
+    from domain.kernel import new_id
 
     name = f"bench_{new_id('x')[2:].lower()}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
@@ -557,7 +572,7 @@ def measure_runs(
     setup: str, url: str, workdir: Path, args: argparse.Namespace, pg_database: str | None
 ) -> dict[str, Any]:
     """Seed a published member, start the server (and workers), drive runs_load.py at it."""
-    from domain.ids import new_id
+    from domain.kernel import new_id
 
     config = RUN_SETUPS[setup]
     workspace_id = new_id("wsp")
@@ -925,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
     run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
 
-    from domain.ids import new_id
+    from domain.kernel import new_id
 
     idle_check = machine_busy_cores()
     if idle_check is not None and idle_check > OTHER_CPU_WARNING:

@@ -28,7 +28,7 @@ from run import (
 
 
 def measure_stream(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from domain.ids import new_id
+    from domain.kernel import new_id
 
     url = f"sqlite:///{workdir / 'stream.db'}"
     workspace_id = new_id("wsp")

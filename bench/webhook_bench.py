@@ -19,28 +19,24 @@ from run import (
     PYTHON,
     RUN_DEFINITION,
     SERVERS,
-    SESSION_SECRET,
     SUBJECT,
     Server,
     _die_with_parent,
     _fmt,
+    bench_settings,
     seed,
 )
 
 
 def _webhook_trigger(url: str, workspace_id: str, member_id: str) -> tuple[str, str]:
-    from domain import triggers
-    from domain.model import Actor, Role
-    from domain.unit_of_work import Database
-    from scaicrew.app import build_runtime
-    from scaicrew.settings import Secret, Settings
+    from domain.kernel import Actor, Role
+    from domain.persistence.unit_of_work import Database
+    from scaicrew.app import build_use_cases
 
-    settings = Settings(env="test", database_url=url, session_secret=Secret(SESSION_SECRET))
     database = Database(url)
     try:
         actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
-        created = triggers.create_trigger(
-            build_runtime(settings, database),
+        created = build_use_cases(bench_settings(url), database).triggers.create_trigger(
             actor,
             kind="webhook",
             member_id=member_id,
@@ -53,7 +49,7 @@ def _webhook_trigger(url: str, workspace_id: str, member_id: str) -> tuple[str, 
 
 
 def measure_webhooks(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
-    from domain.ids import new_id
+    from domain.kernel import new_id
 
     url = f"sqlite:///{workdir / 'webhooks.db'}"
     workspace_id = new_id("wsp")

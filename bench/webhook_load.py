@@ -25,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from domain.webhook_signature import sign
+from domain.triggers import sign
 
 
 def _percentile(values: list[float], fraction: float) -> float | None:

@@ -22,24 +22,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from domain import (
-    authoring,
-    login,
-    run_services,
-    services,
-    templates,
-    triggers,
-    workspace_members,
-)
-from domain.engine import Dispatcher
-from domain.model import Actor, Definition, EffectClass, Rigidity, Role, RunStatus, ToolSpec
-from domain.runtime import Runtime
-from domain.services import DEFAULT_TENANT
-from domain.unit_of_work import Database
-from scaicrew.app import build_login, build_runtime
+from domain.authoring import templates
+from domain.identity import SessionGrant, digest
+from domain.kernel import DEFAULT_TENANT, Actor, Role
+from domain.members import Definition, EffectClass, Rigidity, ToolSpec
+from domain.persistence.unit_of_work import Database
+from domain.runs import ApprovalFilter, RunStatus
+from domain.use_cases import UseCases
+from scaicrew.app import build_use_cases
 from scaicrew.cli import mint_session_token
 from scaicrew.settings import Settings
 
@@ -120,17 +113,17 @@ def _approval_definition() -> Definition:
     )
 
 
-def _pending_approvals(runtime: Runtime, actor: Actor, run_ids: list[str]) -> tuple[str, ...]:
+def _pending_approvals(use_cases: UseCases, actor: Actor, run_ids: list[str]) -> tuple[str, ...]:
     """Drive the runs until each waits for approval; the ids of their pending approvals.
 
     The dispatcher claims any claimable run (the app's own workers may be claiming too), so
     this loops until every one of ``run_ids`` waits, or fails after a minute.
     """
-    dispatcher = Dispatcher(runtime, "contract-seed")
+    dispatcher = use_cases.dispatcher("contract-seed")
     deadline = time.monotonic() + 60
     while True:
-        with runtime.uow() as tx:
-            statuses = {run_id: tx.runs.get_run(actor.workspace_id, run_id) for run_id in run_ids}
+        with use_cases.database() as tx:
+            statuses = {run_id: tx.runs.get(actor.workspace_id, run_id) for run_id in run_ids}
         waiting = [r for r in statuses.values() if r and r.status is RunStatus.WAITING_APPROVAL]
         if len(waiting) == len(run_ids):
             break
@@ -139,12 +132,12 @@ def _pending_approvals(runtime: Runtime, actor: Actor, run_ids: list[str]) -> tu
             raise RuntimeError(f"seeded runs did not reach waiting_approval: {statuses}")
         if not dispatcher.run_next():
             time.sleep(0.02)  # another worker holds the remaining runs
-    with runtime.uow() as tx:
+    with use_cases.database() as tx:
         approvals = [
             approval
             for run_id in run_ids
             for approval in tx.runs.list_approvals(
-                actor.workspace_id, None, 10, {"run_id": run_id, "status": "pending"}
+                actor.workspace_id, None, 10, ApprovalFilter(run_id=run_id)
             )
         ]
     return tuple(approval.id for approval in approvals)
@@ -167,46 +160,45 @@ def seed(
     """Create the workspace, a crew, a published and a draft member, a run, two authoring
     sessions, ``approvals`` pending approvals (of a third member's runs); mint a token."""
     workspace_id = workspace_id or new_workspace_id()
-    services.ensure_workspace_member(uow, workspace_id, SUBJECT, Role.ADMIN, name="Contract tests")
+    use_cases = build_use_cases(settings.with_changes(refresh_ttl_seconds=6 * 3600), uow)
+    members = use_cases.members
+    use_cases.workspaces.ensure_member(workspace_id, SUBJECT, Role.ADMIN, name="Contract tests")
     actor = Actor(workspace_id=workspace_id, subject=SUBJECT, role=Role.ADMIN)
-    crew = services.create_crew(uow, actor, "Contract crew", "Seeded for Schemathesis.")
-    published = services.create_member(
-        uow,
+    crew = members.create_crew(actor, "Contract crew", "Seeded for Schemathesis.")
+    published = members.create_member(
         actor,
         crew_id=crew.id,
         name="Published member",
         definition=_definition("Summarise new support tickets."),
     )
-    services.publish_member(uow, actor, published.id)
-    draft = services.create_member(
-        uow,
+    members.publish_member(actor, published.id)
+    draft = members.create_member(
         actor,
         crew_id=crew.id,
         name="Draft member",
         definition=_definition("Triage incoming bug reports."),
     )
-    runtime = build_runtime(settings, uow)
-    approver = services.create_member(
-        uow, actor, crew_id=crew.id, name="Approval member", definition=_approval_definition()
+    approver = members.create_member(
+        actor, crew_id=crew.id, name="Approval member", definition=_approval_definition()
     )
-    services.publish_member(uow, actor, approver.id)
+    members.publish_member(actor, approver.id)
     waiting = [
-        run_services.start_run(runtime, actor, approver.id, dict(APPROVAL_INPUT))[0].id
+        use_cases.runs.start_run(actor, approver.id, dict(APPROVAL_INPUT))[0].id
         for _ in range(approvals)
     ]
-    approval_ids = _pending_approvals(runtime, actor, waiting) if waiting else ()
+    approval_ids = _pending_approvals(use_cases, actor, waiting) if waiting else ()
     # Queued after the approval runs are driven, so the seed's dispatcher leaves it queued.
-    run, _ = run_services.start_run(runtime, actor, published.id, {})
+    run, _ = use_cases.runs.start_run(actor, published.id, {})
     sessions = (
-        authoring.create_session(uow, actor, crew.id).id,
-        authoring.create_session(uow, actor, crew.id, published.id).id,
+        use_cases.authoring.create_authoring_session(actor, crew.id).id,
+        use_cases.authoring.create_authoring_session(actor, crew.id, published.id).id,
     )
     token = admin_token(settings, workspace_id)
     subjects = tuple(f"contract-member-{i}" for i in range(MEMBERS))
     for subject in subjects:
-        workspace_members.add_member(uow, actor, subject, Role.VIEWER)
-    codes, refresh_tokens = _login_secrets(uow, settings, workspace_id)
-    trigger_ids, webhook_secret = _triggers(runtime, actor, published.id)
+        use_cases.workspaces.add_membership(actor, subject, Role.VIEWER)
+    codes, refresh_tokens = _login_secrets(use_cases, workspace_id)
+    trigger_ids, webhook_secret = _triggers(use_cases, actor, published.id)
     return Seed(
         workspace_id,
         token,
@@ -224,35 +216,34 @@ def seed(
     )
 
 
-def _triggers(runtime: Runtime, actor: Actor, member_id: str) -> tuple[tuple[str, ...], str]:
+def _triggers(use_cases: UseCases, actor: Actor, member_id: str) -> tuple[tuple[str, ...], str]:
     """A schedule and a webhook trigger of ``member_id``: (their ids, the webhook's secret)."""
-    schedule = triggers.create_trigger(
-        runtime, actor, kind="schedule", member_id=member_id, name="Seeded schedule", cron="@daily"
+    schedule = use_cases.triggers.create_trigger(
+        actor, kind="schedule", member_id=member_id, name="Seeded schedule", cron="@daily"
     )
-    webhook = triggers.create_trigger(
-        runtime, actor, kind="webhook", member_id=member_id, name="Seeded webhook"
+    webhook = use_cases.triggers.create_trigger(
+        actor, kind="webhook", member_id=member_id, name="Seeded webhook"
     )
     assert webhook.secret is not None
     return (schedule.trigger.id, webhook.trigger.id), webhook.secret
 
 
 def _login_secrets(
-    uow: Database, settings: Settings, workspace_id: str
+    use_cases: UseCases, workspace_id: str
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Session codes of the seeded admin (as a callback stores them), half of them redeemed for
     refresh tokens, so that ``POST /v1/auth/token`` and ``/refresh`` can answer 200."""
     now = datetime.now(UTC)
     codes = [secrets.token_urlsafe(32) for _ in range(SESSION_CODES)]
-    with uow(write=True) as tx:
+    with use_cases.database(write=True) as tx:
         for code in codes:
             tx.identity.add_session_code(
-                login.digest(code), SUBJECT, DEFAULT_TENANT, now, now + timedelta(hours=6)
+                digest(code), SUBJECT, DEFAULT_TENANT, now, now + timedelta(hours=6)
             )
         tx.commit()
-    flow = build_login(replace(settings, refresh_ttl_seconds=6 * 3600), uow)
     refresh_tokens = []
     for code in codes[SESSION_CODES // 2 :]:
-        grant = login.redeem_session_code(flow, session_code=code, workspace_id=workspace_id)
-        assert isinstance(grant, login.SessionGrant)
+        grant = use_cases.login.redeem_session_code(session_code=code, workspace_id=workspace_id)
+        assert isinstance(grant, SessionGrant)
         refresh_tokens.append(grant.refresh_token)
     return tuple(codes[: SESSION_CODES // 2]), tuple(refresh_tokens)

@@ -33,10 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from contract_seed import seed  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
-from domain.unit_of_work import Database  # noqa: E402
+from domain.persistence.unit_of_work import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
-from scaicrew.settings import Secret, Settings  # noqa: E402
+from scaicrew.settings import SessionGroup, Settings  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
 
 SESSION_SECRET = "contract-cli-session-secret-" + secrets.token_hex(16)
@@ -196,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         with fresh_database(workdir) as database_url:
             upgrade(database_url)
             settings = Settings(
-                env="test", database_url=database_url, session_secret=Secret(SESSION_SECRET)
+                env="test",
+                database_url=database_url,
+                session=SessionGroup(secret=SecretStr(SESSION_SECRET)),
             )
             database = Database(database_url)
             try:

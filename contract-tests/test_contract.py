@@ -23,7 +23,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import hypothesis
@@ -31,11 +30,12 @@ import pytest
 import schemathesis
 from contract_seed import APPROVALS, Seed, admin_token, new_workspace_id, seed
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
-from domain.unit_of_work import Database
-from domain.webhook_signature import sign
+from domain.persistence.unit_of_work import Database
+from domain.triggers import sign
 from scaicrew.app import create_app
-from scaicrew.settings import Secret, Settings
+from scaicrew.settings import SessionGroup, Settings
 from tests.support.oidc_provider import OidcProvider, login_settings
 
 MAX_EXAMPLES = 100
@@ -216,7 +216,9 @@ class Session:
     is conftest's).
     """
 
-    token_settings = Settings(env="test", session_secret=Secret("ct-" + secrets.token_hex(24)))
+    token_settings = Settings(
+        env="test", session=SessionGroup(secret=SecretStr("ct-" + secrets.token_hex(24)))
+    )
     workspace_id = new_workspace_id()
     token = admin_token(token_settings, workspace_id)
     database: Database | None = None
@@ -231,7 +233,7 @@ class Session:
 
 
 APP = BoundApp(
-    create_app(replace(Session.token_settings, database_url="sqlite://", worker_threads=0))
+    create_app(Session.token_settings.with_changes(database_url="sqlite://", worker_threads=0))
 )
 
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
@@ -258,11 +260,10 @@ def _bind_app(
 ) -> Iterator[None]:
     Session.database = database
     # Login configured against a real provider process, so login answers 200, not 502.
-    Session.settings = replace(
-        login_settings(settings, oidc_provider),
-        session_secret=Session.token_settings.session_secret,
-        session_issuer=Session.token_settings.session_issuer,
-        session_audience=Session.token_settings.session_audience,
+    Session.settings = login_settings(settings, oidc_provider).with_changes(
+        session_secret=Session.token_settings.session.secret,
+        session_issuer=Session.token_settings.session.issuer,
+        session_audience=Session.token_settings.session.audience,
         stream_max_seconds=0.5,  # GET /v1/stream ends, so each of its cases does
     )
     Session.reseed(Session.workspace_id)

@@ -6,9 +6,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from domain.model import Actor, ActorKind, Page, PageRequest, Role
-from domain.runtime import Runtime
-from domain.unit_of_work import UnitOfWorkFactory
+from domain.kernel import Actor, ActorKind, Page, PageRequest, Role
+from domain.use_cases import UseCases
 from handlers.context import app_context
 from handlers.problems import ApiError
 
@@ -26,14 +25,9 @@ def actor(token_info: Mapping[str, Any]) -> Actor:
     )
 
 
-def uow() -> UnitOfWorkFactory:
-    return app_context().uow
-
-
-def runtime() -> Runtime:
-    context = app_context()
-    assert context.runtime is not None
-    return context.runtime
+def use_cases() -> UseCases:
+    """The use cases of the app serving the current request."""
+    return app_context().use_cases
 
 
 def page(limit: int = 50, cursor: str | None = None) -> PageRequest:

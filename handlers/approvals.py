@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import run_services
+from domain.runs import ApprovalFilter, ApprovalStatus
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, runtime
+from handlers._http import actor, ok, page, page_body, use_cases
 
 
 def list_approvals(
@@ -17,27 +17,25 @@ def list_approvals(
     run_id: str | None = None,
     member_id: str | None = None,
 ) -> Any:
-    filters = {
-        "status": None if status == "all" else status,
-        "run_id": run_id,
-        "member_id": member_id,
-    }
-    result = run_services.list_approvals(runtime(), actor(token_info), page(limit, cursor), filters)
+    where = ApprovalFilter(
+        status=None if status == "all" else ApprovalStatus(status),
+        run_id=run_id,
+        member_id=member_id,
+    )
+    result = use_cases().runs.list_approvals(actor(token_info), page(limit, cursor), where)
     return ok(page_body(result, serialise.approval))
 
 
 def get_approval(token_info: dict[str, Any], approval_id: str) -> Any:
-    approval = run_services.get_approval(runtime(), actor(token_info), approval_id)
+    approval = use_cases().runs.get_approval(actor(token_info), approval_id)
     return ok(serialise.approval(approval))
 
 
 def approve(token_info: dict[str, Any], approval_id: str) -> Any:
-    approval = run_services.decide_approval(runtime(), actor(token_info), approval_id, approve=True)
+    approval = use_cases().runs.approve_approval(actor(token_info), approval_id)
     return ok(serialise.approval(approval))
 
 
 def reject(token_info: dict[str, Any], approval_id: str, body: dict[str, Any]) -> Any:
-    approval = run_services.decide_approval(
-        runtime(), actor(token_info), approval_id, approve=False, reason=body["reason"]
-    )
+    approval = use_cases().runs.reject_approval(actor(token_info), approval_id, body["reason"])
     return ok(serialise.approval(approval))

@@ -7,9 +7,8 @@ from urllib.parse import urlencode
 
 from starlette.responses import RedirectResponse
 
-from domain import login
-from domain.login import Login, SessionGrant
-from handlers._http import ok, timestamp
+from domain.identity import Login, SessionGrant
+from handlers._http import ok, timestamp, use_cases
 from handlers.context import app_context
 
 # Tokens and codes must not be cached by browsers or proxies (RFC 6749 section 5.1).
@@ -17,13 +16,11 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def _login() -> Login:
-    context = app_context()
-    assert context.login is not None
-    return context.login
+    return use_cases().login
 
 
 def start_login() -> Any:
-    started = login.start_login(_login())
+    started = _login().start_login()
     body = {
         "authorization_url": started.authorization_url,
         "state": started.state,
@@ -38,8 +35,8 @@ def callback(
     error: str | None = None,
     **_provider_extras: Any,
 ) -> Any:
-    session_code = login.complete_login(_login(), code=code, state=state, error=error)
-    frontend = app_context().settings.frontend_url or "/"
+    session_code = _login().complete_login(code=code, state=state, error=error)
+    frontend = app_context().settings.login.frontend_url or "/"
     separator = "&" if "?" in frontend else "?"
     target = f"{frontend}{separator}{urlencode({'session_code': session_code})}"
     return RedirectResponse(
@@ -48,8 +45,8 @@ def callback(
 
 
 def redeem_token(body: dict[str, Any]) -> Any:
-    result = login.redeem_session_code(
-        _login(), session_code=body["session_code"], workspace_id=body.get("workspace_id")
+    result = _login().redeem_session_code(
+        session_code=body["session_code"], workspace_id=body.get("workspace_id")
     )
     if isinstance(result, SessionGrant):
         return ok(_grant(result), 200, NO_STORE)
@@ -61,8 +58,8 @@ def redeem_token(body: dict[str, Any]) -> Any:
 
 
 def refresh(body: dict[str, Any]) -> Any:
-    grant = login.refresh_session(
-        _login(), refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
+    grant = _login().refresh_session(
+        refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
     )
     return ok(_grant(grant), 200, NO_STORE)
 
@@ -76,8 +73,8 @@ def _grant(grant: SessionGrant) -> dict[str, Any]:
         "refresh_token": grant.refresh_token,
         "refresh_expires_at": timestamp(grant.refresh_expires_at),
         "workspace": {
-            "workspace_id": grant.membership.workspace_id,
-            "name": grant.membership.workspace_name,
-            "role": grant.membership.role.label,
+            "workspace_id": grant.workspace.workspace_id,
+            "name": grant.workspace.workspace_name,
+            "role": grant.workspace.role.label,
         },
     }

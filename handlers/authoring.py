@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import authoring
+from domain.authoring import approval_preview
 from handlers import serialise
-from handlers._http import actor, ok, runtime, uow
+from handlers._http import actor, ok, use_cases
 
 
 def create_session(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    session = authoring.create_session(
-        uow(), actor(token_info), body["crew_id"], body.get("member_id")
+    session = use_cases().authoring.create_authoring_session(
+        actor(token_info), body["crew_id"], body.get("member_id")
     )
     return ok(
         serialise.authoring_session(session),
@@ -21,19 +21,19 @@ def create_session(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def get_session(token_info: dict[str, Any], session_id: str) -> Any:
-    session = authoring.get_session(uow(), actor(token_info), session_id)
+    session = use_cases().authoring.get_authoring_session(actor(token_info), session_id)
     return ok(serialise.authoring_session(session))
 
 
 def take_turn(token_info: dict[str, Any], session_id: str, body: dict[str, Any]) -> Any:
-    result = authoring.take_turn(
-        uow(), runtime().deriver, actor(token_info), session_id, body["message"]
+    result = use_cases().authoring.take_authoring_turn(
+        actor(token_info), session_id, body["message"]
     )
     return ok(
         {
             "reply": result.reply,
             "draft": result.definition.to_json(),
-            "approval_preview": authoring.approval_preview(result.definition),
+            "approval_preview": approval_preview(result.definition),
             "session": serialise.authoring_session(result.session),
         }
     )

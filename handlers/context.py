@@ -1,4 +1,4 @@
-"""The application context a request runs in: settings, database, key sources, caches.
+"""The application context a request runs in: settings, use cases, key sources, caches.
 
 ``create_app`` builds one ``AppContext`` per app and a middleware binds it to each request, so
 several apps (with different settings) can live in one process, as tests need. Contextvars
@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domain.login import Login
-from domain.runtime import Runtime
-from domain.unit_of_work import UnitOfWorkFactory
+from domain.use_cases import UseCases
 
 if TYPE_CHECKING:
     from scaicrew.settings import Settings
@@ -58,11 +56,9 @@ class AllowedMethods:
 @dataclass
 class AppContext:
     settings: Settings
-    uow: UnitOfWorkFactory
+    use_cases: UseCases
     jwks_client: Any = None
     allowed_methods: AllowedMethods | None = None
-    runtime: Runtime | None = None
-    login: Login | None = None
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
 

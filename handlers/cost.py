@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain import run_services
 from handlers import serialise
-from handlers._http import actor, instant, ok, runtime, timestamp
+from handlers._http import actor, instant, ok, timestamp, use_cases
 
 _DEFAULT_WINDOW = timedelta(days=30)
 
@@ -15,7 +14,7 @@ _DEFAULT_WINDOW = timedelta(days=30)
 def get_cost(token_info: dict[str, Any], **window: str) -> Any:
     end = instant("to", window.get("to")) or datetime.now(UTC)
     start = instant("from", window.get("from")) or end - _DEFAULT_WINDOW
-    members = run_services.cost_summary(runtime(), actor(token_info), start, end)
+    members = use_cases().cost.get_cost(actor(token_info), start, end)
     return ok(
         {
             "from": timestamp(start),

@@ -4,29 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import services
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, uow
+from handlers._http import actor, ok, page, page_body, use_cases
 
 
 def list_crews(
     token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, q: str | None = None
 ) -> Any:
-    result = services.list_crews(uow(), actor(token_info), page(limit, cursor), q)
+    result = use_cases().members.list_crews(actor(token_info), page(limit, cursor), q)
     return ok(page_body(result, serialise.crew))
 
 
 def create_crew(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    crew = services.create_crew(uow(), actor(token_info), body["name"], body.get("description", ""))
+    crew = use_cases().members.create_crew(
+        actor(token_info), body["name"], body.get("description", "")
+    )
     return ok(serialise.crew(crew), 201, {"Location": f"/v1/crews/{crew.id}"})
 
 
 def get_crew(token_info: dict[str, Any], crew_id: str) -> Any:
-    return ok(serialise.crew(services.get_crew(uow(), actor(token_info), crew_id)))
+    return ok(serialise.crew(use_cases().members.get_crew(actor(token_info), crew_id)))
 
 
 def list_crew_members(
     token_info: dict[str, Any], crew_id: str, limit: int = 50, cursor: str | None = None
 ) -> Any:
-    result = services.list_crew_members(uow(), actor(token_info), crew_id, page(limit, cursor))
+    result = use_cases().members.list_crew_members(actor(token_info), crew_id, page(limit, cursor))
     return ok(page_body(result, serialise.member))

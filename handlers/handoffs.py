@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import services
-from domain.model import Handoff, HandoffCondition
+from domain.members import Handoff, HandoffCondition
 from handlers import serialise
-from handlers._http import actor, ok, uow
+from handlers._http import actor, ok, use_cases
 
 
 def get_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.handoff_set(services.get_handoffs(uow(), actor(token_info), member_id)))
+    handoffs = use_cases().members.get_member_handoffs(actor(token_info), member_id)
+    return ok(serialise.handoff_set(handoffs))
 
 
 def replace_handoffs(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
@@ -24,5 +24,5 @@ def replace_handoffs(token_info: dict[str, Any], member_id: str, body: dict[str,
         )
         for item in body["handoffs"]
     ]
-    result = services.replace_handoffs(uow(), actor(token_info), member_id, handoffs)
+    result = use_cases().members.replace_member_handoffs(actor(token_info), member_id, handoffs)
     return ok(serialise.handoff_set(result))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import services
-from domain.model import Definition
+from domain.members import Definition
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, uow
+from handlers._http import actor, ok, page, page_body, use_cases
 
 
 def list_members(
@@ -18,8 +17,7 @@ def list_members(
     status: str | None = None,
     q: str | None = None,
 ) -> Any:
-    result = services.list_members(
-        uow(),
+    result = use_cases().members.list_members(
         actor(token_info),
         page(limit, cursor),
         crew_id=crew_id,
@@ -30,8 +28,7 @@ def list_members(
 
 
 def create_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    member = services.create_member(
-        uow(),
+    member = use_cases().members.create_member(
         actor(token_info),
         crew_id=body["crew_id"],
         name=body["name"],
@@ -42,22 +39,24 @@ def create_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def get_member(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.member(services.get_member(uow(), actor(token_info), member_id)))
+    return ok(serialise.member(use_cases().members.get_member(actor(token_info), member_id)))
 
 
 def get_draft(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.version(services.get_draft(uow(), actor(token_info), member_id)))
+    version = use_cases().members.get_member_draft(actor(token_info), member_id)
+    return ok(serialise.version(version))
 
 
 def replace_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
-    version = services.replace_draft(
-        uow(), actor(token_info), member_id, Definition.from_json(body)
+    version = use_cases().members.replace_member_draft(
+        actor(token_info), member_id, Definition.from_json(body)
     )
     return ok(serialise.version(version))
 
 
 def publish_member(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.version(services.publish_member(uow(), actor(token_info), member_id)))
+    version = use_cases().members.publish_member(actor(token_info), member_id)
+    return ok(serialise.version(version))
 
 
 def list_versions(
@@ -67,12 +66,12 @@ def list_versions(
     cursor: str | None = None,
     status: str | None = None,
 ) -> Any:
-    result = services.list_versions(
-        uow(), actor(token_info), member_id, page(limit, cursor), status
+    result = use_cases().members.list_member_versions(
+        actor(token_info), member_id, page(limit, cursor), status
     )
     return ok(page_body(result, serialise.version))
 
 
 def get_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
-    version = services.get_version(uow(), actor(token_info), member_id, number)
+    version = use_cases().members.get_member_version(actor(token_info), member_id, number)
     return ok(serialise.version(version))

@@ -17,7 +17,8 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from domain import errors
+from domain import identity, kernel, triggers
+from domain.authoring import ModelUnusable
 from handlers.context import app_context
 from handlers.tracing import current_trace_id
 
@@ -44,21 +45,21 @@ _STATUS_CODES: dict[int, tuple[str, str, str]] = {
 }
 
 # The one mapping from domain errors to HTTP; the most specific class wins (MRO walk).
-DOMAIN_ERRORS: dict[type[errors.DomainError], int] = {
-    errors.NotFound: 404,
-    errors.PermissionDenied: 403,
-    errors.Conflict: 409,
-    errors.CredentialRejected: 401,
-    errors.ModelUnusable: 502,
-    errors.IdentityProviderUnavailable: 502,
-    errors.LoginNotConfigured: 501,
-    errors.InvalidField: 400,
+DOMAIN_ERRORS: dict[type[kernel.DomainError], int] = {
+    kernel.NotFound: 404,
+    kernel.PermissionDenied: 403,
+    kernel.Conflict: 409,
+    kernel.CredentialRejected: 401,
+    kernel.InvalidField: 400,
+    ModelUnusable: 502,
+    identity.IdentityProviderUnavailable: 502,
+    identity.LoginNotConfigured: 501,
 }
 
 # Headers a domain error's problem carries besides the defaults (most specific class wins).
 # A refused webhook is challenged for a signature, not for the bearer token of the API.
-DOMAIN_ERROR_HEADERS: dict[type[errors.DomainError], dict[str, str]] = {
-    errors.WebhookRejected: {
+DOMAIN_ERROR_HEADERS: dict[type[kernel.DomainError], dict[str, str]] = {
+    triggers.WebhookRejected: {
         "WWW-Authenticate": 'HMAC-SHA256 realm="scaicrew-webhooks", headers="X-ScaiCrew-Signature"'
     },
 }
@@ -131,14 +132,14 @@ def _headers_for(status: int, extra: Mapping[str, str] | None) -> dict[str, str]
     return headers
 
 
-def _domain_status(exc: errors.DomainError) -> int:
+def _domain_status(exc: kernel.DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
             return DOMAIN_ERRORS[cls]  # type: ignore[index]
     return 500
 
 
-def _domain_headers(exc: errors.DomainError) -> dict[str, str]:
+def _domain_headers(exc: kernel.DomainError) -> dict[str, str]:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERROR_HEADERS:
             return dict(DOMAIN_ERROR_HEADERS[cls])  # type: ignore[index]
@@ -149,7 +150,7 @@ def _describe(exc: BaseException) -> tuple[int, str, dict[str, object], str | No
     """Return (status, message, details, type slug, headers) for any exception."""
     if isinstance(exc, ApiError):
         return exc.status, exc.message, exc.details, exc.type_slug, dict(exc.headers or {})
-    if isinstance(exc, errors.DomainError):
+    if isinstance(exc, kernel.DomainError):
         status = _domain_status(exc)
         return status, exc.message, exc.details(), exc.problem_slug(), _domain_headers(exc)
     if isinstance(exc, ProblemException):

@@ -6,15 +6,14 @@ from typing import Any
 
 from connexion import request
 
-from domain import run_services
+from domain.runs import RunFilter, RunOrigin, RunStatus
 from handlers import serialise
-from handlers._http import actor, instant, ok, page, page_body, runtime
+from handlers._http import actor, instant, ok, page, page_body, use_cases
 from handlers.problems import ApiError
 
 
 def start_run(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
-    run, replayed = run_services.start_run(
-        runtime(),
+    run, replayed = use_cases().runs.start_run(
         actor(token_info),
         member_id,
         body.get("input") or {},
@@ -39,32 +38,32 @@ def list_runs(
     created_after: str | None = None,
     created_before: str | None = None,
 ) -> Any:
-    filters = {
-        "member_id": member_id,
-        "crew_id": crew_id,
-        "status": status,
-        "origin": origin,
-        "parent_run_id": parent_run_id,
-        "created_after": instant("created_after", created_after),
-        "created_before": instant("created_before", created_before),
-    }
-    result = run_services.list_runs(runtime(), actor(token_info), page(limit, cursor), filters)
+    where = RunFilter(
+        member_id=member_id,
+        crew_id=crew_id,
+        status=None if status is None else RunStatus(status),
+        origin=None if origin is None else RunOrigin(origin),
+        parent_run_id=parent_run_id,
+        created_after=instant("created_after", created_after),
+        created_before=instant("created_before", created_before),
+    )
+    result = use_cases().runs.list_runs(actor(token_info), page(limit, cursor), where)
     return ok(page_body(result, serialise.run))
 
 
 def get_run(token_info: dict[str, Any], run_id: str) -> Any:
-    return ok(serialise.run(run_services.get_run(runtime(), actor(token_info), run_id)))
+    return ok(serialise.run(use_cases().runs.get_run(actor(token_info), run_id)))
 
 
 def list_run_events(
     token_info: dict[str, Any], run_id: str, after_seq: int = 0, limit: int = 50
 ) -> Any:
-    events, next_after = run_services.list_run_events(
-        runtime(), actor(token_info), run_id, after_seq, limit
+    events, next_after = use_cases().runs.list_run_events(
+        actor(token_info), run_id, after_seq, limit
     )
     return ok({"items": [serialise.run_event(e) for e in events], "next_after_seq": next_after})
 
 
 def retry_run(token_info: dict[str, Any], run_id: str) -> Any:
-    run_services.check_retryable(runtime(), actor(token_info), run_id)
+    use_cases().runs.check_retryable(actor(token_info), run_id)
     raise ApiError(501, "Run retry is not implemented yet; start a new run instead.")

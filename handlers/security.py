@@ -15,8 +15,7 @@ import jwt
 from connexion.security import NO_VALUE
 from starlette.concurrency import run_in_threadpool
 
-from domain import services
-from domain.model import Role
+from domain.kernel import DEFAULT_TENANT, Role
 from handlers.context import AppContext, app_context
 from handlers.problems import ApiError
 
@@ -61,7 +60,7 @@ def _header(token: str) -> dict[str, Any] | None:
 async def _require_workspace(context: AppContext, workspace_id: str) -> None:
     if workspace_id in context.known_workspaces:
         return
-    exists = await run_in_threadpool(services.workspace_exists, context.uow, workspace_id)
+    exists = await run_in_threadpool(context.use_cases.workspaces.workspace_exists, workspace_id)
     if not exists:
         raise _unauthorized("The credential names a workspace that does not exist.")
     context.known_workspaces.add(workspace_id)
@@ -86,10 +85,10 @@ async def verify_session_token(token: str) -> Any:
     try:
         claims = jwt.decode(
             token,
-            settings.session_secret.get_secret_value(),
+            settings.session.secret.get_secret_value(),
             algorithms=[SESSION_ALGORITHM],
-            audience=settings.session_audience,
-            issuer=settings.session_issuer,
+            audience=settings.session.audience,
+            issuer=settings.session.issuer,
             leeway=_LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
@@ -105,19 +104,19 @@ async def verify_session_token(token: str) -> Any:
         "workspace_id": workspace_id,
         "role": role.label,
         "kind": "user",
-        "tenant_id": str(claims.get("tenant_id", services.DEFAULT_TENANT)),
+        "tenant_id": str(claims.get("tenant_id", DEFAULT_TENANT)),
     }
 
 
 async def verify_service_token(token: str) -> Any:
     """Verify an identity-provider service token against the provider's JWKS."""
     context = app_context()
-    settings = context.settings
+    settings = context.settings.service_tokens
     header = _header(token)
     if header is None or header.get("alg") == SESSION_ALGORITHM:
         return NO_VALUE  # malformed (reported by the session scheme) or a session token
     algorithm = header.get("alg")
-    if algorithm not in settings.service_algorithms:
+    if algorithm not in settings.algorithms:
         raise _unauthorized(
             f"Invalid service token: algorithm '{str(algorithm)[:20]}' is not accepted."
         )
@@ -129,7 +128,7 @@ async def verify_service_token(token: str) -> Any:
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise _jwt_problem("service", exc) from None
-    if unverified.get("iss") != settings.service_issuer:
+    if unverified.get("iss") != settings.issuer:
         # Checked before any JWKS fetch so that garbage never costs a network call.
         raise _unauthorized("Invalid service token: the token was issued by an unexpected issuer.")
     try:
@@ -142,9 +141,9 @@ async def verify_service_token(token: str) -> Any:
             # The PyJWK itself, not its raw key: PyJWT then refuses (InvalidAlgorithmError) a
             # header alg that does not match the key's type instead of crashing (TypeError).
             signing_key,
-            algorithms=list(settings.service_algorithms),
-            audience=settings.service_audience,
-            issuer=settings.service_issuer,
+            algorithms=list(settings.algorithms),
+            audience=settings.audience,
+            issuer=settings.issuer,
             leeway=_LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud"]},
         )
@@ -174,8 +173,6 @@ async def verify_dev_headers(apikey: str, request: Any) -> Any:
         raise _unauthorized("X-Dev-Subject is not a valid subject.")
     role = _role(request.headers.get("X-Dev-Role") or Role.ADMIN.label)
     if apikey not in context.known_workspaces:
-        await run_in_threadpool(
-            services.ensure_workspace_member, context.uow, apikey, subject, role
-        )
+        await run_in_threadpool(context.use_cases.workspaces.ensure_member, apikey, subject, role)
         context.known_workspaces.add(apikey)
     return {"sub": subject, "workspace_id": apikey, "role": role.label, "kind": "user"}

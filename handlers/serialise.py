@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.authoring import AuthoringSession
-from domain.model import (
-    Approval,
-    Crew,
-    HandoffSet,
-    Member,
-    MemberCost,
-    Membership,
-    Run,
-    RunEvent,
-    Version,
-    Workspace,
-)
-from domain.templates import Template
+from domain.authoring import AuthoringSession, Template
+from domain.cost import MemberCost
+from domain.members import Crew, HandoffSet, Member, Version
+from domain.runs import Approval, Run, RunEvent
+from domain.workspaces import Workspace, WorkspaceAccess
 from handlers._http import timestamp
 
 
@@ -32,7 +23,7 @@ def workspace(w: Workspace) -> dict[str, Any]:
     }
 
 
-def membership(m: Membership, current_workspace_id: str) -> dict[str, Any]:
+def workspace_access(m: WorkspaceAccess, current_workspace_id: str) -> dict[str, Any]:
     return {
         "workspace_id": m.workspace_id,
         "name": m.workspace_name,

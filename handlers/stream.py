@@ -23,11 +23,9 @@ from connexion import request
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from domain import stream_services
-from domain.model import Actor
-from domain.runtime import Runtime
-from domain.signals import Signal
-from handlers._http import actor, ok, runtime, timestamp
+from domain.kernel import Actor, Signal
+from domain.stream import Stream, StreamOpening
+from handlers._http import actor, ok, timestamp, use_cases
 
 _PAGE = 500  # events per replay read
 _QUEUE = 1000  # live events a slow client may lag behind before it is refilled from the log
@@ -38,19 +36,19 @@ _LAST_EVENT_ID = re.compile(r"^[0-9]{1,18}$")
 async def stream_events(
     token_info: dict[str, Any], last_event_id: int | None = None, max_seconds: int | None = None
 ) -> Any:
-    rt = runtime()
+    stream = use_cases().stream
     who = actor(token_info)
     header = request.headers.get("Last-Event-ID")
     # The header wins: an EventSource resends it on every reconnect, with the newest id.
     after = int(header) if header and _LAST_EVENT_ID.match(header) else last_event_id
-    settings = rt.stream.settings
+    settings = stream.hub.settings
     lifetime = (
         settings.max_seconds if max_seconds is None else min(max_seconds, settings.max_seconds)
     )
     inbox = _Inbox(_LoopRelay.of(asyncio.get_running_loop()))
-    opening = await run_in_threadpool(stream_services.open_stream, rt, who, after, inbox.offer)
+    opening = await run_in_threadpool(stream.open_stream, who, after, inbox.offer)
     return _StreamResponse(
-        _events(rt, who, opening, inbox, lifetime),
+        _events(stream, who, opening, inbox, lifetime),
         on_close=opening.unsubscribe,
         ping=settings.keepalive_seconds,
         headers={"Cache-Control": "no-store"},
@@ -58,7 +56,7 @@ async def stream_events(
 
 
 def create_stream_ticket(token_info: dict[str, Any]) -> Any:
-    ticket, expires_at = stream_services.issue_stream_ticket(runtime(), actor(token_info))
+    ticket, expires_at = use_cases().stream.create_stream_ticket(actor(token_info))
     body = {
         "ticket": ticket,
         "expires_at": timestamp(expires_at),
@@ -153,9 +151,9 @@ def _reset(after: int) -> bytes:
 
 
 async def _events(
-    rt: Runtime,
+    stream: Stream,
     who: Actor,
-    opening: stream_services.StreamOpening,
+    opening: StreamOpening,
     inbox: _Inbox,
     lifetime: float,
 ) -> AsyncIterator[bytes]:
@@ -165,17 +163,17 @@ async def _events(
         yield f"retry: {_RETRY_MILLISECONDS}\n\n".encode()
         if opening.reset:
             yield _reset(last)
-        async for frame, seq in _from_log(rt, who, last, None):  # the replay
+        async for frame, seq in _from_log(stream, who, last, None):  # the replay
             yield frame
             last = seq
-        async for frames in _follow(rt, who, inbox, last, deadline):
+        async for frames in _follow(stream, who, inbox, last, deadline):
             yield frames
     finally:
         opening.unsubscribe()
 
 
 async def _follow(
-    rt: Runtime, who: Actor, inbox: _Inbox, last: int, deadline: float
+    stream: Stream, who: Actor, inbox: _Inbox, last: int, deadline: float
 ) -> AsyncIterator[bytes]:
     """The live part of a stream after event ``last``, until ``deadline`` (loop time).
 
@@ -186,7 +184,7 @@ async def _follow(
     while (remaining := deadline - loop.time()) > 0:
         if inbox.lagged:  # live events were dropped: everything committed is in the log
             inbox.lagged = False
-            async for frame, seq in _from_log(rt, who, last, None):
+            async for frame, seq in _from_log(stream, who, last, None):
                 yield frame
                 last = seq
         try:
@@ -202,7 +200,7 @@ async def _follow(
             if signal.seq <= last:
                 continue  # replayed already, or delivered twice (own commit and NOTIFY)
             if signal.seq > last + 1:
-                async for frame, seq in _from_log(rt, who, last, signal.seq - 1):
+                async for frame, seq in _from_log(stream, who, last, signal.seq - 1):
                     frames.append(frame)
                     last = seq
             frames.append(_frame(signal))
@@ -212,10 +210,10 @@ async def _follow(
 
 
 async def _from_log(
-    rt: Runtime, who: Actor, after: int, through: int | None
+    stream: Stream, who: Actor, after: int, through: int | None
 ) -> AsyncIterator[tuple[bytes, int]]:
     while True:
-        page = await run_in_threadpool(stream_services.read_stream, rt, who, after, _PAGE, through)
+        page = await run_in_threadpool(stream.read_stream, who, after, _PAGE, through)
         for signal in page:
             assert signal.seq is not None
             after = signal.seq

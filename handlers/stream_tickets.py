@@ -10,9 +10,8 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from domain import stream_services
-from domain.model import Actor
-from handlers._http import uow
+from domain.kernel import Actor
+from handlers._http import use_cases
 from handlers.problems import ApiError
 
 _TICKET = re.compile(r"^stk_[A-Za-z0-9_-]{43}$")
@@ -22,7 +21,8 @@ async def verify_stream_ticket(apikey: str, request: Any = None) -> Any:
     """Accept a stream ticket (``?ticket=``) once, as the identity it was issued to."""
     if not _TICKET.match(apikey):
         raise ApiError(401, "The stream ticket is malformed.")
-    who: Actor | None = await run_in_threadpool(stream_services.redeem_stream_ticket, uow(), apikey)
+    redeem = use_cases().stream.redeem_stream_ticket
+    who: Actor | None = await run_in_threadpool(redeem, apikey)
     if who is None:
         raise ApiError(401, "The stream ticket is unknown, already used or expired.")
     return {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import authoring, services, templates
-from domain.model import Definition
+from domain.authoring import approval_preview
+from domain.members import Definition
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, uow
+from handlers._http import actor, ok, page, page_body, use_cases
 from handlers.problems import ApiError
 
 
@@ -18,25 +18,26 @@ def list_templates(
     q: str | None = None,
     tag: str | None = None,
 ) -> Any:
-    result = templates.list_templates(actor(token_info), page(limit, cursor), text=q, tag=tag)
+    result = use_cases().authoring.list_templates(
+        actor(token_info), page(limit, cursor), text=q, tag=tag
+    )
     return ok(page_body(result, serialise.template_summary))
 
 
 def get_template(token_info: dict[str, Any], ref: str) -> Any:
-    template = templates.get_template(actor(token_info), ref)
+    template = use_cases().authoring.get_template(actor(token_info), ref)
     definition = Definition.from_json(template.definition)
     return ok(
         serialise.template_summary(template)
         | {
             "definition": definition.to_json(),
-            "approval_preview": authoring.approval_preview(definition),
+            "approval_preview": approval_preview(definition),
         }
     )
 
 
 def install_template(token_info: dict[str, Any], ref: str, body: dict[str, Any]) -> Any:
-    member = templates.install_template(
-        uow(),
+    member = use_cases().authoring.install_template(
         actor(token_info),
         ref,
         crew_id=body["crew_id"],
@@ -48,10 +49,10 @@ def install_template(token_info: dict[str, Any], ref: str, body: dict[str, Any])
 
 
 def upgrade_template(token_info: dict[str, Any], ref: str) -> Any:
-    templates.check_template_action(actor(token_info), ref)
+    use_cases().authoring.check_template_action(actor(token_info), ref)
     raise ApiError(501, "Template upgrade is not implemented yet.")
 
 
 def export_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
-    services.check_member_action(uow(), actor(token_info), member_id)
+    use_cases().members.check_member_action(actor(token_info), member_id)
     raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

@@ -6,14 +6,14 @@ from typing import Any
 
 from connexion import request
 
-from domain.trigger_model import Invocation, ScheduleView, Trigger, TriggerKind
+from domain.triggers import Invocation, ScheduleView, Trigger, TriggerKind
 from handlers._http import timestamp
 from handlers.context import app_context
 
 
 def ingress_url(trigger_id: str) -> str:
     """The public URL of a webhook trigger: WEBHOOK_BASE_URL, else this request's base URL."""
-    base = app_context().settings.webhook_base_url or str(request.base_url)
+    base = app_context().settings.webhooks.base_url or str(request.base_url)
     return f"{base.rstrip('/')}/v1/webhooks/{trigger_id}"
 
 

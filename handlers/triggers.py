@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import triggers
 from handlers import trigger_shapes
-from handlers._http import actor, ok, page, page_body, runtime
+from handlers._http import actor, ok, page, page_body, use_cases
 from handlers.problems import ApiError
 
 
 def create_trigger(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     if body["kind"] == "mail":
-        triggers.check_mail_trigger(runtime(), actor(token_info), body["member_id"])
+        use_cases().triggers.check_mail_trigger(actor(token_info), body["member_id"])
         raise ApiError(501, "Mail triggers are not implemented yet; use a webhook trigger.")
-    created = triggers.create_trigger(
-        runtime(),
+    created = use_cases().triggers.create_trigger(
         actor(token_info),
         kind=body["kind"],
         member_id=body["member_id"],
@@ -37,40 +35,39 @@ def create_trigger(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 def list_triggers(
     token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, kind: str | None = None
 ) -> Any:
-    result = triggers.list_triggers(runtime(), actor(token_info), page(limit, cursor), kind)
+    result = use_cases().triggers.list_triggers(actor(token_info), page(limit, cursor), kind)
     return ok(page_body(result, trigger_shapes.trigger))
 
 
 def get_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
-    return ok(
-        trigger_shapes.trigger(triggers.get_trigger(runtime(), actor(token_info), trigger_id))
-    )
+    trigger = use_cases().triggers.get_trigger(actor(token_info), trigger_id)
+    return ok(trigger_shapes.trigger(trigger))
 
 
 def enable_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
-    trigger = triggers.set_enabled(runtime(), actor(token_info), trigger_id, True)
+    trigger = use_cases().triggers.enable_trigger(actor(token_info), trigger_id)
     return ok(trigger_shapes.trigger(trigger))
 
 
 def disable_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
-    trigger = triggers.set_enabled(runtime(), actor(token_info), trigger_id, False)
+    trigger = use_cases().triggers.disable_trigger(actor(token_info), trigger_id)
     return ok(trigger_shapes.trigger(trigger))
 
 
 def delete_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
-    triggers.delete_trigger(runtime(), actor(token_info), trigger_id)
+    use_cases().triggers.delete_trigger(actor(token_info), trigger_id)
     return None, 204
 
 
 def list_invocations(
     token_info: dict[str, Any], trigger_id: str, limit: int = 50, cursor: str | None = None
 ) -> Any:
-    result = triggers.list_invocations(
-        runtime(), actor(token_info), trigger_id, page(limit, cursor)
+    result = use_cases().triggers.list_trigger_invocations(
+        actor(token_info), trigger_id, page(limit, cursor)
     )
     return ok(page_body(result, trigger_shapes.invocation))
 
 
 def list_schedules(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = triggers.list_schedules(runtime(), actor(token_info), page(limit, cursor))
+    result = use_cases().triggers.list_schedules(actor(token_info), page(limit, cursor))
     return ok(page_body(result, trigger_shapes.schedule))

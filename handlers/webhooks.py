@@ -12,15 +12,13 @@ parsing them again cannot fail. The use case runs in the thread pool like every 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from connexion import request
 from starlette.concurrency import run_in_threadpool
 
-from domain import trigger_firing
-from domain.trigger_model import WebhookDelivery
-from handlers._http import ok, runtime
+from domain.triggers import WebhookDelivery
+from handlers._http import ok, use_cases
 
 TIMESTAMP_HEADER = "X-ScaiCrew-Timestamp"
 SIGNATURE_HEADER = "X-ScaiCrew-Signature"
@@ -37,9 +35,7 @@ async def receive_webhook(trigger_id: str) -> Any:
         idempotency_key=request.headers.get("Idempotency-Key"),
     )
     # A refusal (WebhookRejected) is one answer for every reason, unknown trigger included.
-    result = await run_in_threadpool(
-        trigger_firing.receive_webhook, runtime(), delivery, datetime.now(UTC)
-    )
+    result = await run_in_threadpool(use_cases().firing.receive_webhook, delivery)
     headers = {"Location": f"/v1/runs/{result.run_id}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from domain import workspace_members
-from domain.identity import WorkspaceMember
-from domain.model import Role
+from domain.kernel import Role
+from domain.workspaces import Membership
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, timestamp, uow
+from handlers._http import actor, ok, page, page_body, timestamp, use_cases
 
 
-def _member(m: WorkspaceMember) -> dict[str, Any]:
+def _membership(m: Membership) -> dict[str, Any]:
     return {
         "subject": m.subject,
         "role": m.role.label,
@@ -23,36 +22,36 @@ def _member(m: WorkspaceMember) -> dict[str, Any]:
 
 
 def list_members(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = workspace_members.list_members(uow(), actor(token_info), page(limit, cursor))
-    return ok(page_body(result, _member))
+    result = use_cases().workspaces.list_memberships(actor(token_info), page(limit, cursor))
+    return ok(page_body(result, _membership))
 
 
 def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    member = workspace_members.add_member(
-        uow(), actor(token_info), body["subject"], Role.parse(body["role"])
+    membership = use_cases().workspaces.add_membership(
+        actor(token_info), body["subject"], Role.parse(body["role"])
     )
-    location = f"/v1/workspace/members/{quote(member.subject, safe='')}"
-    return ok(_member(member), 201, {"Location": location})
+    location = f"/v1/workspace/members/{quote(membership.subject, safe='')}"
+    return ok(_membership(membership), 201, {"Location": location})
 
 
 def get_member(token_info: dict[str, Any], subject: str) -> Any:
-    return ok(_member(workspace_members.get_member(uow(), actor(token_info), subject)))
+    return ok(_membership(use_cases().workspaces.get_membership(actor(token_info), subject)))
 
 
 def change_member_role(token_info: dict[str, Any], subject: str, body: dict[str, Any]) -> Any:
-    member = workspace_members.change_role(
-        uow(), actor(token_info), subject, Role.parse(body["role"])
+    membership = use_cases().workspaces.update_membership(
+        actor(token_info), subject, Role.parse(body["role"])
     )
-    return ok(_member(member))
+    return ok(_membership(membership))
 
 
 def remove_member(token_info: dict[str, Any], subject: str) -> Any:
-    workspace_members.remove_member(uow(), actor(token_info), subject)
+    use_cases().workspaces.remove_membership(actor(token_info), subject)
     return None, 204
 
 
 def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    workspace = workspace_members.create_workspace(
-        uow(), actor(token_info), body["name"], body.get("description", "")
+    workspace = use_cases().workspaces.create_workspace(
+        actor(token_info), body["name"], body.get("description", "")
     )
     return ok(serialise.workspace(workspace), 201)

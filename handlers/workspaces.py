@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain import services
 from handlers import serialise
-from handlers._http import actor, ok, page, page_body, uow
+from handlers._http import actor, ok, page, page_body, use_cases
 
 
 def list_my_workspaces(
     token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
 ) -> Any:
     who = actor(token_info)
-    result = services.list_my_workspaces(uow(), who, page(limit, cursor))
-    return ok(page_body(result, lambda m: serialise.membership(m, who.workspace_id)))
+    result = use_cases().workspaces.list_my_workspaces(who, page(limit, cursor))
+    return ok(page_body(result, lambda m: serialise.workspace_access(m, who.workspace_id)))
 
 
 def get_workspace(token_info: dict[str, Any]) -> Any:
-    return ok(serialise.workspace(services.get_workspace(uow(), actor(token_info))))
+    return ok(serialise.workspace(use_cases().workspaces.get_workspace(actor(token_info))))
 
 
 def update_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    workspace = services.update_workspace(
-        uow(), actor(token_info), name=body.get("name"), description=body.get("description")
+    workspace = use_cases().workspaces.update_workspace(
+        actor(token_info), name=body.get("name"), description=body.get("description")
     )
     return ok(serialise.workspace(workspace))

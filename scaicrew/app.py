@@ -24,14 +24,11 @@ from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from domain.deriver import Deriver, OfflineDeriver
-from domain.errors import DomainError
-from domain.login import Login, LoginSettings
-from domain.offline_model import OfflineModel
-from domain.ports import Model
-from domain.runtime import RunSettings, Runtime
-from domain.stream import StreamSettings
-from domain.unit_of_work import Database
+from domain.authoring import Deriver, OfflineDeriver
+from domain.kernel import Clock, DomainError
+from domain.persistence.unit_of_work import Database
+from domain.runs import LanguageModel, OfflineLanguageModel
+from domain.use_cases import Ports, UseCases
 from handlers.context import AllowedMethods, AppContext
 from handlers.middleware import (
     BodyLimitMiddleware,
@@ -66,7 +63,7 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
                 functools.partial(
                     BodyLimitMiddleware,
                     max_bytes=settings.max_body_bytes,
-                    path_limits=(("/v1/webhooks/", settings.webhook_max_body_bytes),),
+                    path_limits=(("/v1/webhooks/", settings.webhooks.max_body_bytes),),
                 )
             )
         elif middleware is RoutingMiddleware:
@@ -76,40 +73,45 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
     return stack
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> AsyncApp:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    clock: Clock | None = None,
+) -> AsyncApp:
     """Build the ASGI app for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
     database = database or Database(settings.database_url, pool_size=settings.db_pool_size)
     jwks_client = None
-    if settings.service_jwks_url:
+    if settings.service_tokens.jwks_url:
         jwks_client = jwt.PyJWKClient(
-            settings.service_jwks_url,
+            settings.service_tokens.jwks_url,
             cache_jwk_set=True,
             lifespan=300,
             cache_keys=True,
             timeout=5,
         )
-    runtime = build_runtime(settings, database)
-    runtime.signals.subscribe(runtime.stream.on_signal)
+    use_cases = build_use_cases(settings, database, clock)
+    use_cases.signals.subscribe(use_cases.hub.on_signal)
     context = AppContext(
         settings=settings,
-        uow=database,
+        use_cases=use_cases,
         jwks_client=jwks_client,
         allowed_methods=AllowedMethods.from_spec_file(SPEC_PATH),
-        runtime=runtime,
-        login=build_login(settings, database),
     )
 
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         workers = None
-        listener = start_stream_sources(runtime, database)
-        if settings.worker_threads:
-            workers = WorkerPool(runtime, settings.worker_threads, settings.worker_poll_seconds)
+        listener = start_stream_sources(use_cases)
+        if settings.runs.worker_threads:
+            workers = WorkerPool(
+                use_cases, settings.runs.worker_threads, settings.runs.worker_poll_seconds
+            )
             workers.start()
         scheduler = None
-        if settings.scheduler_enabled:
-            scheduler = SchedulerLoop(runtime, settings.scheduler_interval_seconds)
+        if settings.scheduler.enabled:
+            scheduler = SchedulerLoop(use_cases.firing, settings.scheduler.interval_seconds)
             scheduler.start()
         try:
             yield
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 await run_in_threadpool(scheduler.stop)
             if workers is not None:
                 await run_in_threadpool(workers.stop)
-            await run_in_threadpool(stop_stream_sources, runtime, listener)
+            await run_in_threadpool(stop_stream_sources, use_cases, listener)
             database.dispose()
 
     app = AsyncApp(
@@ -138,91 +140,70 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     return app
 
 
-def build_login(settings: Settings, database: Database) -> Login:
-    """The identity provider (when OIDC is configured) and the session-token signer."""
-    provider = None
-    if settings.login_configured:
-        assert settings.oidc_issuer and settings.oidc_client_id and settings.oidc_redirect_uri
-        provider = OidcProvider(
-            issuer=settings.oidc_issuer,
-            client_id=settings.oidc_client_id,
-            client_secret=settings.oidc_client_secret.get_secret_value(),
-            redirect_uri=settings.oidc_redirect_uri,
-            algorithms=settings.oidc_algorithms,
-            scopes=settings.oidc_scopes,
-            tenant_claim=settings.oidc_tenant_claim,
-            timeout=settings.oidc_timeout_seconds,
-        )
-    return Login(
-        uow=database,
-        provider=provider,
-        tokens=session_tokens(settings),
-        settings=LoginSettings(
-            state_ttl_seconds=settings.login_state_ttl_seconds,
-            session_code_ttl_seconds=settings.session_code_ttl_seconds,
-            refresh_ttl_seconds=settings.refresh_ttl_seconds,
-        ),
-    )
-
-
-def build_runtime(settings: Settings, database: Database) -> Runtime:
-    """The model, tools and run settings the engine and the run use cases work with."""
-    model: Model = OfflineModel()
+def build_use_cases(settings: Settings, database: Database, clock: Clock | None = None) -> UseCases:
+    """Every capability's use cases over ``database``, with the adapters the settings name."""
+    model: LanguageModel = OfflineLanguageModel()
     deriver: Deriver = OfflineDeriver()
-    if settings.model == "openai":
-        assert settings.model_base_url is not None
+    if settings.model.kind == "openai":
+        assert settings.model.base_url is not None
         endpoint = (
-            settings.model_base_url,
-            settings.model_api_key.get_secret_value(),
-            settings.model_name,
-            settings.model_timeout_seconds,
+            settings.model.base_url,
+            settings.model.api_key.get_secret_value(),
+            settings.model.name,
+            settings.model.timeout_seconds,
         )
         model = ChatCompletionsModel(*endpoint)
         deriver = ChatCompletionsDeriver(*endpoint)
-    return Runtime(
-        uow=database,
-        http=AllowListedHttp(settings.tool_http_allowlist, settings.tool_http_timeout_seconds),
+    ports = Ports(
+        http=AllowListedHttp(settings.tools.http_allowlist, settings.tools.http_timeout_seconds),
         model=model,
         deriver=deriver,
-        settings=RunSettings(
-            handoff_max_depth=settings.handoff_max_depth,
-            lease_seconds=settings.run_lease_seconds,
-            cost_units_per_1k_tokens=settings.cost_units_per_1k_tokens,
-            webhook_dedup_seconds=settings.webhook_dedup_seconds,
-            webhook_refusals_logged_per_minute=settings.webhook_refusals_logged_per_minute,
-        ),
         secret_box=FernetSecretBox(settings.trigger_key_materials()),
-        stream_settings=StreamSettings(
-            keepalive_seconds=settings.stream_keepalive_seconds,
-            max_seconds=settings.stream_max_seconds,
-            retention_seconds=settings.stream_retention_seconds,
-            poll_seconds=settings.stream_poll_seconds,
-            ticket_seconds=settings.stream_ticket_seconds,
-        ),
+        session_tokens=session_tokens(settings),
+        identity_provider=_identity_provider(settings),
+    )
+    return UseCases(database, ports, settings.domain_settings(), clock)
+
+
+def _identity_provider(settings: Settings) -> OidcProvider | None:
+    login = settings.login
+    if not login.configured:
+        return None
+    assert login.oidc_issuer and login.oidc_client_id and login.oidc_redirect_uri
+    return OidcProvider(
+        issuer=login.oidc_issuer,
+        client_id=login.oidc_client_id,
+        client_secret=login.oidc_client_secret.get_secret_value(),
+        redirect_uri=login.oidc_redirect_uri,
+        algorithms=login.oidc_algorithms,
+        scopes=login.oidc_scopes,
+        tenant_claim=login.oidc_tenant_claim,
+        timeout=login.oidc_timeout_seconds,
     )
 
 
-def start_stream_sources(runtime: Runtime, database: Database) -> PgListener | None:
+def start_stream_sources(use_cases: UseCases) -> PgListener | None:
     """Feed the live-stream hub: this process's commits always; other processes' through
     LISTEN/NOTIFY on PostgreSQL, through a poll of the event log on SQLite. The listener also
     republishes other processes' signals on this process's bus, which wakes idle workers."""
-    runtime.stream.start(poll=database.is_sqlite)
+    database = use_cases.database
+    use_cases.hub.start(poll=database.is_sqlite)
     if database.is_sqlite:
         return None
     listener = PgListener(
         database.url,
-        on_signals=runtime.signals.publish,
-        on_range=runtime.stream.on_range,
-        on_connect=runtime.stream.catch_up,
+        on_signals=use_cases.signals.publish,
+        on_range=use_cases.hub.on_range,
+        on_connect=use_cases.hub.catch_up,
     )
     listener.start()
     return listener
 
 
-def stop_stream_sources(runtime: Runtime, listener: PgListener | None) -> None:
+def stop_stream_sources(use_cases: UseCases, listener: PgListener | None) -> None:
     if listener is not None:
         listener.stop()
-    runtime.stream.stop()
+    use_cases.hub.stop()
 
 
 class _LazyApp:

@@ -6,9 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from domain import services
-from domain.model import Role
-from domain.unit_of_work import Database
+from domain.kernel import DEFAULT_TENANT, Role
+from domain.persistence.unit_of_work import Database
 from scaicrew.adapters.session_tokens import session_tokens
 from scaicrew.migrate import upgrade
 from scaicrew.settings import Settings, SettingsError
@@ -20,7 +19,7 @@ def mint_session_token(
     workspace_id: str,
     subject: str,
     role: Role,
-    tenant_id: str = services.DEFAULT_TENANT,
+    tenant_id: str = DEFAULT_TENANT,
     ttl_seconds: int | None = None,
     now: int | None = None,
 ) -> str:
@@ -62,10 +61,12 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
 def _token(settings: Settings, args: argparse.Namespace) -> int:
     role = Role.parse(args.role)
     upgrade(settings.database_url)
+    from scaicrew.app import build_use_cases
+
     database = Database(settings.database_url)
     try:
-        workspace = services.ensure_workspace_member(
-            database, args.workspace, args.subject, role, name=args.name
+        workspace = build_use_cases(settings, database).workspaces.ensure_member(
+            args.workspace, args.subject, role, name=args.name
         )
     finally:
         database.dispose()
@@ -86,16 +87,13 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from scaicrew.app import build_runtime
+    from scaicrew.app import build_use_cases
     from scaicrew.worker import WorkerPool
 
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
-    runtime = build_runtime(settings, database)
-    pool = WorkerPool(
-        runtime,
-        args.threads or max(1, settings.worker_threads),
-        settings.worker_poll_seconds,
-    )
+    use_cases = build_use_cases(settings, database)
+    threads = args.threads or max(1, settings.runs.worker_threads)
+    pool = WorkerPool(use_cases, threads, settings.runs.worker_poll_seconds)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -107,12 +105,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
 
         listener = PgListener(
             settings.database_url,
-            on_signals=runtime.signals.publish,
+            on_signals=use_cases.signals.publish,
             on_range=lambda _workspace_id, _through: None,
             on_connect=lambda: None,
         )
         listener.start()
-    print(f"worker started ({args.threads or max(1, settings.worker_threads)} threads)", flush=True)
+    print(f"worker started ({threads} threads)", flush=True)
     stop.wait()
     if listener is not None:
         listener.stop()
@@ -125,12 +123,13 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from scaicrew.app import build_runtime
+    from scaicrew.app import build_use_cases
     from scaicrew.scheduler import SchedulerLoop
 
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     loop = SchedulerLoop(
-        build_runtime(settings, database), args.interval or settings.scheduler_interval_seconds
+        build_use_cases(settings, database).firing,
+        args.interval or settings.scheduler.interval_seconds,
     )
     if args.once:
         fired = loop.tick_once()

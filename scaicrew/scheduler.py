@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime
 
-from domain.runtime import Runtime
-from domain.trigger_firing import tick
+from domain.triggers import TriggerFiring
 
 logger = logging.getLogger("scaicrew.scheduler")
 
 
 class SchedulerLoop:
-    """A daemon thread calling ``tick(now)`` every ``interval_seconds`` until stopped."""
+    """A daemon thread calling ``firing.tick()`` every ``interval_seconds`` until stopped."""
 
-    def __init__(self, runtime: Runtime, interval_seconds: float) -> None:
-        self._runtime = runtime
+    def __init__(self, firing: TriggerFiring, interval_seconds: float) -> None:
+        self._firing = firing
         self._interval = interval_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -29,7 +27,7 @@ class SchedulerLoop:
     def tick_once(self) -> int:
         """One tick as of now; the number of slots fired (0 after an error, which is logged)."""
         try:
-            return len(tick(self._runtime, datetime.now(UTC)))
+            return len(self._firing.tick())
         except Exception:  # the database may be briefly unavailable; keep the loop alive
             logger.exception("scheduler tick failed")
             return 0

@@ -1,94 +1,453 @@
-"""Settings, read once from the environment, validated, with secrets hidden from ``repr``."""
+"""Settings: read once from the environment, validated, grouped, with secrets hidden.
+
+Every setting is one environment variable (its alias below); the groups (``session``,
+``login``, ``runs``, ``stream``...) only organise them. Defaults live here and nowhere else:
+the domain's settings objects are built from these groups (``domain_settings``), and the
+README's table is generated from this model (``python -m scaicrew.settings``; a test keeps the
+README in step).
+
+``Settings(...)`` takes only the values it is given (tests build it that way); only
+``Settings.from_env()`` reads the environment. Empty variables count as unset.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic.functional_validators import BeforeValidator
+from pydantic.main import BaseModel as _PydanticModel
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from domain.identity import LoginSettings
+from domain.runs import RunSettings
+from domain.stream import StreamSettings
+from domain.triggers import WebhookSettings
+from domain.use_cases import DomainSettings
 
 _DEV_SECRET = "dev-only-session-secret-change-me-0123456789"
-ENVIRONMENTS = ("dev", "test", "production")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-
-
-class Secret:
-    """A string that does not show itself in logs or reprs."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+_ASYMMETRIC = ("RS256", "ES256", "PS256", "EdDSA")
 
 
 class SettingsError(ValueError):
     """A setting is missing, malformed or unsafe for the chosen environment."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    env: str = "production"
-    database_url: str = "sqlite:///./scaicrew.db"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    session_secret: Secret = field(default_factory=lambda: Secret(""))
-    session_issuer: str = "scaicrew"
-    session_audience: str = "scaicrew-api"
-    session_ttl_seconds: int = 3600
-    oidc_issuer: str | None = None
-    oidc_client_id: str | None = None
-    oidc_client_secret: Secret = field(default_factory=lambda: Secret(""))
-    oidc_redirect_uri: str | None = None
-    oidc_scopes: str = "openid email profile"
-    oidc_algorithms: tuple[str, ...] = ("RS256", "ES256")
-    oidc_tenant_claim: str | None = None
-    oidc_timeout_seconds: float = 5.0
-    frontend_url: str | None = None
-    login_state_ttl_seconds: int = 600
-    session_code_ttl_seconds: int = 60
-    refresh_ttl_seconds: int = 2_592_000
-    service_jwks_url: str | None = None
-    service_issuer: str | None = None
-    service_audience: str = "scaicrew-api"
-    service_algorithms: tuple[str, ...] = ("RS256", "ES256")
-    max_body_bytes: int = 1_048_576
-    db_pool_size: int = 10
-    validate_responses: bool = False
-    log_level: str = "info"
-    model: str = "offline"
-    model_base_url: str | None = None
-    model_api_key: Secret = field(default_factory=lambda: Secret(""))
-    model_name: str = "gpt-4o-mini"
-    model_timeout_seconds: float = 30.0
-    tool_http_allowlist: tuple[str, ...] = ()
-    tool_http_timeout_seconds: float = 10.0
-    handoff_max_depth: int = 8
-    worker_threads: int = 2
-    worker_poll_seconds: float = 0.5
-    run_lease_seconds: float = 30.0
-    cost_units_per_1k_tokens: float = 1.0
-    scheduler_enabled: bool = True
-    scheduler_interval_seconds: float = 5.0
-    trigger_secret_key: Secret = field(default_factory=lambda: Secret(""))
-    webhook_max_body_bytes: int = 262_144
-    webhook_dedup_seconds: float = 86_400.0
-    webhook_refusals_logged_per_minute: int = 60
-    webhook_base_url: str | None = None
-    stream_keepalive_seconds: float = 15.0
-    stream_max_seconds: float = 900.0
-    stream_retention_seconds: float = 86_400.0
-    stream_poll_seconds: float = 1.0
-    stream_ticket_seconds: float = 60.0
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+#: A comma-separated list in the environment (``RS256, ES256``), a tuple in Python.
+CommaList = Annotated[tuple[str, ...], BeforeValidator(_comma_list)]
+
+
+def setting(default: Any, env: str, meaning: str, shown: str | None = None, **kw: Any) -> Any:
+    """A setting read from the variable ``env``; ``meaning`` and ``shown`` (how the README
+    shows the default, when the value alone does not say it) document it."""
+    extra = {"meaning": meaning, **({"shown": shown} if shown else {})}
+    return Field(default, alias=env, json_schema_extra=extra, **kw)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+
+class SessionGroup(_Group):
+    secret: SecretStr = setting(
+        SecretStr(""),
+        "SESSION_SECRET",
+        "HS256 key for session tokens, at least 32 bytes.",
+        shown="none (required in `production`)",
+    )
+    issuer: str = setting("scaicrew", "SESSION_ISSUER", "`iss` of session tokens.")
+    audience: str = setting("scaicrew-api", "SESSION_AUDIENCE", "`aud` of session tokens.")
+    ttl_seconds: int = setting(
+        3600,
+        "SESSION_TTL_SECONDS",
+        "Lifetime of session tokens (login and `scaicrew token`).",
+        gt=0,
+    )
+
+
+class LoginGroup(_Group):
+    oidc_issuer: str | None = setting(
+        None,
+        "OIDC_ISSUER",
+        "Issuer URL of the OIDC provider; discovery is `/.well-known/openid-configuration` "
+        "under it.",
+        shown="unset (login answers 501)",
+    )
+    oidc_client_id: str | None = setting(
+        None,
+        "OIDC_CLIENT_ID",
+        "This API's client at the provider (`client_secret_basic` at the token endpoint).",
+        shown="none (required with the issuer)",
+    )
+    oidc_client_secret: SecretStr = setting(
+        SecretStr(""),
+        "OIDC_CLIENT_SECRET",
+        "The client's secret at the provider.",
+        shown="none (required with the issuer)",
+    )
+    oidc_redirect_uri: str | None = setting(
+        None,
+        "OIDC_REDIRECT_URI",
+        "Registered redirect URI: this API's `/v1/auth/callback`.",
+        shown="none (required with the issuer)",
+    )
+    frontend_url: str | None = setting(
+        None,
+        "FRONTEND_URL",
+        "Where the callback redirects with `?session_code=...`.",
+        shown="none (required with the issuer)",
+    )
+    oidc_scopes: str = setting("openid email profile", "OIDC_SCOPES", "Scopes asked for.")
+    oidc_algorithms: CommaList = setting(
+        ("RS256", "ES256"),
+        "OIDC_ALGORITHMS",
+        "Accepted ID-token algorithms (asymmetric only).",
+        shown="`RS256,ES256`",
+    )
+    oidc_tenant_claim: str | None = setting(
+        None,
+        "OIDC_TENANT_CLAIM",
+        "ID-token claim naming the user's tenant, for providers serving several tenants.",
+        shown="unset (tenant `default`)",
+    )
+    oidc_timeout_seconds: float = setting(
+        5.0, "OIDC_TIMEOUT_SECONDS", "Per call to the provider; a timeout answers `502`.", gt=0
+    )
+    state_ttl_seconds: int = setting(
+        600,
+        "LOGIN_STATE_TTL_SECONDS",
+        "How long a login may take between `/v1/auth/login` and the callback.",
+        gt=0,
+    )
+    session_code_ttl_seconds: int = setting(
+        60, "SESSION_CODE_TTL_SECONDS", "Lifetime of the one-shot `session_code`.", gt=0
+    )
+    refresh_ttl_seconds: int = setting(
+        2_592_000,
+        "REFRESH_TTL_SECONDS",
+        "Lifetime of a login's refresh tokens (fixed at login, not extended by refreshing).",
+        shown="`2592000` (30 days)",
+        gt=0,
+    )
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.oidc_issuer)
+
+    @model_validator(mode="after")
+    def _complete(self) -> LoginGroup:
+        required = {
+            "OIDC_ISSUER": self.oidc_issuer,
+            "OIDC_CLIENT_ID": self.oidc_client_id,
+            "OIDC_CLIENT_SECRET": self.oidc_client_secret.get_secret_value(),
+            "OIDC_REDIRECT_URI": self.oidc_redirect_uri,
+            "FRONTEND_URL": self.frontend_url,
+        }
+        if any(required.values()):
+            missing = [name for name, value in required.items() if not value]
+            if missing:
+                raise ValueError(f"login needs {', '.join(missing)} as well")
+            urls = (self.oidc_issuer, self.oidc_redirect_uri, self.frontend_url)
+            if not all(str(u).startswith(("https://", "http://")) for u in urls):
+                raise ValueError("OIDC_ISSUER, OIDC_REDIRECT_URI, FRONTEND_URL must be URLs")
+        bad = [a for a in self.oidc_algorithms if a not in _ASYMMETRIC]
+        if bad or not self.oidc_algorithms:
+            raise ValueError(f"OIDC_ALGORITHMS may only name asymmetric algorithms: {bad}")
+        return self
+
+
+class ServiceTokenGroup(_Group):
+    jwks_url: str | None = setting(
+        None,
+        "SERVICE_JWKS_URL",
+        "JWKS of the identity provider that signs service tokens.",
+        shown="unset (service tokens refused)",
+    )
+    issuer: str | None = setting(
+        None,
+        "SERVICE_ISSUER",
+        "Expected `iss` of service tokens.",
+        shown="unset (required with the JWKS URL)",
+    )
+    audience: str = setting("scaicrew-api", "SERVICE_AUDIENCE", "Expected `aud` of service tokens.")
+    algorithms: CommaList = setting(
+        ("RS256", "ES256"),
+        "SERVICE_ALGORITHMS",
+        "Accepted service-token algorithms (asymmetric only).",
+        shown="`RS256,ES256`",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServiceTokenGroup:
+        bad = [a for a in self.algorithms if a not in _ASYMMETRIC]
+        if bad:
+            raise ValueError(f"SERVICE_ALGORITHMS may only name asymmetric algorithms: {bad}")
+        if self.jwks_url and not self.issuer:
+            raise ValueError("SERVICE_ISSUER is required with SERVICE_JWKS_URL")
+        return self
+
+
+class ModelGroup(_Group):
+    kind: Literal["offline", "openai"] = setting(
+        "offline",
+        "MODEL",
+        "`offline` (deterministic, no network) or `openai` (any OpenAI-compatible "
+        "chat-completions endpoint).",
+    )
+    base_url: str | None = setting(
+        None,
+        "MODEL_BASE_URL",
+        "Base URL of the endpoint; `/chat/completions` is appended.",
+        shown="unset (required with `MODEL=openai`)",
+    )
+    api_key: SecretStr = setting(
+        SecretStr(""), "MODEL_API_KEY", "Bearer key for the model endpoint.", shown="empty"
+    )
+    name: str = setting("gpt-4o-mini", "MODEL_NAME", "Model name sent to the endpoint.")
+    timeout_seconds: float = setting(
+        30.0,
+        "MODEL_TIMEOUT_SECONDS",
+        "Per model call; a timeout fails the run with `ModelError`.",
+        gt=0,
+    )
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModelGroup:
+        if self.kind == "openai" and not self.base_url:
+            raise ValueError("MODEL_BASE_URL is required with MODEL=openai")
+        return self
+
+
+class ToolsGroup(_Group):
+    http_allowlist: CommaList = setting(
+        (),
+        "TOOL_HTTP_ALLOWLIST",
+        "Comma-separated `host` or `host:port` entries the `http_get`/`http_post` tools may reach.",
+        shown="empty (no host)",
+    )
+    http_timeout_seconds: float = setting(
+        10.0, "TOOL_HTTP_TIMEOUT_SECONDS", "Per HTTP tool call.", gt=0
+    )
+
+
+class RunsGroup(_Group):
+    handoff_max_depth: int = setting(
+        8, "HANDOFF_MAX_DEPTH", "Longest handoff chain; deeper handoffs are skipped.", ge=0
+    )
+    worker_threads: int = setting(
+        2,
+        "WORKER_THREADS",
+        "In-process dispatcher threads (`0`: none; run `scaicrew worker` instead).",
+        ge=0,
+    )
+    worker_poll_seconds: float = setting(
+        0.5,
+        "WORKER_POLL_SECONDS",
+        "How often idle workers look for runs queued by other processes.",
+        gt=0,
+    )
+    lease_seconds: float = setting(
+        30.0,
+        "RUN_LEASE_SECONDS",
+        "A running run whose worker stops renewing this lease is recovered by another worker.",
+        gt=0,
+    )
+    max_steps: int = setting(
+        32, "RUN_MAX_STEPS", "Model replies and tool calls a run may take before it fails.", gt=0
+    )
+    max_attempts: int = setting(
+        3,
+        "RUN_MAX_ATTEMPTS",
+        "Times a run is recovered after its worker stopped before it fails with `WorkerLost`.",
+        gt=0,
+    )
+    cost_units_per_1k_tokens: float = setting(
+        1.0,
+        "COST_UNITS_PER_1K_TOKENS",
+        "Cost units written to the ledger per 1,000 model tokens.",
+        ge=0,
+    )
+
+
+class SchedulerGroup(_Group):
+    enabled: bool = setting(
+        True,
+        "SCHEDULER_ENABLED",
+        "Run the schedule trigger scheduler in `scaicrew serve` (`scaicrew scheduler` runs it "
+        "alone).",
+    )
+    interval_seconds: float = setting(
+        5.0,
+        "SCHEDULER_INTERVAL_SECONDS",
+        "Seconds between scheduler ticks (how late a slot may fire).",
+        gt=0,
+    )
+
+
+class WebhooksGroup(_Group):
+    secret_key: SecretStr = setting(
+        SecretStr(""),
+        "TRIGGER_SECRET_KEY",
+        "Key material for encrypting webhook secrets; comma-separated, the first encrypts, all "
+        "decrypt (rotation).",
+        shown="unset (derived from `SESSION_SECRET`)",
+    )
+    max_body_bytes: int = setting(
+        262_144,
+        "WEBHOOK_MAX_BODY_BYTES",
+        "Larger webhook deliveries answer `413 PayloadTooLarge`.",
+        ge=1024,
+    )
+    # A signature stays acceptable for 300 s either way: forgetting it sooner would let a
+    # captured delivery start a second run.
+    dedup_seconds: float = setting(
+        86_400.0,
+        "WEBHOOK_DEDUP_SECONDS",
+        "How long a webhook delivery's signature, `Idempotency-Key` or body hash is remembered "
+        "as a duplicate (at least 600).",
+        shown="`86400`",
+        ge=600,
+    )
+    refusals_logged_per_minute: int = setting(
+        60,
+        "WEBHOOK_REFUSALS_LOGGED_PER_MINUTE",
+        "Refused (forged, stale, disabled) deliveries logged per trigger within a minute; more "
+        "are refused without a log entry.",
+        ge=0,
+    )
+    base_url: str | None = setting(
+        None,
+        "WEBHOOK_BASE_URL",
+        "Public base URL of the webhook `ingress_url`s.",
+        shown="unset (the request's base URL)",
+    )
+
+
+class StreamGroup(_Group):
+    keepalive_seconds: float = setting(
+        15.0,
+        "STREAM_KEEPALIVE_SECONDS",
+        "Interval of the keep-alive comment (`: ping`) on `GET /v1/stream`.",
+        gt=0,
+    )
+    max_seconds: float = setting(
+        900.0,
+        "STREAM_MAX_SECONDS",
+        "Longest life of one stream; clients reconnect with `Last-Event-ID`.",
+        gt=0,
+    )
+    retention_seconds: float = setting(
+        86_400.0,
+        "STREAM_RETENTION_SECONDS",
+        "How long the workspace event log keeps events (older ids answer `event: reset`).",
+        shown="`86400`",
+        gt=0,
+    )
+    poll_seconds: float = setting(
+        1.0,
+        "STREAM_POLL_SECONDS",
+        "SQLite only: how often the event log is polled for other processes' events.",
+        gt=0,
+    )
+    ticket_seconds: float = setting(
+        60.0,
+        "STREAM_TICKET_SECONDS",
+        "Lifetime of a single-use stream ticket (`POST /v1/stream/tickets`).",
+        gt=0,
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting of the service, grouped; see the module docstring."""
+
+    model_config = SettingsConfigDict(frozen=True, populate_by_name=True, extra="forbid")
+
+    env: Literal["dev", "test", "production"] = setting(
+        "production",
+        "ENV",
+        "`dev`, `test` or `production`. Only `dev` accepts `X-Dev-*` headers and a built-in "
+        "session secret.",
+        shown="`production` (`make run`: `dev`)",
+    )
+    database_url: str = setting(
+        "sqlite:///./scaicrew.db",
+        "DATABASE_URL",
+        "SQLAlchemy URL. PostgreSQL: `postgresql+psycopg://user@host:5432/db`.",
+    )
+    host: str = setting("127.0.0.1", "HOST", "Where `scaicrew serve` listens.")
+    port: int = setting(8080, "PORT", "The port `scaicrew serve` listens on.", gt=0, lt=65536)
+    max_body_bytes: int = setting(
+        1_048_576, "MAX_BODY_BYTES", "Larger request bodies answer `413 PayloadTooLarge`.", ge=1024
+    )
+    db_pool_size: int = setting(
+        10, "DB_POOL_SIZE", "PostgreSQL connection pool size (and as many overflow).", gt=0
+    )
+    validate_responses: bool = setting(
+        False,
+        "VALIDATE_RESPONSES",
+        "Let Connexion validate every response against the spec (on in tests).",
+    )
+    log_level: str = setting("info", "LOG_LEVEL", "Uvicorn/app log level.")
+    session: SessionGroup = Field(default_factory=SessionGroup)
+    service_tokens: ServiceTokenGroup = Field(default_factory=ServiceTokenGroup)
+    login: LoginGroup = Field(default_factory=LoginGroup)
+    model: ModelGroup = Field(default_factory=ModelGroup)
+    tools: ToolsGroup = Field(default_factory=ToolsGroup)
+    runs: RunsGroup = Field(default_factory=RunsGroup)
+    scheduler: SchedulerGroup = Field(default_factory=SchedulerGroup)
+    webhooks: WebhooksGroup = Field(default_factory=WebhooksGroup)
+    stream: StreamGroup = Field(default_factory=StreamGroup)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(exc)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings(...) takes only what it is given; from_env() adds the environment.
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: the process environment).
+
+        :raises SettingsError: a value is malformed or unsafe.
+        """
+        source = EnvironmentVariables(cls, os.environ if environ is None else environ)
+        return cls(**source())
+
+    @model_validator(mode="after")
+    def _safe_session_secret(self) -> Settings:
+        secret = self.session.secret.get_secret_value()
+        if not secret:
+            if self.env == "production":
+                raise ValueError("SESSION_SECRET is required outside ENV=dev/test")
+            # A built-in secret, for dev and tests only: frozen, so set it underneath.
+            session = self.session.model_copy(update={"secret": SecretStr(_DEV_SECRET)})
+            object.__setattr__(self, "session", session)
+        elif len(secret.encode()) < 32:
+            raise ValueError("SESSION_SECRET must be at least 32 bytes (HS256 key length)")
+        return self
 
     @property
     def is_dev(self) -> bool:
@@ -97,124 +456,156 @@ class Settings:
     def trigger_key_materials(self) -> list[str]:
         """Key materials for trigger secrets: TRIGGER_SECRET_KEY's comma-separated entries
         (the first encrypts), else the session secret."""
-        configured = self.trigger_secret_key.get_secret_value()
+        configured = self.webhooks.secret_key.get_secret_value()
         keys = [k.strip() for k in configured.split(",") if k.strip()]
-        return keys or [self.session_secret.get_secret_value()]
+        return keys or [self.session.secret.get_secret_value()]
 
-    def __repr__(self) -> str:
-        # A database URL may carry a password: mask it like the session secret.
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        shown["database_url"] = _URL_PASSWORD.sub(r"\1***@", self.database_url)
-        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
-
-    def __post_init__(self) -> None:
-        if self.env not in ENVIRONMENTS:
-            raise SettingsError(f"ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
-        secret = self.session_secret.get_secret_value()
-        if not secret:
-            if self.env == "production":
-                raise SettingsError("SESSION_SECRET is required outside ENV=dev/test")
-            object.__setattr__(self, "session_secret", Secret(_DEV_SECRET))
-        elif len(secret.encode()) < 32:
-            raise SettingsError("SESSION_SECRET must be at least 32 bytes (HS256 key length)")
-        bad = [a for a in self.service_algorithms if a not in ("RS256", "ES256", "PS256", "EdDSA")]
-        if bad:
-            raise SettingsError(f"SERVICE_ALGORITHMS may only name asymmetric algorithms: {bad}")
-        if self.service_jwks_url and not self.service_issuer:
-            raise SettingsError("SERVICE_ISSUER is required with SERVICE_JWKS_URL")
-        self._check_login()
-        if self.max_body_bytes < 1024:
-            raise SettingsError("MAX_BODY_BYTES must be at least 1024")
-        if self.model not in ("offline", "openai"):
-            raise SettingsError("MODEL must be 'offline' or 'openai'")
-        if self.model == "openai" and not self.model_base_url:
-            raise SettingsError("MODEL_BASE_URL is required with MODEL=openai")
-        if self.worker_threads < 0 or self.handoff_max_depth < 0:
-            raise SettingsError("WORKER_THREADS and HANDOFF_MAX_DEPTH must not be negative")
-        if self.run_lease_seconds <= 0 or self.worker_poll_seconds <= 0:
-            raise SettingsError("RUN_LEASE_SECONDS and WORKER_POLL_SECONDS must be positive")
-        if self.scheduler_interval_seconds <= 0:
-            raise SettingsError("SCHEDULER_INTERVAL_SECONDS must be positive")
-        if self.webhook_max_body_bytes < 1024:
-            raise SettingsError("WEBHOOK_MAX_BODY_BYTES must be at least 1024")
-        if self.webhook_dedup_seconds < 600:
-            # A signature stays acceptable for 300 s either way: forgetting it sooner would
-            # let a captured delivery start a second run.
-            raise SettingsError("WEBHOOK_DEDUP_SECONDS must be at least 600")
-        if self.webhook_refusals_logged_per_minute < 0:
-            raise SettingsError("WEBHOOK_REFUSALS_LOGGED_PER_MINUTE must not be negative")
-        stream = (
-            self.stream_keepalive_seconds,
-            self.stream_max_seconds,
-            self.stream_retention_seconds,
-            self.stream_poll_seconds,
-            self.stream_ticket_seconds,
+    def domain_settings(self) -> DomainSettings:
+        """The settings the use cases read, built from these groups."""
+        runs, stream, login = self.runs, self.stream, self.login
+        return DomainSettings(
+            runs=RunSettings(
+                handoff_max_depth=runs.handoff_max_depth,
+                lease_seconds=runs.lease_seconds,
+                max_steps=runs.max_steps,
+                max_attempts=runs.max_attempts,
+                cost_units_per_1k_tokens=runs.cost_units_per_1k_tokens,
+            ),
+            webhooks=WebhookSettings(
+                dedup_seconds=self.webhooks.dedup_seconds,
+                refusals_logged_per_minute=self.webhooks.refusals_logged_per_minute,
+            ),
+            stream=StreamSettings(
+                keepalive_seconds=stream.keepalive_seconds,
+                max_seconds=stream.max_seconds,
+                retention_seconds=stream.retention_seconds,
+                poll_seconds=stream.poll_seconds,
+                ticket_seconds=stream.ticket_seconds,
+            ),
+            login=LoginSettings(
+                state_ttl_seconds=login.state_ttl_seconds,
+                session_code_ttl_seconds=login.session_code_ttl_seconds,
+                refresh_ttl_seconds=login.refresh_ttl_seconds,
+            ),
         )
-        if min(stream) <= 0:
-            raise SettingsError("STREAM_*_SECONDS settings must be positive")
 
-    @property
-    def login_configured(self) -> bool:
-        return bool(self.oidc_issuer)
+    def with_changes(self, **variables: Any) -> Settings:
+        """A copy with some settings changed, named as their variables in either case
+        (``settings.with_changes(run_lease_seconds=6, ENV="dev")``); validated again.
 
-    def _check_login(self) -> None:
-        login = {
-            "OIDC_ISSUER": self.oidc_issuer,
-            "OIDC_CLIENT_ID": self.oidc_client_id,
-            "OIDC_CLIENT_SECRET": self.oidc_client_secret.get_secret_value(),
-            "OIDC_REDIRECT_URI": self.oidc_redirect_uri,
-            "FRONTEND_URL": self.frontend_url,
-        }
-        if any(login.values()):
-            missing = [name for name, value in login.items() if not value]
-            if missing:
-                raise SettingsError(f"login needs {', '.join(missing)} as well")
-            urls = (self.oidc_issuer, self.oidc_redirect_uri, self.frontend_url)
-            if not all(str(u).startswith(("https://", "http://")) for u in urls):
-                raise SettingsError("OIDC_ISSUER, OIDC_REDIRECT_URI, FRONTEND_URL must be URLs")
-        bad = [a for a in self.oidc_algorithms if a not in ("RS256", "ES256", "PS256", "EdDSA")]
-        if bad or not self.oidc_algorithms:
-            raise SettingsError(f"OIDC_ALGORITHMS may only name asymmetric algorithms: {bad}")
-        ttls = (
-            self.login_state_ttl_seconds,
-            self.session_code_ttl_seconds,
-            self.refresh_ttl_seconds,
-            self.oidc_timeout_seconds,
-        )
-        if min(ttls) <= 0:
-            raise SettingsError("login TTLs and OIDC_TIMEOUT_SECONDS must be positive")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: the process environment).
-
-        :raises SettingsError: a value is malformed or unsafe.
+        :raises SettingsError: an unknown variable, or a value that does not validate.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(f.name.upper())
-            if raw is None or raw == "":
+        data = self.model_dump()
+        places = {alias: place for alias, place in _places()}
+        for given, value in variables.items():
+            variable = given.upper()
+            if variable not in places:
+                raise SettingsError(f"{variable} is not a setting")
+            group, name = places[variable]
+            (data if group is None else data[group])[name] = value
+        return Settings(**data)
+
+    def __repr_args__(self) -> Any:
+        # A database URL may carry a password: mask it like the secrets.
+        for name, value in super().__repr_args__():
+            if name == "database_url":
+                value = _URL_PASSWORD.sub(r"\1***@", str(value))
+            yield name, value
+
+
+class EnvironmentVariables(PydanticBaseSettingsSource):
+    """Each setting from its own variable (its alias), groups included: ``RUN_LEASE_SECONDS``
+    fills ``runs.lease_seconds``. Empty variables count as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._environ = environ
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        alias = field.alias or field_name.upper()
+        return self._environ.get(alias) or None, alias, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            group = _group_model(field.annotation)
+            if group is None:
+                value, alias, _ = self.get_field_value(field, name)
+                if value is not None:
+                    values[alias] = value
                 continue
-            values[f.name] = _parse(f.name, f.type, raw)
-        return cls(**values)  # type: ignore[arg-type]
+            found = {}
+            for sub_name, sub_field in group.model_fields.items():
+                value, alias, _ = self.get_field_value(sub_field, sub_name)
+                if value is not None:
+                    found[alias] = value
+            if found:
+                values[name] = found
+        return values
 
 
-def _parse(name: str, kind: object, raw: str) -> object:
-    kind = str(kind)
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-        if kind == "bool":
-            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("1", "true", "yes")
-        if kind == "Secret":
-            return Secret(raw)
-        if kind.startswith("tuple"):
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(f"{name.upper()} has an invalid value") from None
-    return raw
+def _places() -> Iterator[tuple[str, tuple[str | None, str]]]:
+    """(variable, (group field or None, field name)) for every setting."""
+    for name, field in Settings.model_fields.items():
+        group = _group_model(field.annotation)
+        if group is None:
+            yield str(field.alias), (None, name)
+            continue
+        for sub_name, sub_field in group.model_fields.items():
+            yield str(sub_field.alias), (name, sub_name)
+
+
+def _group_model(annotation: Any) -> type[_PydanticModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, _Group):
+        return annotation
+    return None
+
+
+def _explain(exc: ValidationError) -> str:
+    """One readable line per problem, naming the environment variable."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        names = [str(part) for part in error["loc"] if isinstance(part, str)]
+        variable = next((n for n in reversed(names) if n.isupper()), None)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{variable} has an invalid value: {message}" if variable else message)
+    return "; ".join(problems)
+
+
+def documented_settings() -> Iterator[tuple[str, str, str]]:
+    """(variable, default as the README shows it, meaning) for every setting, in model order."""
+    for name, field in Settings.model_fields.items():
+        group = _group_model(field.annotation)
+        entries = [(field, name)] if group is None else list(_fields_of(group))
+        for entry, _ in entries:
+            extra = entry.json_schema_extra if isinstance(entry.json_schema_extra, dict) else {}
+            shown = extra.get("shown") or _shown_default(entry.default)
+            yield str(entry.alias), str(shown), str(extra.get("meaning", ""))
+
+
+def _fields_of(group: type[_PydanticModel]) -> Iterator[tuple[Any, str]]:
+    for name, field in group.model_fields.items():
+        yield field, name
+
+
+def _shown_default(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, tuple):
+        return f"`{','.join(value)}`" if value else "empty"
+    return f"`{value}`"
+
+
+def markdown_table() -> str:
+    """The README's settings table, generated from the model."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    rows += [f"| `{var}` | {shown} | {meaning} |" for var, shown, meaning in documented_settings()]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":  # python -m scaicrew.settings: print the README's table
+    sys.stdout.write(markdown_table() + "\n")

@@ -8,9 +8,9 @@ import random
 import socket
 import threading
 
-from domain.engine import Dispatcher
-from domain.runtime import Runtime
-from domain.signals import Signal
+from domain.kernel import Signal
+from domain.runs import Dispatcher
+from domain.use_cases import UseCases
 
 logger = logging.getLogger("scaicrew.worker")
 
@@ -22,8 +22,8 @@ class WorkerPool:
     recovered after a lease expiry) are found by polling every ``poll_seconds``.
     """
 
-    def __init__(self, runtime: Runtime, threads: int, poll_seconds: float = 0.5) -> None:
-        self._runtime = runtime
+    def __init__(self, use_cases: UseCases, threads: int, poll_seconds: float = 0.5) -> None:
+        self._use_cases = use_cases
         self._count = threads
         self._poll = poll_seconds
         self._stop = threading.Event()
@@ -32,7 +32,7 @@ class WorkerPool:
         # A private generator: the global one is shared with (and watched by) other code,
         # such as Hypothesis in the contract tests.
         self._jitter = random.Random()
-        self._unsubscribe = runtime.signals.subscribe(self._on_signal)
+        self._unsubscribe = use_cases.signals.subscribe(self._on_signal)
 
     def _on_signal(self, signal: Signal) -> None:
         if signal.kind == "run.changed" and signal.data.get("status") == "queued":
@@ -41,7 +41,7 @@ class WorkerPool:
     def start(self) -> None:
         prefix = f"{socket.gethostname()}:{os.getpid()}"
         for index in range(self._count):
-            dispatcher = Dispatcher(self._runtime, f"{prefix}:{index}")
+            dispatcher = self._use_cases.dispatcher(f"{prefix}:{index}")
             thread = threading.Thread(
                 target=self._loop, args=(dispatcher,), name=f"scaicrew-worker-{index}", daemon=True
             )

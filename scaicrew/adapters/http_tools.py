@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from domain.ports import ToolError
+from domain.tools import ToolError
 
 _MAX_BODY = 64 * 1024
 

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 from jsonschema import Draft7Validator
 
-from domain.deriver import Derivation
-from domain.errors import ModelUnusable, RuleViolation
-from domain.model import Definition
-from domain.services import check_definition
+from domain.authoring import Derivation, ModelUnusable
+from domain.kernel import RuleViolation
+from domain.members import Definition, check_definition
 
 _TOOL = {
     "type": "object",

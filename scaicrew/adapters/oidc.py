@@ -21,8 +21,7 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 
-from domain.errors import IdentityProviderUnavailable, LoginRejected
-from domain.ports import VerifiedIdentity
+from domain.identity import IdentityProviderUnavailable, LoginRejected, VerifiedIdentity
 
 JWKS_COOLDOWN_SECONDS = 30.0
 _LEEWAY_SECONDS = 30

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from domain.ports import ModelError, ModelReply, ToolCall, Usage
+from domain.runs import ModelError, ModelReply, ToolCall, Usage
 
 
 class ChatCompletionsModel:

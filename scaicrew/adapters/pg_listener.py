@@ -17,8 +17,8 @@ from collections.abc import Callable
 import psycopg
 from sqlalchemy.engine import make_url
 
-from domain.event_repository import NOTIFY_CHANNEL, decode_notification
-from domain.signals import Signal
+from domain.kernel import Signal
+from domain.stream import NOTIFY_CHANNEL, decode_notification
 
 logger = logging.getLogger("scaicrew.listener")
 

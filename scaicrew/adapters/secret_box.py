@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from domain.ports import SecretUnreadable
+from domain.kernel import SecretUnreadable
 
 _INFO = b"scaicrew trigger secrets v1"
 

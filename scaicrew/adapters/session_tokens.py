@@ -17,7 +17,7 @@ SESSION_ALGORITHM = "HS256"
 
 
 class HmacSessionTokens:
-    """Implements ``domain.ports.SessionTokens``."""
+    """Implements ``domain.identity.SessionTokens``."""
 
     def __init__(self, secret: str, issuer: str, audience: str, ttl_seconds: int) -> None:
         self._secret = secret
@@ -53,8 +53,8 @@ class HmacSessionTokens:
 def session_tokens(settings: Settings) -> HmacSessionTokens:
     """The session-token signer for ``settings``."""
     return HmacSessionTokens(
-        settings.session_secret.get_secret_value(),
-        settings.session_issuer,
-        settings.session_audience,
-        settings.session_ttl_seconds,
+        settings.session.secret.get_secret_value(),
+        settings.session.issuer,
+        settings.session.audience,
+        settings.session.ttl_seconds,
     )

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import missing_id
 from tests.support.openapi_check import check_problem
 from tests.support.peers import Peer, web_route

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
@@ -17,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from domain.model import Role
+from domain.kernel import Role
 from scaicrew.app import create_app
 from tests.api.helpers import create_crew, unique, validate_hook
 from tests.support.jwks_server import ISSUER
@@ -35,8 +34,8 @@ def b64(data: bytes) -> str:
 def session_claims(tenant: Any, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims = {
-        "iss": tenant.settings.session_issuer,
-        "aud": tenant.settings.session_audience,
+        "iss": tenant.settings.session.issuer,
+        "aud": tenant.settings.session.audience,
         "sub": "user-admin",
         "tenant_id": "default",
         "workspace_id": tenant.workspace_id,
@@ -49,7 +48,7 @@ def session_claims(tenant: Any, **overrides: Any) -> dict[str, Any]:
 
 
 def sign_session(tenant: Any, **overrides: Any) -> str:
-    secret = tenant.settings.session_secret.get_secret_value()
+    secret = tenant.settings.session.secret.get_secret_value()
     return jwt.encode(session_claims(tenant, **overrides), secret, algorithm="HS256")
 
 
@@ -243,12 +242,12 @@ class TestDevHeadersOutsideDev:
         workspace_id = f"wsp_{secrets.token_hex(13)}"
         unauthorized(client.get("/v1/workspace", headers=dev_headers(workspace_id)))
         with database() as tx:
-            assert not tx.repo.workspace_exists(workspace_id)
+            assert not tx.workspaces.exists(workspace_id)
 
 
 @pytest.fixture(scope="module")
 def dev_app(settings: Any) -> Any:
-    return create_app(dataclasses.replace(settings, env="dev"))
+    return create_app(settings.with_changes(env="dev"))
 
 
 @pytest.fixture

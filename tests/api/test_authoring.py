@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from domain.model import Role
-from scaicrew.settings import Secret
+from domain.kernel import Role
 from tests.api.helpers import DEFINITION, create_crew, create_member, errors_of, missing_id, publish
 from tests.support.openapi_check import check_problem
 from tests.support.peers import DERIVED, Peer, derive_route
@@ -307,7 +307,7 @@ def api(settings: Any, deriving_model: Peer) -> Iterator[httpx.Client]:
         settings,
         model="openai",
         model_base_url=deriving_model.url("/v1/"),
-        model_api_key=Secret("sk-test-key"),
+        model_api_key=SecretStr("sk-test-key"),
         model_name="deriver-model",
         model_timeout_seconds=1.0,
     ) as c:

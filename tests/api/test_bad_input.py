@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import DEFINITION, create_crew, create_member, errors_of, missing_id
 from tests.support.openapi_check import check_problem
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.support.openapi_check import check_problem
 from tests.support.runs import NOTES, definition, published_member, run_to_end
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member, errors_of, missing_id, unique
 from tests.support.openapi_check import check_problem
 

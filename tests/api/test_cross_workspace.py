@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import (
     DEFINITION,
     create_crew,

@@ -17,9 +17,10 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from scaicrew.app import create_app
-from scaicrew.settings import Secret, Settings
+from scaicrew.settings import Settings
 from tests.api.helpers import validate_hook
 from tests.support.openapi_check import check_problem
 from tests.support.peers import Peer, Recorded, Reply, json_reply
@@ -83,13 +84,11 @@ def provider() -> Iterator[FakeProvider]:
 
 
 def _settings(settings: Settings, issuer: str) -> Settings:
-    from dataclasses import replace
 
-    return replace(
-        settings,
+    return settings.with_changes(
         oidc_issuer=issuer,
         oidc_client_id=CLIENT_ID,
-        oidc_client_secret=Secret("secret"),
+        oidc_client_secret=SecretStr("secret"),
         oidc_redirect_uri="http://127.0.0.1:9/v1/auth/callback",
         frontend_url="http://127.0.0.1:9/app",
         oidc_timeout_seconds=2.0,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from domain import repository
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import (
     DEFINITION,
     create_crew,
@@ -225,15 +224,14 @@ class TestPublishAudit:
         member = create_member(client, h, create_crew(client, h)["id"])
         version = publish(client, h, member["id"])
         with database() as tx:
-            assert isinstance(tx.repo, repository.Repository)
-            entries = tx.repo.audit_entries(tenant.workspace_id, member["id"])
-        published = [e for e in entries if e["action"] == "member.published"]
+            entries = tx.audit.entries(tenant.workspace_id, member["id"])
+        published = [e for e in entries if e.action == "member.published"]
         assert len(published) == 1
         entry = published[0]
-        assert entry["actor_subject"] == "user-author"
-        assert entry["actor_kind"] == "user"
-        assert entry["subject_type"] == "member"
-        assert entry["data"] == {
+        assert entry.actor_subject == "user-author"
+        assert entry.actor_kind == "user"
+        assert entry.subject_type == "member"
+        assert entry.data == {
             "version": 1,
             "version_id": version["id"],
             "artifact_hash": version["artifact_hash"],
@@ -245,8 +243,8 @@ class TestPublishAudit:
         publish(client, h, member["id"])
         client.post(f"/v1/members/{member['id']}/publish", headers=h)
         with database() as tx:
-            entries = tx.repo.audit_entries(tenant.workspace_id, member["id"])
-        assert [e["action"] for e in entries].count("member.published") == 1
+            entries = tx.audit.entries(tenant.workspace_id, member["id"])
+        assert [e.action for e in entries].count("member.published") == 1
 
 
 class TestListVersions:

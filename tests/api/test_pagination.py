@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from domain import services
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import DEFINITION, create_crew, create_member, publish
 
 
@@ -66,11 +65,11 @@ class TestCursorWalk:
         assert ids == [v["id"] for v in everything]
         assert [v["number"] for v in everything] == [1, 2, 3, 4]
 
-    def test_walking_my_workspaces_returns_each_once(self, client, make_tenant, database):
+    def test_walking_my_workspaces_returns_each_once(self, client, make_tenant, use_cases):
         subject = f"walker-{secrets.token_hex(6)}"
         tenants = [make_tenant() for _ in range(5)]
         for t in tenants:
-            services.ensure_workspace_member(database, t.workspace_id, subject, Role.VIEWER)
+            use_cases.workspaces.ensure_member(t.workspace_id, subject, Role.VIEWER)
         pages = walk(client, "/v1/me/workspaces", tenants[0].headers(Role.VIEWER, subject), 2)
         listed = [i for page in pages for i in page]
         assert sorted(listed) == sorted(t.workspace_id for t in tenants)

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member
 from tests.support.runs import (
     NOTES,

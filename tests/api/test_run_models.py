@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from domain.model import Role
-from scaicrew.settings import Secret
+from domain.kernel import Role
 from tests.support.peers import Peer, chat_route, run_input_of, web_route
 from tests.support.runs import (
     NOTES,
@@ -52,7 +52,7 @@ def api(settings: Any, chat: Peer, web: Peer) -> Iterator[httpx.Client]:
         tool_http_allowlist=(f"127.0.0.1:{web.port}",),
         model="openai",
         model_base_url=chat.url("/v1/"),
-        model_api_key=Secret("sk-test-key"),
+        model_api_key=SecretStr("sk-test-key"),
         model_name="test-model-1",
         model_timeout_seconds=TIMEOUT,
         cost_units_per_1k_tokens=UNITS_PER_1K,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member, missing_id, publish
 from tests.support.openapi_check import check_problem
 from tests.support.runs import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from domain.model import Role
-from domain.trigger_firing import tick
+from domain.kernel import Role
+from tests.support.domain import tick_at
 from tests.support.triggers import create_trigger, published_member
 
 
@@ -30,13 +30,13 @@ def _runs(client, tenant):
 
 def test_a_due_slot_fires_once_as_the_trigger(client, tenant, app):
     trigger = _schedule(client, tenant, cron="* * * * *", input={"report": "daily"})
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     # Ten seconds into a minute, so that `now + 30 s` is still inside the same slot.
     now = _floor_minute(datetime.now(UTC)) + timedelta(minutes=2, seconds=10)
-    [firing] = _mine(tick(runtime, now), trigger)
+    [firing] = _mine(tick_at(use_cases, now), trigger)
     assert firing.slot == _floor_minute(now) and firing.run_id is not None
-    assert _mine(tick(runtime, now), trigger) == []  # the same slot never fires twice
-    assert _mine(tick(runtime, now + timedelta(seconds=30)), trigger) == []
+    assert _mine(tick_at(use_cases, now), trigger) == []  # the same slot never fires twice
+    assert _mine(tick_at(use_cases, now + timedelta(seconds=30)), trigger) == []
     [run] = _runs(client, tenant)
     assert run["id"] == firing.run_id
     assert (run["origin"], run["input"]) == ("schedule", {"report": "daily"})
@@ -52,46 +52,56 @@ def test_a_due_slot_fires_once_as_the_trigger(client, tenant, app):
 
 def test_only_the_latest_missed_slot_fires(client, tenant, app):
     trigger = _schedule(client, tenant, cron="*/5 * * * *")
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     # The scheduler was away for an hour: eleven slots passed, only the last one fires.
     now = datetime.now(UTC) + timedelta(hours=1)
-    [firing] = _mine(tick(runtime, now), trigger)
+    [firing] = _mine(tick_at(use_cases, now), trigger)
     assert firing.slot.minute % 5 == 0 and now - firing.slot < timedelta(minutes=5)
     assert len(_runs(client, tenant)) == 1
 
 
 def test_slots_before_creation_never_fire(client, tenant, app):
     trigger = _schedule(client, tenant, cron="0 0 1 1 *")  # midnight, 1 January
-    assert _mine(tick(app.context.runtime, datetime.now(UTC)), trigger) == []
+    use_cases = app.context.use_cases
+    assert _mine(tick_at(use_cases, datetime.now(UTC)), trigger) == []
     assert _runs(client, tenant) == []
+    # The next 1 January, after creation, does fire: the scheduler was not simply idle.
+    next_new_year = datetime(datetime.now(UTC).year + 1, 1, 1, 0, 0, 30, tzinfo=UTC)
+    [firing] = _mine(tick_at(use_cases, next_new_year), trigger)
+    assert firing.slot == next_new_year.replace(second=0)
+    assert len(_runs(client, tenant)) == 1
 
 
 def test_a_disabled_schedule_does_not_fire_and_restarts_afresh(client, tenant, app):
     trigger = _schedule(client, tenant, cron="* * * * *")
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     author = tenant.headers(Role.AUTHOR)
     client.post(f"/v1/triggers/{trigger['id']}/disable", headers=author)
     later = datetime.now(UTC) + timedelta(minutes=3)
-    assert _mine(tick(runtime, later), trigger) == []
+    assert _mine(tick_at(use_cases, later), trigger) == []
     just_before = datetime.now(UTC)
     client.post(f"/v1/triggers/{trigger['id']}/enable", headers=author)
     # Re-enabled after `just_before`: the slot due then began earlier, so it does not fire.
     # (Ticking at `just_before`, not at a fresh now, keeps a minute boundary out of the test.)
-    assert _mine(tick(runtime, just_before), trigger) == []
-    assert len(_mine(tick(runtime, later), trigger)) == 1
+    assert _mine(tick_at(use_cases, just_before), trigger) == []
+    assert len(_mine(tick_at(use_cases, later), trigger)) == 1
 
 
 def test_a_deleted_schedule_never_fires(client, tenant, app):
     trigger = _schedule(client, tenant, cron="* * * * *")
+    use_cases = app.context.use_cases
+    soon = datetime.now(UTC) + timedelta(minutes=2)
+    assert len(_mine(tick_at(use_cases, soon), trigger)) == 1  # it fired while it lived
     client.delete(f"/v1/triggers/{trigger['id']}", headers=tenant.headers(Role.AUTHOR))
-    later = datetime.now(UTC) + timedelta(minutes=3)
-    assert _mine(tick(app.context.runtime, later), trigger) == []
+    later = soon + timedelta(minutes=3)
+    assert _mine(tick_at(use_cases, later), trigger) == []
+    assert len(_runs(client, tenant)) == 1
 
 
 def test_the_time_zone_decides_the_slot(client, tenant, app):
     trigger = _schedule(client, tenant, cron="0 9 * * *", timezone="Asia/Tokyo")
     now = datetime.now(UTC) + timedelta(days=1)
-    [firing] = _mine(tick(app.context.runtime, now), trigger)
+    [firing] = _mine(tick_at(app.context.use_cases, now), trigger)
     assert firing.slot.hour == 0 and firing.slot.minute == 0  # 09:00 in Tokyo is 00:00 UTC
 
 
@@ -109,9 +119,9 @@ def test_a_slot_whose_input_no_longer_fits_is_logged_and_not_retried(client, ten
     assert r.status_code == 200, r.text
     assert client.post(f"/v1/members/{member['id']}/publish", headers=author).status_code == 200
     now = datetime.now(UTC) + timedelta(minutes=2)
-    [firing] = _mine(tick(app.context.runtime, now), trigger)
+    [firing] = _mine(tick_at(app.context.use_cases, now), trigger)
     assert (firing.run_id, firing.reason) == (None, "input-schema-mismatch")
-    assert _mine(tick(app.context.runtime, now), trigger) == []
+    assert _mine(tick_at(app.context.use_cases, now), trigger) == []
     logged = client.get(f"/v1/triggers/{trigger['id']}/invocations", headers=author).json()
     assert [(i["outcome"], i["reason"]) for i in logged["items"]] == [
         ("rejected", "input-schema-mismatch")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.support.openapi_check import check_problem
 
 DEFINITION = {

@@ -8,7 +8,6 @@ in-process client buffers whole responses, so it cannot show live delivery. Boun
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from scaicrew.app import create_app
 from tests.api.helpers import validate_hook
 from tests.support.openapi_check import check_problem
@@ -38,8 +37,8 @@ def _validate(response: httpx.Response) -> None:
 @pytest.fixture(scope="module")
 def stream_app(settings: Any) -> Any:
     return create_app(
-        dataclasses.replace(
-            settings, stream_keepalive_seconds=KEEPALIVE, stream_max_seconds=30, worker_threads=2
+        settings.with_changes(
+            stream_keepalive_seconds=KEEPALIVE, stream_max_seconds=30, worker_threads=2
         )
     )
 
@@ -115,7 +114,7 @@ class TestLiveEvents:
         assert parsed.retry == 2000
 
     def test_a_client_that_goes_away_is_unsubscribed(self, stream_app, base_url, tenant):
-        hub = stream_app.context.runtime.stream
+        hub = stream_app.context.use_cases.hub
         before = hub.subscriber_count()
         with StreamReader(base_url, tenant.headers(Role.VIEWER), {}):
             assert hub.subscriber_count() == before + 1
@@ -125,7 +124,7 @@ class TestLiveEvents:
             time.sleep(0.02)
 
     def test_a_head_request_leaves_no_subscription_behind(self, api, stream_app, tenant):
-        hub = stream_app.context.runtime.stream
+        hub = stream_app.context.use_cases.hub
         before = hub.subscriber_count()
         r = api.head("/v1/stream", headers=tenant.headers(Role.VIEWER))
         assert r.status_code == 200
@@ -163,7 +162,7 @@ class TestReplay:
     def test_an_id_older_than_the_retention_answers_a_reset(self, api, stream_app, tenant):
         h = tenant.headers()
         finished_run(api, h)
-        hub = stream_app.context.runtime.stream
+        hub = stream_app.context.use_cases.hub
         hub.prune(datetime.now(UTC) + timedelta(days=3650))  # all of it
         events = read_stream(api, h, last_event_id=0).events
         assert [(e.event, e.id) for e in events] == [("reset", "3")]
@@ -209,7 +208,7 @@ class TestTickets:
         check_problem(again, 401, "Unauthorized")
 
     def test_an_expired_ticket_is_refused(self, settings, tenant):
-        app = create_app(dataclasses.replace(settings, stream_ticket_seconds=0.2, worker_threads=0))
+        app = create_app(settings.with_changes(stream_ticket_seconds=0.2, worker_threads=0))
         with app.test_client() as c:
             c.event_hooks["response"] = [_validate]
             ticket = c.post("/v1/stream/tickets", headers=tenant.headers()).json()["ticket"]

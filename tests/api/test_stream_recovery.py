@@ -3,7 +3,7 @@ burst (its bounded inbox dropped events) and a delivery that skips ahead (a hole
 filled from the event log, so the client still reads every event once, in order.
 
 These drive the stream's follow loop on an event loop of their own, against the app's real
-runtime and database. Commits made on the loop's thread reach the inbox as one batch when
+use cases and database. Commits made on the loop's thread reach the inbox as one batch when
 the loop next runs, which makes the overflow deterministic: no server, no timing.
 """
 
@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from domain import stream_services
-from domain.model import Actor, Role
-from domain.signals import Signal
+from domain.kernel import Actor, Role, Signal
 from handlers import stream
 from tests.support.sse import Event, parse
 
@@ -23,15 +21,15 @@ LIFETIME = 2.0  # seconds the follow loop waits for more before it ends
 Prepare = Callable[[stream._Inbox], Awaitable[None]]
 
 
-def _commit(runtime, workspace_id: str, runs: list[str]) -> None:
+def _commit(use_cases, workspace_id: str, runs: list[str]) -> None:
     """One transaction that logs a run.changed per run (delivered live after the commit)."""
-    with runtime.uow(write=True) as tx:
+    with use_cases.database(write=True) as tx:
         for run_id in runs:
             tx.record(Signal(workspace_id, "run.changed", {"run_id": run_id, "status": "queued"}))
         tx.commit()
 
 
-def _followed(runtime, tenant, capacity: int, prepare: Prepare, count: int) -> list[Event]:
+def _followed(use_cases, tenant, capacity: int, prepare: Prepare, count: int) -> list[Event]:
     """Subscribe, let ``prepare`` commit and tamper with the inbox, then read ``count`` events
     from the follow loop (which starts after the head at subscription time)."""
     viewer = Actor(tenant.workspace_id, "user-viewer", Role.VIEWER)
@@ -39,13 +37,13 @@ def _followed(runtime, tenant, capacity: int, prepare: Prepare, count: int) -> l
     async def scenario() -> list[Event]:
         loop = asyncio.get_running_loop()
         inbox = stream._Inbox(stream._LoopRelay.of(loop), capacity)
-        opening = await asyncio.to_thread(
-            stream_services.open_stream, runtime, viewer, None, inbox.offer
-        )
+        opening = await asyncio.to_thread(use_cases.stream.open_stream, viewer, None, inbox.offer)
         events: list[Event] = []
         try:
             await prepare(inbox)
-            frames = stream._follow(runtime, viewer, inbox, opening.after, loop.time() + LIFETIME)
+            frames = stream._follow(
+                use_cases.stream, viewer, inbox, opening.after, loop.time() + LIFETIME
+            )
             async for chunk in frames:
                 events.extend(parse(chunk.decode()).events)
                 if len(events) >= count:
@@ -64,32 +62,32 @@ def _gap_free(events: list[Event]) -> bool:
 
 
 def test_a_lagging_client_gets_what_its_inbox_dropped_from_the_log(app, tenant):
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     burst = [f"run_burst_{n}" for n in range(12)]
 
     async def commit_a_burst(inbox: stream._Inbox) -> None:
-        _commit(runtime, tenant.workspace_id, burst)  # on the loop's thread: one batch
+        _commit(use_cases, tenant.workspace_id, burst)  # on the loop's thread: one batch
         await asyncio.sleep(0)  # the relay hands the batch over; three fit, nine are dropped
         assert (inbox.queue.qsize(), inbox.lagged) == (3, True)
 
-    events = _followed(runtime, tenant, 3, commit_a_burst, len(burst))
+    events = _followed(use_cases, tenant, 3, commit_a_burst, len(burst))
     assert [e.data["run_id"] for e in events] == burst
     assert _gap_free(events)
 
 
 def test_a_delivery_that_skips_ahead_is_preceded_by_the_events_it_skipped(app, tenant):
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     lost, live = ["run_hole_1", "run_hole_2"], ["run_hole_3"]
 
     async def lose_two_deliveries(inbox: stream._Inbox) -> None:
-        _commit(runtime, tenant.workspace_id, lost)
+        _commit(use_cases, tenant.workspace_id, lost)
         await asyncio.sleep(0)
         while not inbox.queue.empty():  # as if their delivery never came
             inbox.queue.get_nowait()
-        _commit(runtime, tenant.workspace_id, live)
+        _commit(use_cases, tenant.workspace_id, live)
         await asyncio.sleep(0)
         assert (inbox.queue.qsize(), inbox.lagged) == (1, False)
 
-    events = _followed(runtime, tenant, 1000, lose_two_deliveries, len(lost) + len(live))
+    events = _followed(use_cases, tenant, 1000, lose_two_deliveries, len(lost) + len(live))
     assert [e.data["run_id"] for e in events] == lost + live
     assert _gap_free(events)

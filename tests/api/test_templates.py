@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from domain import templates
-from domain.model import Role
+from domain.authoring import templates
+from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member, errors_of, missing_id, publish, unique
 from tests.support.openapi_check import check_problem
 from tests.support.runs import run_to_end

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member, errors_of, missing_id
 from tests.support.triggers import create_trigger, published_member
 
@@ -38,7 +38,7 @@ def test_the_secret_is_stored_encrypted(client, tenant, database, app):
         stored = tx.triggers.get(None, trigger["id"])
     assert stored is not None and stored.secret_ciphertext is not None
     assert trigger["secret"] not in stored.secret_ciphertext
-    box = app.context.runtime.secret_box
+    box = app.context.use_cases.ports.secret_box
     assert box.open(stored.secret_ciphertext) == trigger["secret"]
 
 

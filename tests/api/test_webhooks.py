@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.errors import WebhookRejected
-from domain.model import Role
-from domain.trigger_firing import receive_webhook
-from domain.trigger_model import WebhookDelivery
-from domain.webhook_signature import sign
+from domain.kernel import Role
+from domain.triggers import WebhookDelivery, WebhookRejected, sign
 from tests.api.helpers import errors_of, missing_id
+from tests.support.domain import firing_at
 from tests.support.triggers import (
     create_trigger,
     deliver,
@@ -110,13 +108,13 @@ def test_the_window_is_five_minutes_either_way(client, tenant, app):
         assert r.status_code == status, (offset, r.text)
     # The exact edge, through the use case with a fixed clock: 300 s is in, 301 s is out.
     clock = datetime.now(UTC).replace(microsecond=0)
-    runtime = app.context.runtime
+    use_cases = app.context.use_cases
     for offset in (-300, 300):
-        accepted = _received_at(runtime, trigger, {"edge": offset}, clock, at_offset=offset)
+        accepted = _received_at(use_cases, trigger, {"edge": offset}, clock, at_offset=offset)
         assert not accepted.replayed
     for offset in (-301, 301):
         with pytest.raises(WebhookRejected):
-            _received_at(runtime, trigger, {"edge": offset}, clock, at_offset=offset)
+            _received_at(use_cases, trigger, {"edge": offset}, clock, at_offset=offset)
     outcomes = [(i["outcome"], i["reason"]) for i in _invocations(client, tenant, trigger)]
     assert sorted(outcomes, key=str) == sorted(
         [("accepted", None)] * 4 + [("rejected", "stale-timestamp")] * 4, key=str
@@ -148,25 +146,25 @@ def test_a_replay_answers_the_original_run(client, tenant):
     assert outcomes == ["replayed", "replayed", "replayed", "accepted"]
 
 
-def _received_at(runtime, trigger, body, now, *, key=None, secret=None, at_offset=0):
+def _received_at(use_cases, trigger, body, now, *, key=None, secret=None, at_offset=0):
     """The ingress use case, driven with its own clock: ``body`` signed at ``now`` (moved by
     ``at_offset`` seconds, a sender's clock skew)."""
     raw = json.dumps(body).encode()
     stamp = str(int(now.timestamp()) + at_offset)
     signature = sign(secret or trigger["secret"], stamp, raw)
     delivery = WebhookDelivery(trigger["id"], raw, body, stamp, signature, key)
-    return receive_webhook(runtime, delivery, now)
+    return firing_at(use_cases, now).receive_webhook(delivery)
 
 
 def test_duplicates_are_remembered_for_the_window_only(client, tenant, app):
     """After WEBHOOK_DEDUP_SECONDS the same body (or key) is a new event: an hourly ping with
     a constant body is not swallowed forever."""
     trigger = _webhook(client, tenant)
-    runtime = app.context.runtime
-    window = timedelta(seconds=runtime.settings.webhook_dedup_seconds)
+    use_cases = app.context.use_cases
+    window = timedelta(seconds=use_cases.settings.webhooks.dedup_seconds)
 
     def ping(now: datetime, key: str | None = None):
-        return _received_at(runtime, trigger, {"event": "ping"}, now, key=key)
+        return _received_at(use_cases, trigger, {"event": "ping"}, now, key=key)
 
     start = datetime.now(UTC)
     first = ping(start)
@@ -184,12 +182,12 @@ def test_a_flood_of_forged_deliveries_is_refused_alike_but_logged_only_up_to_the
     client, tenant, app
 ):
     trigger = _webhook(client, tenant)
-    runtime = app.context.runtime
-    bound = runtime.settings.webhook_refusals_logged_per_minute
+    use_cases = app.context.use_cases
+    bound = use_cases.settings.webhooks.refusals_logged_per_minute
     start = datetime.now(UTC)
     for n in range(bound + 5):
         with pytest.raises(WebhookRejected):
-            _received_at(runtime, trigger, {"n": n}, start, secret="whsec_forged")
+            _received_at(use_cases, trigger, {"n": n}, start, secret="whsec_forged")
     # Past the bound, the answer over HTTP is still the one every refusal gets.
     past_bound = deliver(client, trigger, {"n": "http"}, secret="whsec_forged")
     unknown = deliver(client, {**trigger, "id": missing_id("trg")}, {"n": "http"})
@@ -200,7 +198,7 @@ def test_a_flood_of_forged_deliveries_is_refused_alike_but_logged_only_up_to_the
     # A minute later, refusals are logged again.
     with pytest.raises(WebhookRejected):
         _received_at(
-            runtime, trigger, {"n": "later"}, start + timedelta(seconds=61), secret="whsec_forged"
+            use_cases, trigger, {"n": "later"}, start + timedelta(seconds=61), secret="whsec_forged"
         )
     r = client.get(
         f"/v1/triggers/{trigger['id']}/invocations",
@@ -272,7 +270,7 @@ def test_malformed_signature_headers_are_400(client, tenant):
 
 def test_bodies_over_the_ingress_limit_are_413(client, tenant, settings):
     trigger = _webhook(client, tenant)
-    limit = settings.webhook_max_body_bytes
+    limit = settings.webhooks.max_body_bytes
     huge = json.dumps({"blob": "x" * limit}).encode()
     r = client.post(
         ingress_path(trigger), content=huge, headers=signed_headers(trigger["secret"], huge)

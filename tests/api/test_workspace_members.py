@@ -7,7 +7,7 @@ import threading
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import unique
 from tests.support.openapi_check import check_problem
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from domain import services
-from domain.model import Role
+from domain.kernel import Role
 from tests.api.helpers import errors_of
 from tests.support.openapi_check import check_problem
 
@@ -49,12 +48,12 @@ class TestUpdateWorkspace:
 
 class TestListMyWorkspaces:
     def test_every_workspace_of_the_subject_is_listed_and_the_current_one_flagged(
-        self, client, make_tenant, database
+        self, client, make_tenant, use_cases
     ):
         subject = f"user-{secrets.token_hex(6)}"
         tenants = [make_tenant(f"Workspace {i}") for i in range(3)]
         for t in tenants:
-            services.ensure_workspace_member(database, t.workspace_id, subject, Role.OPERATOR)
+            use_cases.workspaces.ensure_member(t.workspace_id, subject, Role.OPERATOR)
         current = tenants[1]
         r = client.get("/v1/me/workspaces", headers=current.headers(Role.OPERATOR, subject))
         assert r.status_code == 200

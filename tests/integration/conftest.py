@@ -1,4 +1,4 @@
-"""Integration fixtures: actors in fresh workspaces, acting through the real services."""
+"""Integration fixtures: actors in fresh workspaces, acting through the real use cases."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from domain import services
-from domain.model import Actor, Definition, EffectClass, Role, ToolSpec
-from domain.unit_of_work import Database
+from domain.kernel import Actor, Role
+from domain.members import Definition, EffectClass, ToolSpec
+from domain.use_cases import UseCases
 
 DEFINITION = Definition(
     objective="Summarise new support tickets.",
@@ -25,12 +25,12 @@ def fresh_workspace_id() -> str:
 
 
 @pytest.fixture
-def make_actor(database: Database) -> Any:
+def make_actor(use_cases: UseCases) -> Any:
     """An admin actor in a fresh workspace."""
 
     def make(role: Role = Role.ADMIN) -> Actor:
         workspace_id = fresh_workspace_id()
-        services.ensure_workspace_member(database, workspace_id, "integration-user", role)
+        use_cases.workspaces.ensure_member(workspace_id, "integration-user", role)
         return Actor(workspace_id=workspace_id, subject="integration-user", role=role)
 
     return make

@@ -3,7 +3,8 @@
 A worker that "froze" is a dispatcher thread blocked inside a model call (a model that waits on
 an event) whose lease is then made to run out, as if its heartbeat had stopped (a killed
 process is covered in ``test_dispatcher_processes``). The model is the offline one behind that
-gate, so every step is the real engine's.
+gate, so every step is the real engine's. Where a lease must run out, the dispatchers share a
+``ManualClock`` that the test moves: no test waits for time to pass.
 """
 
 from __future__ import annotations
@@ -17,15 +18,12 @@ from typing import Any
 
 import pytest
 
-from domain import run_services, services
-from domain.engine import Dispatcher
-from domain.model import Actor, Definition, EffectClass, RunStatus, ToolSpec
-from domain.offline_model import OfflineModel
-from domain.ports import ModelReply
-from domain.runtime import RunSettings, Runtime
-from domain.signals import Signal
-from domain.unit_of_work import Database
-from scaicrew.adapters.http_tools import AllowListedHttp
+from domain.kernel import Actor, ManualClock, Signal
+from domain.members import Definition, EffectClass, ToolSpec
+from domain.persistence.unit_of_work import Database
+from domain.runs import ApprovalFilter, ModelReply, OfflineLanguageModel, RunStatus
+from domain.use_cases import UseCases
+from tests.support.domain import dispatcher
 
 NOTES = Definition(
     objective="Keep notes.",
@@ -44,7 +42,7 @@ class GatedModel:
     name = "offline"
 
     def __init__(self, gate_at: int | None = None) -> None:
-        self._model = OfflineModel()
+        self._model = OfflineLanguageModel()
         self._gate_at = gate_at
         self.calls = 0
         self.entered = threading.Event()
@@ -58,35 +56,25 @@ class GatedModel:
         return self._model.complete(messages, tools)
 
 
-def runtime(database: Database, model: Any = None, lease: float = 30.0) -> Runtime:
-    return Runtime(
-        uow=database,
-        http=AllowListedHttp((), 1.0),
-        model=model or OfflineModel(),
-        settings=RunSettings(lease_seconds=lease),
-    )
-
-
 def drain(database: Database) -> None:
     """Let an ordinary worker finish whatever other tests left claimable in the shared queue."""
-    dispatcher = Dispatcher(runtime(database), "drain")
-    while dispatcher.run_next():
+    worker = dispatcher(database, "drain")
+    while worker.run_next():
         pass
 
 
-def queued_run(database: Database, actor: Actor, definition: Definition = NOTES) -> str:
-    crew = services.create_crew(database, actor, f"Crew {time.monotonic_ns()}")
-    member = services.create_member(
-        database, actor, crew_id=crew.id, name="Worker", definition=definition
-    )
-    services.publish_member(database, actor, member.id)
-    run, _ = run_services.start_run(runtime(database), actor, member.id, {"n": 1})
+def queued_run(use_cases: UseCases, actor: Actor, definition: Definition = NOTES) -> str:
+    members = use_cases.members
+    crew = members.create_crew(actor, f"Crew {time.monotonic_ns()}")
+    member = members.create_member(actor, crew_id=crew.id, name="Worker", definition=definition)
+    members.publish_member(actor, member.id)
+    run, _ = use_cases.runs.start_run(actor, member.id, {"n": 1})
     return run.id
 
 
 def read(database: Database, run_id: str) -> Any:
     with database() as tx:
-        return tx.runs.get_run(None, run_id)
+        return tx.runs.get(None, run_id)
 
 
 def types(database: Database, actor: Actor, run_id: str) -> list[str]:
@@ -97,18 +85,18 @@ def types(database: Database, actor: Actor, run_id: str) -> list[str]:
 def miss_heartbeats(database: Database, run_id: str) -> None:
     """Make the run's lease run out now, as if its worker froze (no heartbeat for a lease)."""
     with database(write=True) as tx:
-        past = datetime.now(UTC) - timedelta(seconds=1)
-        assert tx.runs.update_run(run_id, {"lease_expires_at": past}) == 1
+        tx.runs.extend_lease(run_id, datetime.now(UTC) - timedelta(seconds=1))
         tx.commit()
 
 
-def wait_until_lease_expired(database: Database, run_id: str) -> None:
+def wait_for_lease_beyond(database: Database, run_id: str, instant: datetime) -> None:
+    """Wait (bounded) until the run's lease was renewed to after ``instant``."""
     deadline = time.monotonic() + WAIT
     while True:
-        run = read(database, run_id)
-        if run.lease_expires_at is not None and run.lease_expires_at < datetime.now(UTC):
+        lease = read(database, run_id).lease_expires_at
+        if lease is not None and lease > instant:
             return
-        assert time.monotonic() < deadline, "the lease never expired"
+        assert time.monotonic() < deadline, "the lease was never renewed"
         time.sleep(0.01)
 
 
@@ -129,17 +117,17 @@ def in_thread(threads: list[threading.Thread], target: Any) -> threading.Thread:
 
 class TestRecovery:
     def test_a_dead_workers_run_is_recovered_from_its_last_committed_step(
-        self, database, actor, threads
+        self, database, use_cases, actor, threads
     ):
         drain(database)
-        run_id = queued_run(database, actor)
+        run_id = queued_run(use_cases, actor)
         dead = GatedModel(gate_at=2)  # dies after its first tool call was committed
-        a = runtime(database, dead)
-        in_thread(threads, lambda: Dispatcher(a, "worker-a").run_next())
+        a = dispatcher(database, "worker-a", model=dead)
+        in_thread(threads, a.run_next)
         assert dead.entered.wait(WAIT)
         miss_heartbeats(database, run_id)
 
-        assert Dispatcher(runtime(database), "worker-b").run_next()
+        assert dispatcher(database, "worker-b").run_next()
         run = read(database, run_id)
         assert run.status is RunStatus.SUCCEEDED, run.error
         assert run.attempts == 2
@@ -161,15 +149,15 @@ class TestRecovery:
         assert types(database, actor, run_id) == timeline
 
     def test_a_stalled_worker_cannot_write_over_the_worker_that_took_its_run_over(
-        self, database, actor, threads
+        self, database, use_cases, actor, threads
     ):
         drain(database)
-        run_id = queued_run(database, actor)
+        run_id = queued_run(use_cases, actor)
         stalled, taker = GatedModel(gate_at=1), GatedModel(gate_at=1)
-        in_thread(threads, lambda: Dispatcher(runtime(database, stalled), "a").run_next())
+        in_thread(threads, dispatcher(database, "a", model=stalled).run_next)
         assert stalled.entered.wait(WAIT)
         miss_heartbeats(database, run_id)
-        in_thread(threads, lambda: Dispatcher(runtime(database, taker), "b").run_next())
+        in_thread(threads, dispatcher(database, "b", model=taker).run_next)
         assert taker.entered.wait(WAIT)
         assert read(database, run_id).claimed_by == "b"
 
@@ -187,17 +175,21 @@ class TestRecovery:
         assert timeline.count("model.replied") == 3  # b's three replies; a's was dropped
 
     def test_a_live_worker_keeps_its_run_through_a_call_longer_than_the_lease(
-        self, database, actor, threads
+        self, database, use_cases, actor, threads
     ):
         drain(database)
-        run_id = queued_run(database, actor)
+        run_id = queued_run(use_cases, actor)
+        clock = ManualClock(datetime.now(UTC))
         slow = GatedModel(gate_at=1)
-        in_thread(threads, lambda: Dispatcher(runtime(database, slow, 0.6), "a").run_next())
+        # A short lease, so the heartbeat (every third of it) beats while the call is held.
+        in_thread(
+            threads, dispatcher(database, "a", model=slow, clock=clock, lease_seconds=0.3).run_next
+        )
         assert slow.entered.wait(WAIT)
         first_lease = read(database, run_id).lease_expires_at
-        while datetime.now(UTC) < first_lease + timedelta(seconds=0.3):
-            time.sleep(0.02)  # let the first lease run out while the call is still in flight
-        assert Dispatcher(runtime(database), "b").claim() is None  # the heartbeat renewed it
+        now = clock.advance(1.0)  # the first lease ran out while the call is still in flight
+        wait_for_lease_beyond(database, run_id, now)  # the heartbeat renewed it
+        assert dispatcher(database, "b", clock=clock).claim() is None
         assert read(database, run_id).lease_expires_at > first_lease
         slow.release.set()
         threads[0].join(WAIT)
@@ -205,15 +197,17 @@ class TestRecovery:
         assert (run.status, run.attempts) == (RunStatus.SUCCEEDED, 1)
         assert "run.recovered" not in types(database, actor, run_id)
 
-    def test_a_run_that_lost_its_worker_too_often_fails(self, database, actor):
+    def test_a_run_that_lost_its_worker_too_often_fails(self, database, use_cases, actor):
         drain(database)
-        run_id = queued_run(database, actor)
-        dispatcher = Dispatcher(runtime(database, lease=0.05), "flaky")
+        run_id = queued_run(use_cases, actor)
+        clock = ManualClock(datetime.now(UTC))
+        flaky = dispatcher(database, "flaky", clock=clock)
         for attempt in (1, 2, 3):
-            assert dispatcher.claim() == run_id  # claimed, then "dies" before any step
+            assert flaky.claim() == run_id  # claimed, then "dies" before any step
             assert read(database, run_id).attempts == attempt
-            wait_until_lease_expired(database, run_id)
-        assert dispatcher.claim() is None
+            assert flaky.claim() is None  # its lease still holds
+            clock.advance(flaky.settings.lease_seconds + 1)
+        assert flaky.claim() is None
         run = read(database, run_id)
         assert run.status is RunStatus.FAILED
         assert run.error == {"code": "WorkerLost", "message": "The run's worker stopped 3 times."}
@@ -226,20 +220,19 @@ class TestRecovery:
             "run.failed",
         ]
 
-    def test_a_waiting_run_is_never_claimed(self, database, actor):
+    def test_a_waiting_run_is_never_claimed(self, database, use_cases, actor):
         drain(database)
-        run_id = queued_run(database, actor, POSTER)
-        dispatcher = Dispatcher(runtime(database), "w")
-        assert dispatcher.run_next()
+        run_id = queued_run(use_cases, actor, POSTER)
+        worker = dispatcher(database, "w")
+        assert worker.run_next()
         assert read(database, run_id).status is RunStatus.WAITING_APPROVAL
         assert read(database, run_id).lease_expires_at is None
-        assert dispatcher.claim() is None
+        assert worker.claim() is None
 
 
 class TestSignals:
-    def test_every_status_change_is_published_after_its_commit(self, database, actor):
+    def test_every_status_change_is_published_after_its_commit(self, database, use_cases, actor):
         drain(database)
-        rt = runtime(database)
         seen: list[tuple[str, str, bool]] = []
 
         def record(signal: Signal) -> None:
@@ -250,19 +243,20 @@ class TestSignals:
             else:
                 seen.append((signal.kind, data.get("status", ""), True))
 
-        rt.signals.subscribe(record)
-        crew = services.create_crew(database, actor, "Signals")
-        member = services.create_member(
-            database, actor, crew_id=crew.id, name="Poster", definition=POSTER
-        )
-        services.publish_member(database, actor, member.id)
-        run, _ = run_services.start_run(rt, actor, member.id, {"url": "http://127.0.0.1:9/"})
-        dispatcher = Dispatcher(rt, "w")
-        assert dispatcher.run_next()
+        unsubscribe = database.signals.subscribe(record)
+        members = use_cases.members
+        crew = members.create_crew(actor, "Signals")
+        member = members.create_member(actor, crew_id=crew.id, name="Poster", definition=POSTER)
+        members.publish_member(actor, member.id)
+        run, _ = use_cases.runs.start_run(actor, member.id, {"url": "http://127.0.0.1:9/"})
+        worker = dispatcher(database, "w")
+        assert worker.run_next()
         with database() as tx:
-            [approval] = tx.runs.list_approvals(actor.workspace_id, None, 10, {"run_id": run.id})
-        run_services.decide_approval(rt, actor, approval.id, approve=True)
-        assert dispatcher.run_next()
+            pending = ApprovalFilter(run_id=run.id)
+            [approval] = tx.runs.list_approvals(actor.workspace_id, None, 10, pending)
+        use_cases.runs.approve_approval(actor, approval.id)
+        assert worker.run_next()
+        unsubscribe()
         assert seen == [
             ("run.changed", "queued", True),
             ("run.changed", "running", True),
@@ -284,10 +278,10 @@ class TestNotes:
         def write(index: int) -> None:
             barrier.wait(timeout=10)
             with database(write=True) as tx:
-                tx.runs.write_note(actor.workspace_id, "shared", f"v{index}", datetime.now(UTC))
+                tx.notes.write(actor.workspace_id, "shared", f"v{index}", datetime.now(UTC))
                 tx.commit()
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(write, range(8)))
         with database() as tx:
-            assert tx.runs.read_note(actor.workspace_id, "shared") in {f"v{i}" for i in range(8)}
+            assert tx.notes.read(actor.workspace_id, "shared") in {f"v{i}" for i in range(8)}

@@ -10,10 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from domain import run_services, services
-from domain.model import Actor, Definition, Role
-from domain.runtime import Runtime
-from scaicrew.adapters.http_tools import AllowListedHttp
+from domain.kernel import Actor, Role
+from domain.members import Definition
 from tests.support.peers import Peer, Recorded, Reply, chat_route, web_route
 from tests.support.processes import Process, environment, serve
 from tests.support.runs import GETTER, NOTES, definition
@@ -120,13 +118,12 @@ def test_a_run_of_a_killed_server_is_recovered_by_the_next_server(
         peer.close()
 
 
-def queue_runs(database: Any, make_tenant: Any, count: int) -> tuple[Actor, list[str]]:
+def queue_runs(use_cases: Any, make_tenant: Any, count: int) -> tuple[Actor, list[str]]:
     """``count`` queued runs of a member with two internal tools, in a fresh workspace."""
     tenant = make_tenant()
     actor = Actor(tenant.workspace_id, "user-admin", Role.ADMIN)
-    crew = services.create_crew(database, actor, "Queue crew")
-    member = services.create_member(
-        database,
+    crew = use_cases.members.create_crew(actor, "Queue crew")
+    member = use_cases.members.create_member(
         actor,
         crew_id=crew.id,
         name="Busy",
@@ -134,18 +131,15 @@ def queue_runs(database: Any, make_tenant: Any, count: int) -> tuple[Actor, list
             definition(("notes_write", "internal"), ("notes_read", "internal"))
         ),
     )
-    services.publish_member(database, actor, member.id)
-    rt = Runtime(uow=database, http=AllowListedHttp((), 1.0))
-    return actor, [
-        run_services.start_run(rt, actor, member.id, {"n": n})[0].id for n in range(count)
-    ]
+    use_cases.members.publish_member(actor, member.id)
+    return actor, [use_cases.runs.start_run(actor, member.id, {"n": n})[0].id for n in range(count)]
 
 
 def wait_all_finished(database: Any, actor: Actor, run_ids: list[str]) -> list[Any]:
     deadline = time.monotonic() + DEADLINE
     while True:
         with database() as tx:
-            runs = [tx.runs.get_run(actor.workspace_id, run_id) for run_id in run_ids]
+            runs = [tx.runs.get(actor.workspace_id, run_id) for run_id in run_ids]
         if all(run is not None and run.status.finished for run in runs):
             return runs
         assert time.monotonic() < deadline, [r.status for r in runs if r is not None]
@@ -153,9 +147,9 @@ def wait_all_finished(database: Any, actor: Actor, run_ids: list[str]) -> list[A
 
 
 def test_the_worker_command_executes_queued_runs_and_stops_cleanly(
-    settings, database, make_tenant, tmp_path, processes
+    settings, database, use_cases, make_tenant, tmp_path, processes
 ):
-    actor, run_ids = queue_runs(database, make_tenant, 3)
+    actor, run_ids = queue_runs(use_cases, make_tenant, 3)
     worker = Process(
         ["worker", "--threads", "1"],
         environment(settings, worker_poll_seconds=0.1),
@@ -172,11 +166,11 @@ def test_the_worker_command_executes_queued_runs_and_stops_cleanly(
 
 @pytest.mark.postgres
 def test_two_worker_processes_claim_each_run_exactly_once(
-    settings, database, make_tenant, tmp_path, processes
+    settings, database, use_cases, make_tenant, tmp_path, processes
 ):
     if database.is_sqlite:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): SKIP LOCKED across processes")
-    actor, run_ids = queue_runs(database, make_tenant, 40)
+    actor, run_ids = queue_runs(use_cases, make_tenant, 40)
     env = environment(settings, worker_threads=2, worker_poll_seconds=0.1)
     for name in ("a", "b"):
         processes.append(Process(["worker"], env, tmp_path / f"worker-{name}.log"))

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from domain.event_repository import decode_notification, notify_payload
-from domain.signals import Signal
-from domain.stream import StreamHub
-from domain.unit_of_work import Database
+from domain.kernel import Signal, SystemClock
+from domain.persistence.unit_of_work import Database
+from domain.stream import StreamHub, decode_notification, notify_payload
 from scaicrew.adapters.pg_listener import PgListener
+from tests.support.domain import stream_settings
 
 WRITERS = 8
 COMMITS = 15
@@ -84,7 +84,7 @@ class TestConcurrentWriters:
         self, database, actor
     ):
         """Concurrent writers of one workspace; a live subscriber sees 1..N exactly once."""
-        hub = StreamHub(database)
+        hub = StreamHub(database, SystemClock(), stream_settings())
         unsubscribe_hub = database.signals.subscribe(hub.on_signal)
         delivered: list[int] = []
         lock = threading.Lock()
@@ -162,7 +162,7 @@ class TestNotifications:
 
 class TestHub:
     def test_a_hole_is_filled_from_the_log_and_duplicates_are_dropped(self, database, actor):
-        hub = StreamHub(database)
+        hub = StreamHub(database, SystemClock(), stream_settings())
         delivered: list[int] = []
         unsubscribe = hub.subscribe(actor.workspace_id, lambda s: delivered.append(s.seq or 0))
         elsewhere = Database(database.url)  # another process, as far as the hub knows

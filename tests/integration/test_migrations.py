@@ -1,4 +1,4 @@
-"""The Alembic migrations are the schema, and they produce exactly ``domain.orm.metadata``."""
+"""The Alembic migrations are the schema: they produce exactly ``domain.persistence.tables``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from domain.orm import metadata
-from domain.unit_of_work import make_engine
+from domain.persistence.engine import make_engine
+from domain.persistence.tables import metadata
 from scaicrew.migrate import downgrade, upgrade
 
 

@@ -9,11 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from domain import orm, services, triggers
-from domain.model import Role
-from domain.runtime import Runtime
-from scaicrew.adapters.http_tools import AllowListedHttp
-from scaicrew.adapters.secret_box import FernetSecretBox
+from domain.kernel import Role
+from domain.persistence import tables as orm
 from tests.integration.conftest import DEFINITION
 from tests.support.processes import ROOT, environment
 
@@ -21,26 +18,22 @@ TRIGGERS = 40
 ROUNDS = 2
 
 
-def _schedules(database, settings, actor, count):
-    runtime = Runtime(
-        uow=database,
-        http=AllowListedHttp((), 1.0),
-        secret_box=FernetSecretBox(settings.trigger_key_materials()),
+def _schedules(use_cases, actor, count):
+    members = use_cases.members
+    crew = members.create_crew(actor, "Scheduled")
+    member = members.create_member(
+        actor, crew_id=crew.id, name="Every minute", definition=DEFINITION
     )
-    crew = services.create_crew(database, actor, "Scheduled")
-    member = services.create_member(
-        database, actor, crew_id=crew.id, name="Every minute", definition=DEFINITION
-    )
-    services.publish_member(database, actor, member.id)
+    members.publish_member(actor, member.id)
     ids = [
-        triggers.create_trigger(
-            runtime, actor, kind="schedule", member_id=member.id, name=f"t{i}", cron="* * * * *"
+        use_cases.triggers.create_trigger(
+            actor, kind="schedule", member_id=member.id, name=f"t{i}", cron="* * * * *"
         ).trigger.id
         for i in range(count)
     ]
     # Created "an hour ago", so the current minute's slot is due right away.
-    with database(write=True) as tx:
-        tx.repo._c.execute(  # test set-up: back-date the triggers
+    with use_cases.database(write=True) as tx:
+        tx.connection.execute(  # test set-up: back-date the triggers
             update(orm.triggers)
             .where(orm.triggers.c.id.in_(ids))
             .values(active_since=datetime.now(UTC) - timedelta(hours=1))
@@ -62,11 +55,13 @@ def _scheduler_once(settings):
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_two_scheduler_processes_fire_each_slot_exactly_once(settings, database, make_actor):
+def test_two_scheduler_processes_fire_each_slot_exactly_once(
+    settings, database, use_cases, make_actor
+):
     if database.is_sqlite:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): two processes on one database")
     actor = make_actor(Role.ADMIN)
-    ids = _schedules(database, settings, actor, TRIGGERS)
+    ids = _schedules(use_cases, actor, TRIGGERS)
     fired = 0
     for _ in range(ROUNDS):
         pair = [_scheduler_once(settings), _scheduler_once(settings)]
@@ -78,7 +73,7 @@ def test_two_scheduler_processes_fire_each_slot_exactly_once(settings, database,
 
     s, r = orm.schedule_slots, orm.runs
     with database() as tx:
-        conn = tx.repo._c
+        conn = tx.connection
         slots = conn.execute(
             select(s.c.trigger_id, s.c.slot, s.c.run_id).where(s.c.trigger_id.in_(ids))
         ).all()

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.model import Role
+from domain.kernel import Role
 from tests.support.processes import Process, serve
 from tests.support.runs import NOTES
 from tests.support.sse import StreamReader, run_statuses

@@ -17,12 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from domain import orm, services, triggers
-from domain.model import Actor, Role
-from domain.trigger_firing import tick
-from domain.webhook_signature import sign
-from scaicrew.app import build_runtime
+from domain.kernel import Actor, Role
+from domain.persistence import tables as orm
+from domain.triggers import sign
 from tests.integration.conftest import DEFINITION
+from tests.support.domain import tick_at
 from tests.support.processes import serve
 
 DELIVERIES = 1000
@@ -30,12 +29,11 @@ SCHEDULES = 100
 MINUTES = 10
 
 
-def _published_member(database, actor: Actor) -> str:
-    crew = services.create_crew(database, actor, "Load")
-    member = services.create_member(
-        database, actor, crew_id=crew.id, name="Loaded", definition=DEFINITION
-    )
-    services.publish_member(database, actor, member.id)
+def _published_member(use_cases, actor: Actor) -> str:
+    members = use_cases.members
+    crew = members.create_crew(actor, "Load")
+    member = members.create_member(actor, crew_id=crew.id, name="Loaded", definition=DEFINITION)
+    members.publish_member(actor, member.id)
     return member.id
 
 
@@ -44,7 +42,7 @@ def _count(database, table, **where):
         stmt = select(func.count()).select_from(table)
         for name, value in where.items():
             stmt = stmt.where(table.c[name] == value)
-        return tx.repo._c.execute(stmt).scalar_one()
+        return tx.connection.execute(stmt).scalar_one()
 
 
 def _retire_runs(database, workspace_id: str) -> None:
@@ -53,7 +51,7 @@ def _retire_runs(database, workspace_id: str) -> None:
     for its own runs behind them, and timed out on PostgreSQL)."""
     now = datetime.now(UTC)
     with database(write=True) as tx:
-        tx.repo._c.execute(
+        tx.connection.execute(
             update(orm.runs)
             .where(orm.runs.c.workspace_id == workspace_id, orm.runs.c.status == "queued")
             .values(
@@ -78,12 +76,11 @@ def server(settings, tmp_path):
 
 @pytest.mark.slow
 def test_two_thousand_webhook_deliveries_start_exactly_one_run_each(
-    settings, database, make_actor, server
+    use_cases, database, make_actor, server
 ):
     actor = make_actor(Role.ADMIN)
-    runtime = build_runtime(settings, database)
-    created = triggers.create_trigger(
-        runtime, actor, kind="webhook", member_id=_published_member(database, actor), name="Load"
+    created = use_cases.triggers.create_trigger(
+        actor, kind="webhook", member_id=_published_member(use_cases, actor), name="Load"
     )
     secret, url = created.secret, f"{server}/v1/webhooks/{created.trigger.id}"
     assert secret is not None
@@ -119,13 +116,12 @@ def test_two_thousand_webhook_deliveries_start_exactly_one_run_each(
 
 
 @pytest.mark.slow
-def test_a_thousand_schedule_slots_fire_once_each(settings, database, make_actor):
+def test_a_thousand_schedule_slots_fire_once_each(use_cases, database, make_actor):
     actor = make_actor(Role.ADMIN)
-    runtime = build_runtime(settings, database)
-    member_id = _published_member(database, actor)
+    member_id = _published_member(use_cases, actor)
     ids = [
-        triggers.create_trigger(
-            runtime, actor, kind="schedule", member_id=member_id, name=f"s{i}", cron="* * * * *"
+        use_cases.triggers.create_trigger(
+            actor, kind="schedule", member_id=member_id, name=f"s{i}", cron="* * * * *"
         ).trigger.id
         for i in range(SCHEDULES)
     ]
@@ -135,14 +131,14 @@ def test_a_thousand_schedule_slots_fire_once_each(settings, database, make_actor
         for minute in range(MINUTES):
             now = start + timedelta(minutes=minute, seconds=7)
             # Two schedulers tick the same instant.
-            for firings in pool.map(lambda at: tick(runtime, at), [now, now]):
+            for firings in pool.map(lambda at: tick_at(use_cases, at), [now, now]):
                 fired += [f for f in firings if f.trigger_id in set(ids)]
     assert len(fired) == SCHEDULES * MINUTES
     assert len({(f.trigger_id, f.slot) for f in fired}) == len(fired)
     assert all(f.run_id for f in fired)
     assert _count(database, orm.runs, workspace_id=actor.workspace_id) == SCHEDULES * MINUTES
     with database(write=True) as tx:  # stop them firing in later tests' ticks
-        tx.repo._c.execute(
+        tx.connection.execute(
             update(orm.triggers).where(orm.triggers.c.id.in_(ids)).values(enabled=False)
         )
         tx.commit()

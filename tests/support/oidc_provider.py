@@ -13,13 +13,14 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
-from scaicrew.settings import Secret, Settings
+from scaicrew.settings import Settings
 from tests.support.processes import free_port
 
 
@@ -92,11 +93,10 @@ def start_oidc_provider(log: Path, port: int | None = None) -> OidcProvider:
 
 def login_settings(settings: Settings, provider: OidcProvider, **overrides: Any) -> Settings:
     """``settings`` with login configured against ``provider``."""
-    return replace(
-        settings,
+    return settings.with_changes(
         oidc_issuer=provider.issuer,
         oidc_client_id="scaicrew-test",
-        oidc_client_secret=Secret("test-client-secret"),
+        oidc_client_secret=SecretStr("test-client-secret"),
         oidc_redirect_uri="http://127.0.0.1:9/v1/auth/callback",
         frontend_url="http://127.0.0.1:9/app",
         **overrides,

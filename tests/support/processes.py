@@ -30,7 +30,7 @@ def environment(settings: Settings, **overrides: Any) -> dict[str, str]:
     env.update(
         ENV="test",
         DATABASE_URL=settings.database_url,
-        SESSION_SECRET=settings.session_secret.get_secret_value(),
+        SESSION_SECRET=settings.session.secret.get_secret_value(),
         LOG_LEVEL="warning",
         PYTHONUNBUFFERED="1",
     )

@@ -6,7 +6,6 @@ hang into a readable failure, it never asserts speed.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,7 +117,7 @@ def app_client(settings: Settings, **overrides: Any) -> Iterator[httpx.Client]:
     Its lifespan runs the app's own in-process workers; do not use it together with the
     ``client`` fixture (whose workers would claim the same runs with other settings).
     """
-    app = create_app(dataclasses.replace(settings, **overrides))
+    app = create_app(settings.with_changes(**overrides))
     with app.test_client() as c:
         c.event_hooks["response"] = [validate_hook]
         yield c

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from domain.webhook_signature import sign
+from domain.triggers import sign
 from tests.api.helpers import create_crew, create_member, publish, unique
 
 

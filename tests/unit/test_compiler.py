@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.compiler import PROGRAM_FORMAT, compile_definition, needs_approval
-from domain.model import Definition, EffectClass, Rigidity, ToolSpec
+from domain.members import Definition, EffectClass, Rigidity, ToolSpec
+from domain.members.compiler import PROGRAM_FORMAT, compile_definition, needs_approval
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ class TestDeterminism:
     def test_a_separate_interpreter_with_another_hash_seed_produces_the_same_hash(self):
         script = (
             "from tests.unit.test_compiler import _definition\n"
-            "from domain.compiler import compile_definition\n"
+            "from domain.members import compile_definition\n"
             "print(compile_definition(_definition()).hash)\n"
         )
         env = {**os.environ, "PYTHONHASHSEED": "12345"}

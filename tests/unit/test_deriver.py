@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain import services
-from domain.compiler import needs_approval
-from domain.deriver import OfflineDeriver
-from domain.model import Definition, EffectClass, Rigidity
+from domain.authoring import OfflineDeriver
+from domain.members import Definition, EffectClass, Rigidity, check_definition, needs_approval
 from domain.tools import CATALOG
 
 DERIVER = OfflineDeriver()
@@ -42,7 +40,7 @@ class TestDeterminism:
     )
     def test_every_draft_is_valid(self, messages):
         derivation = DERIVER.derive(messages, None)
-        services.check_definition(derivation.definition, "/draft")
+        check_definition(derivation.definition, "/draft")
         assert derivation.definition.objective
         assert 1 <= len(derivation.name) <= 100
         assert len(derivation.definition.objective) <= 2000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import HandoffCycle, RuleViolation
-from domain.handoff_rules import check_acyclic, check_single_branch, find_cycle
-from domain.model import Handoff, HandoffCondition
+from domain.kernel import RuleViolation
+from domain.members import Handoff, HandoffCondition, HandoffCycle
+from domain.members.handoff_rules import check_acyclic, check_single_branch, find_cycle
 
 
 def when(field: str, value: object) -> HandoffCondition:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.ports import ToolError
+from domain.tools import ToolError
 from scaicrew.adapters.http_tools import AllowListedHttp
 from tests.support.peers import Peer, web_route
 

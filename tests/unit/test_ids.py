@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 
-from domain.ids import _ALPHABET, new_id
+from domain.kernel.ids import _ALPHABET, new_id
 
 
 def _millis(identifier: str) -> int:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from domain.identity import decode_cursor, encode_cursor
-from domain.login import SUBJECT, digest, pkce_challenge
+from domain.identity.use_cases import SUBJECT, digest, pkce_challenge
+from domain.workspaces.model import subject_after as decode_cursor
+from domain.workspaces.model import subject_cursor as encode_cursor
 
 
 class TestPkce:

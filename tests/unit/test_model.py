@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import PermissionDenied
-from domain.model import Actor, ActorKind, Definition, HandoffCondition, Role
+from domain.kernel import Actor, ActorKind, PermissionDenied, Role
+from domain.members import Definition, HandoffCondition
 
 
 class TestHandoffConditionMatches:

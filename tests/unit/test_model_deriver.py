@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.errors import ModelUnusable
-from domain.model import Definition, Rigidity
+from domain.authoring import ModelUnusable
+from domain.members import Definition, Rigidity
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
 from tests.support.peers import DERIVED, Peer, derive_route
 

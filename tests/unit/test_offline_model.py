@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from domain.offline_model import OfflineModel
-from domain.ports import ModelError
+from domain.runs import ModelError, OfflineLanguageModel
 from domain.tools import CATALOG, default_arguments, tool_schema
 
 TOOLS = [tool_schema(name, "") for name in ("notes_write", "http_get", "custom_tool")]
@@ -41,7 +40,7 @@ def conversation(run_input: Any, *tool_results: str) -> list[dict[str, Any]]:
 
 class TestOfflineModel:
     def test_it_calls_each_tool_once_in_order_then_answers(self):
-        model = OfflineModel()
+        model = OfflineLanguageModel()
         run_input = {"url": "http://example.test/x"}
         first = model.complete(conversation(run_input), TOOLS)
         assert [(c.id, c.name) for c in first.tool_calls] == [("call_1", "notes_write")]
@@ -64,44 +63,48 @@ class TestOfflineModel:
 
     def test_tool_args_override_the_default_arguments(self):
         args = {"key": "k", "value": "v"}
-        reply = OfflineModel().complete(conversation({"tool_args": {"notes_write": args}}), TOOLS)
+        reply = OfflineLanguageModel().complete(
+            conversation({"tool_args": {"notes_write": args}}), TOOLS
+        )
         assert reply.tool_calls[0].arguments == args
 
     @pytest.mark.parametrize("bad", [None, "text", ["list"], {"notes_write": "text"}])
     def test_malformed_tool_args_fall_back_to_the_defaults(self, bad):
-        reply = OfflineModel().complete(conversation({"tool_args": bad}), TOOLS)
+        reply = OfflineLanguageModel().complete(conversation({"tool_args": bad}), TOOLS)
         assert reply.tool_calls[0].arguments["key"] == "last_input"
 
     def test_the_output_key_is_merged_into_the_final_answer(self):
-        reply = OfflineModel().complete(conversation({"output": {"category": "urgent"}}), [])
+        reply = OfflineLanguageModel().complete(
+            conversation({"output": {"category": "urgent"}}), []
+        )
         assert reply.output == {
             "summary": "Completed with 0 tool call(s).",
             "tool_calls": 0,
             "category": "urgent",
         }
-        ignored = OfflineModel().complete(conversation({"output": "urgent"}), [])
+        ignored = OfflineLanguageModel().complete(conversation({"output": "urgent"}), [])
         assert "urgent" not in json.dumps(ignored.output)
 
     def test_simulate_model_error_fails(self):
         with pytest.raises(ModelError, match="simulate: model_error"):
-            OfflineModel().complete(conversation({"simulate": "model_error"}), TOOLS)
+            OfflineLanguageModel().complete(conversation({"simulate": "model_error"}), TOOLS)
 
     @pytest.mark.parametrize("content", ["not json", "[1, 2]", None, "42"])
     def test_an_input_that_is_not_an_object_is_treated_as_empty(self, content):
         messages = [{"role": "user", "content": content}]
-        reply = OfflineModel().complete(messages, [])
+        reply = OfflineLanguageModel().complete(messages, [])
         assert reply.output == {"summary": "Completed with 0 tool call(s).", "tool_calls": 0}
 
     def test_it_is_deterministic_and_counts_tokens(self):
         messages = conversation({"a": 1}, "notes_write")
         one, two = (
-            OfflineModel().complete(messages, TOOLS),
-            OfflineModel().complete(messages, TOOLS),
+            OfflineLanguageModel().complete(messages, TOOLS),
+            OfflineLanguageModel().complete(messages, TOOLS),
         )
         assert one == two
         assert one.usage.tokens_in >= 1 and one.usage.tokens_out >= 1
         longer = conversation({"a": "x" * 4000}, "notes_write")
-        assert OfflineModel().complete(longer, TOOLS).usage.tokens_in > one.usage.tokens_in
+        assert OfflineLanguageModel().complete(longer, TOOLS).usage.tokens_in > one.usage.tokens_in
 
 
 class TestCatalog:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.ports import ModelError, ToolCall, Usage
+from domain.runs import ModelError, ToolCall, Usage
 from scaicrew.adapters.openai_model import ChatCompletionsModel
 from tests.support.peers import Peer, Recorded, Reply, completion, json_reply, tool_call
 

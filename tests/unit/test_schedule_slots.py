@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.errors import InvalidField
-from domain.schedule import latest_due_slot, next_slot, normalise_cron, zone
+from domain.kernel import InvalidField
+from domain.triggers.schedule import latest_due_slot, next_slot, normalise_cron, zone
 from scaicrew.app import SPEC_PATH
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+import re
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from scaicrew.settings import Secret, Settings, SettingsError
+from scaicrew.settings import Settings, SettingsError, documented_settings, markdown_table
 
 GOOD_SECRET = "s" * 32
 
@@ -19,15 +21,15 @@ class TestDefaults:
         assert settings.database_url == "sqlite:///./scaicrew.db"
         assert settings.port == 8080
         assert settings.max_body_bytes == 1_048_576
-        assert settings.session_ttl_seconds == 3600
-        assert settings.service_algorithms == ("RS256", "ES256")
-        assert settings.service_jwks_url is None
+        assert settings.session.ttl_seconds == 3600
+        assert settings.service_tokens.algorithms == ("RS256", "ES256")
+        assert settings.service_tokens.jwks_url is None
         assert settings.validate_responses is False
 
     def test_dev_without_a_secret_gets_a_built_in_development_secret(self):
         settings = Settings.from_env({"ENV": "dev"})
         assert settings.is_dev
-        assert len(settings.session_secret.get_secret_value()) >= 32
+        assert len(settings.session.secret.get_secret_value()) >= 32
 
     def test_empty_values_count_as_unset(self):
         settings = Settings.from_env({"SESSION_SECRET": GOOD_SECRET, "PORT": ""})
@@ -46,8 +48,33 @@ class TestDefaults:
         )
         assert settings.port == 9000
         assert settings.validate_responses is True
-        assert settings.service_algorithms == ("ES256", "RS256")
-        assert isinstance(settings.session_secret, Secret)
+        assert settings.service_tokens.algorithms == ("ES256", "RS256")
+        assert isinstance(settings.session.secret, SecretStr)
+
+    def test_grouped_settings_keep_their_variable_names(self):
+        settings = Settings.from_env(
+            {
+                "SESSION_SECRET": GOOD_SECRET,
+                "RUN_LEASE_SECONDS": "6",
+                "STREAM_MAX_SECONDS": "2.5",
+                "WEBHOOK_DEDUP_SECONDS": "900",
+                "TOOL_HTTP_ALLOWLIST": "a.example, b.example:8080",
+            }
+        )
+        assert settings.runs.lease_seconds == 6.0
+        assert settings.stream.max_seconds == 2.5
+        assert settings.webhooks.dedup_seconds == 900.0
+        assert settings.tools.http_allowlist == ("a.example", "b.example:8080")
+        domain = settings.domain_settings()
+        assert domain.runs.lease_seconds == 6.0
+        assert domain.webhooks.dedup_seconds == 900.0
+
+    def test_only_from_env_reads_the_process_environment(self, monkeypatch):
+        monkeypatch.setenv("ENV", "test")
+        monkeypatch.setenv("PORT", "9999")
+        assert Settings.from_env().port == 9999
+        assert Settings(env="test").port == 8080
+        assert Settings.from_env({"ENV": "test"}).port == 8080
 
 
 class TestRejectedSettings:
@@ -96,8 +123,8 @@ class TestSecretsAreHidden:
         settings = Settings.from_env({"SESSION_SECRET": secret})
         assert secret not in repr(settings)
         assert secret not in str(settings)
-        assert secret not in repr(settings.session_secret)
-        assert settings.session_secret.get_secret_value() == secret
+        assert secret not in repr(settings.session.secret)
+        assert settings.session.secret.get_secret_value() == secret
 
     def test_a_database_password_does_not_appear_in_repr(self):
         settings = Settings.from_env(
@@ -122,21 +149,16 @@ class TestSecretsAreHidden:
                 "TRIGGER_SECRET_KEY": "trigger-secret-key-hidden",
             }
         )
-        secret_fields = [
-            f for f in fields(settings) if isinstance(getattr(settings, f.name), Secret)
-        ]
-        assert {f.name for f in secret_fields} >= {
-            "session_secret",
-            "model_api_key",
-            "oidc_client_secret",
-            "trigger_secret_key",
+        secrets = {
+            "SESSION_SECRET": settings.session.secret,
+            "MODEL_API_KEY": settings.model.api_key,
+            "OIDC_CLIENT_SECRET": settings.login.oidc_client_secret,
+            "TRIGGER_SECRET_KEY": settings.webhooks.secret_key,
         }
-        for f in secret_fields:
-            assert getattr(settings, f.name).get_secret_value() not in repr(settings), f.name
-
-    def test_secrets_compare_by_value(self):
-        assert Secret("a" * 32) == Secret("a" * 32)
-        assert Secret("a" * 32) != Secret("b" * 32)
+        for name, secret in secrets.items():
+            assert isinstance(secret, SecretStr), name
+            assert secret.get_secret_value() not in repr(settings), name
+            assert secret.get_secret_value() not in str(settings), name
 
 
 class TestLoginSettings:
@@ -149,12 +171,12 @@ class TestLoginSettings:
     }
 
     def test_login_is_off_without_an_issuer(self):
-        assert not Settings.from_env({"ENV": "test"}).login_configured
+        assert not Settings.from_env({"ENV": "test"}).login.configured
 
     def test_login_settings_come_together(self):
         settings = Settings.from_env({"ENV": "test", **self.LOGIN})
-        assert settings.login_configured
-        assert settings.oidc_client_secret.get_secret_value() == "client-secret"
+        assert settings.login.configured
+        assert settings.login.oidc_client_secret.get_secret_value() == "client-secret"
 
     @pytest.mark.parametrize("missing", sorted(LOGIN))
     def test_a_partial_login_configuration_is_refused(self, missing):
@@ -191,3 +213,16 @@ class TestTriggerSettings:
     def test_scheduler_and_webhook_limits_are_checked(self, name, value):
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({"SESSION_SECRET": "session-" + "q" * 32, name: value})
+
+
+class TestDocumentation:
+    def test_every_setting_has_a_variable_a_default_and_a_meaning(self):
+        rows = list(documented_settings())
+        names = [name for name, _, _ in rows]
+        assert len(names) == len(set(names))
+        assert all(re.fullmatch(r"[A-Z][A-Z0-9_]*", name) for name in names)
+        assert all(shown and meaning for _, shown, meaning in rows)
+
+    def test_the_readme_table_is_the_one_the_model_generates(self):
+        readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+        assert markdown_table() in readme, "run `python -m scaicrew.settings` and paste it"

@@ -6,12 +6,22 @@ import json
 
 import pytest
 
-from domain import services, templates
-from domain.errors import NotFound, PermissionDenied, RuleViolation
-from domain.model import Actor, PageRequest, Role
+from domain.authoring import Authoring, OfflineDeriver, templates
+from domain.kernel import (
+    Actor,
+    ManualClock,
+    NotFound,
+    PageRequest,
+    PermissionDenied,
+    Role,
+    RuleViolation,
+)
+from domain.members import check_definition
+from tests.unit.fakes import FakeStore
 
 CATALOG = templates.catalog()
 VIEWER = Actor(workspace_id="wsp_x", subject="someone", role=Role.VIEWER)
+AUTHORING = Authoring(FakeStore(), ManualClock(), OfflineDeriver())
 
 
 def dummy(template: templates.Template) -> dict[str, str]:
@@ -30,7 +40,7 @@ def test_at_least_eight_templates_ship_with_unique_refs():
 class TestEveryTemplate:
     def test_it_fills_into_a_valid_definition_without_placeholders(self, template):
         definition = template.filled(dummy(template))
-        services.check_definition(definition, "/definition")
+        check_definition(definition, "/definition")
         text = json.dumps(definition.to_json())
         assert "${" not in text
         for p in template.parameters:
@@ -39,7 +49,7 @@ class TestEveryTemplate:
 
     def test_required_parameters_suffice(self, template):
         required = {p.name: "x" for p in template.parameters if p.required}
-        services.check_definition(template.filled(required), "/definition")
+        check_definition(template.filled(required), "/definition")
 
     def test_every_placeholder_is_a_declared_parameter_and_every_parameter_is_used(self, template):
         used = set(templates._PLACEHOLDER.findall(json.dumps(template.definition)))
@@ -81,7 +91,7 @@ class TestParameters:
 
 class TestSearch:
     def page(self, **kw):
-        return templates.list_templates(VIEWER, PageRequest(limit=50, cursor=None), **kw)
+        return AUTHORING.list_templates(VIEWER, PageRequest(limit=50, cursor=None), **kw)
 
     def test_search_by_text_is_case_insensitive(self):
         assert [t.ref for t in self.page(text="INBOX").items] == ["inbox-triage"]
@@ -94,14 +104,8 @@ class TestSearch:
 
     def test_get_unknown_is_not_found(self):
         with pytest.raises(NotFound):
-            templates.get_template(VIEWER, "no-such-template")
+            AUTHORING.get_template(VIEWER, "no-such-template")
 
     def test_install_needs_author(self):
         with pytest.raises(PermissionDenied):
-            templates.install_template(
-                None,
-                VIEWER,
-                CATALOG[0].ref,
-                crew_id="crw_x",
-                name="x",  # type: ignore[arg-type]
-            )
+            AUTHORING.install_template(VIEWER, CATALOG[0].ref, crew_id="crw_x", name="x")

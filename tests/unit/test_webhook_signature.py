@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.ports import SecretUnreadable
-from domain.webhook_signature import new_secret, refusal, sign
+from domain.kernel import SecretUnreadable
+from domain.triggers.webhook_signature import new_secret, refusal, sign
 from scaicrew.adapters.secret_box import FernetSecretBox
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

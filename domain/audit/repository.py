@@ -1,0 +1,72 @@
+"""Persistence of the audit log. Append-only: nothing here updates or deletes an entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, select
+
+from domain.audit.model import AuditEntry
+from domain.kernel.actor import Actor
+from domain.kernel.ids import new_id
+from domain.kernel.unit_of_work import UnitOfWork
+from domain.persistence import tables
+from domain.persistence.sql import utc
+
+
+class AuditLog:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def append(
+        self,
+        actor: Actor,
+        action: str,
+        subject_type: str,
+        subject_id: str,
+        data: dict[str, Any],
+        now: datetime,
+    ) -> None:
+        self._c.execute(
+            insert(tables.audit_log).values(
+                id=new_id("aud"),
+                workspace_id=actor.workspace_id,
+                at=now,
+                actor_subject=actor.subject,
+                actor_kind=actor.kind.value,
+                action=action,
+                subject_type=subject_type,
+                subject_id=subject_id,
+                data=data,
+            )
+        )
+
+    def entries(self, workspace_id: str, subject_id: str) -> list[AuditEntry]:
+        """The entries about one resource, oldest first."""
+        a = tables.audit_log
+        rows = self._c.execute(
+            select(a)
+            .where(a.c.workspace_id == workspace_id, a.c.subject_id == subject_id)
+            .order_by(a.c.id)
+        ).all()
+        return [
+            AuditEntry(
+                id=r.id,
+                workspace_id=r.workspace_id,
+                at=utc(r.at),
+                actor_subject=r.actor_subject,
+                actor_kind=r.actor_kind,
+                action=r.action,
+                subject_type=r.subject_type,
+                subject_id=r.subject_id,
+                data=dict(r.data),
+            )
+            for r in rows
+        ]
+
+
+class AuditTx(UnitOfWork, Protocol):
+    """A unit of work that can append to the audit log."""
+
+    audit: AuditLog

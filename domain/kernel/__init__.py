@@ -1,0 +1,52 @@
+"""What every capability shares: actors and roles, errors, ids, the clock, paging, signals,
+the unit-of-work protocol and the secret box. The kernel imports no capability."""
+
+from domain.kernel.actor import Actor, ActorKind, Role
+from domain.kernel.clock import Clock, ManualClock, SystemClock
+from domain.kernel.errors import (
+    Conflict,
+    CredentialRejected,
+    DomainError,
+    DuplicateName,
+    InvalidField,
+    NotFound,
+    PermissionDenied,
+    ReferencedResourceNotFound,
+    RuleViolation,
+)
+from domain.kernel.ids import new_id
+from domain.kernel.paging import Page, PageRequest, page_of
+from domain.kernel.ports import SecretBox, SecretUnreadable
+from domain.kernel.signals import Signal, SignalBus
+from domain.kernel.unit_of_work import Store, UnitOfWork
+
+DEFAULT_TENANT = "default"
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "Actor",
+    "ActorKind",
+    "Clock",
+    "Conflict",
+    "CredentialRejected",
+    "DomainError",
+    "DuplicateName",
+    "InvalidField",
+    "ManualClock",
+    "NotFound",
+    "Page",
+    "PageRequest",
+    "PermissionDenied",
+    "ReferencedResourceNotFound",
+    "Role",
+    "RuleViolation",
+    "SecretBox",
+    "SecretUnreadable",
+    "Signal",
+    "SignalBus",
+    "Store",
+    "SystemClock",
+    "UnitOfWork",
+    "new_id",
+    "page_of",
+]

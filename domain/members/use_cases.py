@@ -1,0 +1,471 @@
+"""Use cases of crews, members, their drafts and versions, and handoffs.
+
+A member's definition lives in versions numbered 1, 2, 3...; a version is a draft until it is
+published, then immutable. Editing a published member forks a new draft. The functions at the
+end (``add_member_with_draft``, ``put_draft``, ``check_definition``, ``runnable``) work inside
+a unit of work a caller already holds: every origin of a member (the API, authoring, templates)
+and every origin of a run goes through them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from domain.kernel.actor import Actor, Role
+from domain.kernel.clock import Clock
+from domain.kernel.errors import NotFound, ReferencedResourceNotFound, RuleViolation
+from domain.kernel.ids import new_id
+from domain.kernel.paging import Page, PageRequest, page_of
+from domain.kernel.unit_of_work import Store
+from domain.members.compiler import compile_definition
+from domain.members.errors import NoDraftToPublish
+from domain.members.handoff_rules import check_acyclic, check_single_branch
+from domain.members.input_schema import input_schema_problem
+from domain.members.model import (
+    Crew,
+    Definition,
+    Handoff,
+    HandoffSet,
+    Member,
+    Version,
+    VersionStatus,
+)
+from domain.members.repository import MembersTx
+from domain.tools import CATALOG
+
+
+class Members:
+    """Crews, members, drafts, publishing, versions and handoffs of the actor's workspace."""
+
+    def __init__(self, store: Store[MembersTx], clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    # -- crews ---------------------------------------------------------------------------
+
+    def create_crew(self, actor: Actor, name: str, description: str = "") -> Crew:
+        """Create a crew in the actor's workspace.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises DuplicateName: the workspace already has a crew with this name.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        crew = Crew(new_id("crw"), actor.workspace_id, name, description, now, now)
+        with self._store(write=True) as tx:
+            tx.members.add_crew(crew)
+            tx.audit.append(actor, "crew.created", "crew", crew.id, {"name": name}, now)
+            tx.commit()
+        return crew
+
+    def get_crew(self, actor: Actor, crew_id: str) -> Crew:
+        """Return one crew.
+
+        :raises NotFound: no such crew in the actor's workspace.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            return _crew_or_404(tx, actor, crew_id)
+
+    def list_crews(
+        self, actor: Actor, page: PageRequest, name_contains: str | None = None
+    ) -> Page[Crew]:
+        """List the crews of the actor's workspace, oldest first."""
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            rows = tx.members.list_crews(actor.workspace_id, page.cursor, page.limit, name_contains)
+        return page_of(rows, page, lambda c: c.id)
+
+    def list_crew_members(self, actor: Actor, crew_id: str, page: PageRequest) -> Page[Member]:
+        """List the members of one crew, oldest first.
+
+        :raises NotFound: no such crew in the actor's workspace.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            _crew_or_404(tx, actor, crew_id)
+            rows = tx.members.list_members(
+                actor.workspace_id, page.cursor, page.limit, crew_id=crew_id
+            )
+        return page_of(rows, page, lambda m: m.id)
+
+    # -- members and versions ------------------------------------------------------------
+
+    def create_member(
+        self,
+        actor: Actor,
+        *,
+        crew_id: str,
+        name: str,
+        definition: Definition,
+        description: str = "",
+    ) -> Member:
+        """Create a member in a crew, with version 1 as a draft holding ``definition``.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
+        :raises DuplicateName: the workspace already has a member with this name.
+        :raises RuleViolation: the definition breaks a rule (duplicate tool names).
+        """
+        actor.require(Role.AUTHOR)
+        check_definition(definition, "/definition")
+        with self._store(write=True) as tx:
+            member = add_member_with_draft(
+                tx,
+                actor,
+                self._clock.now(),
+                crew_id=crew_id,
+                name=name,
+                description=description,
+                definition=definition,
+            )
+            tx.commit()
+        return member
+
+    def get_member(self, actor: Actor, member_id: str) -> Member:
+        """Return one member handle.
+
+        :raises NotFound: no such member in the actor's workspace.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            return _member_or_404(tx, actor, member_id)
+
+    def list_members(
+        self,
+        actor: Actor,
+        page: PageRequest,
+        *,
+        crew_id: str | None = None,
+        status: str | None = None,
+        name_contains: str | None = None,
+    ) -> Page[Member]:
+        """List members of the actor's workspace, oldest first, optionally filtered."""
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            rows = tx.members.list_members(
+                actor.workspace_id,
+                page.cursor,
+                page.limit,
+                crew_id=crew_id,
+                status=status,
+                name_contains=name_contains,
+            )
+        return page_of(rows, page, lambda m: m.id)
+
+    def get_member_draft(self, actor: Actor, member_id: str) -> Version:
+        """Return the member's open draft.
+
+        :raises NotFound: no such member, or the member has no draft.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            member = _member_or_404(tx, actor, member_id)
+            if member.draft_version_number is None:
+                raise NotFound("draft of member", member_id)
+            version = tx.members.get_version(
+                actor.workspace_id, member_id, member.draft_version_number
+            )
+        assert version is not None
+        return version
+
+    def replace_member_draft(self, actor: Actor, member_id: str, definition: Definition) -> Version:
+        """Replace the draft's definition, forking a new draft when the latest is published.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member.
+        :raises RuleViolation: the definition breaks a rule (duplicate tool names).
+        """
+        actor.require(Role.AUTHOR)
+        check_definition(definition, "")
+        with self._store(write=True) as tx:
+            member = _member_or_404(tx, actor, member_id)
+            version = put_draft(tx, actor, self._clock.now(), member, definition)
+            tx.commit()
+        return version
+
+    def publish_member(self, actor: Actor, member_id: str) -> Version:
+        """Compile the member's draft, freeze it and make it the active version.
+
+        The first publish gives the member its identity. An audit entry records the hash.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member.
+        :raises NoDraftToPublish: the member has no draft.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            member = _member_or_404(tx, actor, member_id)
+            number = member.draft_version_number
+            draft = (
+                None
+                if number is None
+                else tx.members.get_version(actor.workspace_id, member_id, number)
+            )
+            if draft is None or draft.status is not VersionStatus.DRAFT:
+                raise NoDraftToPublish(member_id)
+            artifact = compile_definition(draft.definition)
+            changed = tx.members.mark_published(
+                draft.id,
+                program=artifact.program,
+                artifact=artifact.canonical,
+                artifact_hash=artifact.hash,
+                now=now,
+                by=actor.subject,
+            )
+            if changed != 1:  # a concurrent publish froze it first
+                raise NoDraftToPublish(member_id)
+            tx.members.save(member.published(draft, now))
+            tx.audit.append(
+                actor,
+                "member.published",
+                "member",
+                member_id,
+                {"version": draft.number, "version_id": draft.id, "artifact_hash": artifact.hash},
+                now,
+            )
+            published = tx.members.get_version(actor.workspace_id, member_id, draft.number)
+            tx.commit()
+        assert published is not None
+        return published
+
+    def list_member_versions(
+        self, actor: Actor, member_id: str, page: PageRequest, status: str | None = None
+    ) -> Page[Version]:
+        """List a member's versions, lowest number first.
+
+        :raises NotFound: no such member.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            _member_or_404(tx, actor, member_id)
+            rows = tx.members.list_versions(
+                actor.workspace_id, member_id, page.cursor, page.limit, status
+            )
+        return page_of(rows, page, lambda v: v.id)
+
+    def get_member_version(self, actor: Actor, member_id: str, number: int) -> Version:
+        """Return one version of a member.
+
+        :raises NotFound: no such member or version.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            _member_or_404(tx, actor, member_id)
+            version = tx.members.get_version(actor.workspace_id, member_id, number)
+        if version is None:
+            raise NotFound("version", f"{member_id}/versions/{number}")
+        return version
+
+    def check_member_action(self, actor: Actor, member_id: str) -> Member:
+        """Gate for deferred member operations: author role and an existing member.
+
+        :raises PermissionDenied: below author. :raises NotFound: no such member.
+        """
+        actor.require(Role.AUTHOR)
+        with self._store() as tx:
+            return _member_or_404(tx, actor, member_id)
+
+    # -- handoffs ------------------------------------------------------------------------
+
+    def get_member_handoffs(self, actor: Actor, member_id: str) -> HandoffSet:
+        """Return the member's handoffs in evaluation order.
+
+        :raises NotFound: no such member.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            _member_or_404(tx, actor, member_id)
+            items = tx.members.get_handoffs(actor.workspace_id, member_id)
+            updated_at = tx.members.handoffs_updated_at(member_id)
+        return HandoffSet(member_id, tuple(items), updated_at)
+
+    def replace_member_handoffs(
+        self, actor: Actor, member_id: str, handoffs: Sequence[Handoff]
+    ) -> HandoffSet:
+        """Replace the member's handoff list after checking every rule.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member.
+        :raises ReferencedResourceNotFound: a target is not a member of the workspace.
+        :raises RuleViolation: self-handoff, a second unconditional handoff, a repeated target.
+        :raises HandoffCycle: the workspace handoff graph would contain a cycle.
+        """
+        actor.require(Role.AUTHOR)
+        check_single_branch(member_id, handoffs)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            tx.members.lock_handoff_graph(actor.workspace_id)
+            _member_or_404(tx, actor, member_id)
+            known = tx.members.existing_member_ids(
+                actor.workspace_id, [h.target_member_id for h in handoffs]
+            )
+            for index, handoff in enumerate(handoffs):
+                if handoff.target_member_id not in known:
+                    raise ReferencedResourceNotFound(
+                        "member", handoff.target_member_id, f"/handoffs/{index}/target_member_id"
+                    )
+            graph = tx.members.handoff_graph(actor.workspace_id)
+            graph.pop(member_id, None)
+            check_acyclic(graph, member_id, handoffs)
+            tx.members.replace_handoffs(actor.workspace_id, member_id, handoffs)
+            tx.members.touch_handoffs(member_id, now)
+            tx.audit.append(
+                actor,
+                "member.handoffs_replaced",
+                "member",
+                member_id,
+                {"targets": [h.target_member_id for h in handoffs]},
+                now,
+            )
+            tx.commit()
+        return HandoffSet(member_id, tuple(handoffs), now)
+
+
+# -- inside a caller's unit of work ---------------------------------------------------------
+
+
+def add_member_with_draft(
+    tx: MembersTx,
+    actor: Actor,
+    now: datetime,
+    *,
+    crew_id: str,
+    name: str,
+    description: str,
+    definition: Definition,
+    crew_pointer: str = "/crew_id",
+) -> Member:
+    """Create a member with version 1 as a draft (the one path every origin takes).
+
+    :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
+    :raises DuplicateName: the workspace already has a member with this name.
+    """
+    member = Member(
+        id=new_id("mem"),
+        workspace_id=actor.workspace_id,
+        crew_id=crew_id,
+        name=name,
+        description=description,
+        active_version_id=None,
+        active_version_number=None,
+        draft_version_number=1,
+        latest_version_number=1,
+        identity=None,
+        created_at=now,
+        updated_at=now,
+    )
+    if tx.members.get_crew(actor.workspace_id, crew_id) is None:
+        raise ReferencedResourceNotFound("crew", crew_id, crew_pointer)
+    tx.members.add_member(member)
+    tx.members.add_version(_new_draft(actor, member.id, 1, definition, now))
+    tx.audit.append(
+        actor, "member.created", "member", member.id, {"name": name, "crew_id": crew_id}, now
+    )
+    return member
+
+
+def put_draft(
+    tx: MembersTx, actor: Actor, now: datetime, member: Member, definition: Definition
+) -> Version:
+    """Replace the member's draft, or fork a new one after a publish."""
+    if member.draft_version_number is not None:
+        number = member.draft_version_number
+        current = tx.members.get_version(actor.workspace_id, member.id, number)
+        assert current is not None
+        tx.members.replace_draft_definition(current.id, definition, now)
+        tx.members.save(member.touched(now))
+    else:
+        forked = member.with_new_draft(now)
+        number = forked.latest_version_number
+        tx.members.add_version(_new_draft(actor, member.id, number, definition, now))
+        tx.members.save(forked)
+        tx.audit.append(actor, "member.draft_forked", "member", member.id, {"number": number}, now)
+    version = tx.members.get_version(actor.workspace_id, member.id, number)
+    assert version is not None
+    return version
+
+
+def runnable(
+    tx: MembersTx, workspace_id: str, member_id: str, *, dry_run: bool
+) -> tuple[Member, Version] | None:
+    """The member and the version a run of it executes (its draft for a dry run), or None
+    when the member does not exist or has no such version."""
+    member = tx.members.get_member(workspace_id, member_id)
+    number = None if member is None else member.version_to_run(dry_run=dry_run)
+    if member is None or number is None:
+        return None
+    version = tx.members.get_version(workspace_id, member_id, number)
+    if version is None or (not dry_run and version.program is None):
+        return None
+    return member, version
+
+
+def check_definition(definition: Definition, pointer: str) -> None:
+    """Check the rules a definition must keep beyond its shape.
+
+    :raises RuleViolation: duplicate tool names, a catalog tool with the wrong effect class, or
+        an unusable input schema; the pointer is prefixed with ``pointer``.
+    """
+    seen: dict[str, int] = {}
+    for index, tool in enumerate(definition.tools):
+        if tool.name in seen:
+            raise RuleViolation(
+                "duplicate-tool",
+                f"{pointer}/tools/{index}: tool '{tool.name}' is already declared at "
+                f"{pointer}/tools/{seen[tool.name]}.",
+                f"{pointer}/tools/{index}/name",
+            )
+        seen[tool.name] = index
+        catalog = CATALOG.get(tool.name)
+        if catalog is not None and catalog.effect_class is not tool.effect_class:
+            raise RuleViolation(
+                "tool-effect-class",
+                f"{pointer}/tools/{index}: the built-in tool '{tool.name}' has effect class "
+                f"'{catalog.effect_class.value}', not '{tool.effect_class.value}'.",
+                f"{pointer}/tools/{index}/effect_class",
+            )
+    if definition.input_schema is not None:
+        problem = input_schema_problem(definition.input_schema)
+        if problem is not None:
+            raise RuleViolation(
+                "invalid-input-schema",
+                f"{pointer}/input_schema: {problem}",
+                f"{pointer}/input_schema",
+            )
+
+
+def _crew_or_404(tx: MembersTx, actor: Actor, crew_id: str) -> Crew:
+    crew = tx.members.get_crew(actor.workspace_id, crew_id)
+    if crew is None:
+        raise NotFound("crew", crew_id)
+    return crew
+
+
+def _member_or_404(tx: MembersTx, actor: Actor, member_id: str) -> Member:
+    member = tx.members.get_member(actor.workspace_id, member_id)
+    if member is None:
+        raise NotFound("member", member_id)
+    return member
+
+
+def _new_draft(
+    actor: Actor, member_id: str, number: int, definition: Definition, now: datetime
+) -> Version:
+    return Version(
+        id=new_id("ver"),
+        workspace_id=actor.workspace_id,
+        member_id=member_id,
+        number=number,
+        status=VersionStatus.DRAFT,
+        definition=definition,
+        program=None,
+        artifact_hash=None,
+        created_at=now,
+        created_by=actor.subject,
+        updated_at=now,
+        published_at=None,
+        published_by=None,
+    )

@@ -1,0 +1,54 @@
+"""Small helpers every repository uses: UTC instants back from the database, keyset pages,
+case-insensitive search, single-statement inserts that tell whether they inserted."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Select, func
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC instant (SQLite hands back naive datetimes; we store UTC)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+def keyset_page(stmt: Select[Any], id_column: Any, after: str | None, limit: int) -> Select[Any]:
+    """``stmt`` ordered by ``id_column`` after ``after``, with one row more than ``limit`` (the
+    extra row tells ``page_of`` that another page exists)."""
+    if after is not None:
+        stmt = stmt.where(id_column > after)
+    return stmt.order_by(id_column).limit(limit + 1)
+
+
+def contains(column: Any, text: str) -> Any:
+    """A case-insensitive substring test with ``%`` and ``_`` taken literally."""
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+def upsert_statement(connection: Connection) -> Any:
+    """The dialect's ``insert`` that knows ``ON CONFLICT`` (PostgreSQL or SQLite)."""
+    return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+
+
+def insert_once(connection: Connection, table: Any, key_columns: list[str], **values: Any) -> bool:
+    """``INSERT ... ON CONFLICT DO NOTHING``; True when this statement inserted the row.
+
+    Of two concurrent inserts of one key exactly one inserts (on PostgreSQL the loser waits for
+    the winner's commit, then inserts nothing).
+    """
+    stmt = (
+        upsert_statement(connection)(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=key_columns)
+        # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
+        .returning(table.c[key_columns[0]])
+    )
+    return connection.execute(stmt).first() is not None

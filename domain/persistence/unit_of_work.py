@@ -1,0 +1,168 @@
+"""The SQL unit of work: one transaction on one pooled connection, every repository over it.
+
+It is the one module that knows every capability's repository: it satisfies each capability's
+unit-of-work protocol (``MembersTx``, ``RunsTx``...), and the composition root hands it (through
+``Database``) to the use cases as their store. Use cases never import it.
+
+Signals: ``commit()`` writes the recorded signals to the workspace event log right before
+committing (same transaction: if the change commits, its events exist), and once the unit of
+work has closed (and released any SQLite write lock) the stored signals, now numbered, are
+published on the database's ``SignalBus``. A rolled-back unit of work publishes nothing.
+Writing units of work must not nest (SQLite: one writer at a time).
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from sqlalchemy import Connection, Engine
+
+from domain.audit.repository import AuditLog
+from domain.authoring.repository import AuthoringRepository
+from domain.cost.repository import CostLedger
+from domain.identity.repository import IdentityRepository
+from domain.kernel.clock import Clock, SystemClock
+from domain.kernel.signals import Signal, SignalBus
+from domain.members.repository import MemberRepository
+from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
+from domain.runs.repository import RunRepository
+from domain.stream.repository import EventLog
+from domain.tools.repository import NoteRepository
+from domain.triggers.repository import TriggerRepository
+from domain.workspaces.repository import WorkspaceRepository
+
+_WRITE_LOCK_TIMEOUT = 60.0
+
+
+class SqlUnitOfWork:
+    """A transaction on one pooled connection, exposing every repository over it."""
+
+    audit: AuditLog
+    authoring: AuthoringRepository
+    cost: CostLedger
+    events: EventLog
+    identity: IdentityRepository
+    members: MemberRepository
+    notes: NoteRepository
+    runs: RunRepository
+    triggers: TriggerRepository
+    workspaces: WorkspaceRepository
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        write: bool = False,
+        write_lock: threading.Lock | None = None,
+        signals: SignalBus | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._engine = engine
+        self._bus = signals
+        self._clock = clock or SystemClock()
+        self._recorded: list[Signal] = []
+        self._stored: list[Signal] = []
+        self._write = write
+        self._write_lock = write_lock if write else None
+        self._locked = False
+        self._connection: Connection | None = None
+        self._committed = False
+
+    def __enter__(self) -> SqlUnitOfWork:
+        if self._write_lock is not None:
+            # Bounded: past it, SQLite's own busy handling still serialises the writers.
+            self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
+        try:
+            connection = self._engine.connect()
+        except BaseException:
+            self._release()
+            raise
+        if self._write:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+        self._connection = connection
+        self._transaction = connection.begin()
+        lock = self._write
+        self.audit = AuditLog(connection)
+        self.authoring = AuthoringRepository(connection, for_update=lock)
+        self.cost = CostLedger(connection)
+        self.events = EventLog(connection)
+        self.identity = IdentityRepository(connection, for_update=lock)
+        self.members = MemberRepository(connection, for_update=lock)
+        self.notes = NoteRepository(connection)
+        self.runs = RunRepository(connection, for_update=lock)
+        self.triggers = TriggerRepository(connection, for_update=lock)
+        self.workspaces = WorkspaceRepository(connection, for_update=lock)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._connection is not None
+        try:
+            if not self._committed and self._transaction.is_active:
+                self._transaction.rollback()
+        finally:
+            self._connection.close()
+            self._connection = None
+            self._release()
+        if self._stored and self._bus is not None:
+            stored, self._stored = self._stored, []
+            self._bus.publish(stored)
+
+    @property
+    def connection(self) -> Connection:
+        """The transaction's connection, for raw SQL in migrations and tests."""
+        assert self._connection is not None
+        return self._connection
+
+    def record(self, signal: Signal) -> None:
+        """Write ``signal`` to the event log with this unit of work's commit; publish it after."""
+        self._recorded.append(signal)
+
+    def commit(self) -> None:
+        stored: list[Signal] = []
+        if self._recorded:
+            stored = self.events.append(self._recorded, self._clock.now())
+            self._recorded = []
+        self._transaction.commit()
+        self._committed = True
+        self._stored = stored
+
+    def _release(self) -> None:
+        if self._locked and self._write_lock is not None:
+            self._locked = False
+            self._write_lock.release()
+
+
+class Database:
+    """The engine and the unit-of-work factory (the use cases' store) for one database URL."""
+
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False, clock: Clock | None = None
+    ) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size, echo=echo)
+        self._write_lock = sqlite_write_lock(url) if url.startswith("sqlite") else None
+        self._clock = clock or SystemClock()
+        #: Where committed signals of this database's units of work are published.
+        self.signals = SignalBus()
+
+    def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(
+            self.engine,
+            write=write,
+            write_lock=self._write_lock,
+            signals=self.signals,
+            clock=self._clock,
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def dispose(self) -> None:
+        self.engine.dispose()

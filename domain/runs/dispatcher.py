@@ -1,0 +1,384 @@
+"""The dispatcher: claims queued runs and drives their compiled program to an end.
+
+Each step (a model reply, a tool result, a decision) is committed before the next one starts,
+so a run whose worker dies resumes from its last committed step once its lease expires (a live
+worker keeps its lease alive while a model or tool call is in flight). Model calls and tools run
+outside any transaction. Tools may therefore run twice if a worker dies between running one and
+recording its result (at-least-once).
+
+Claiming is safe across processes: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` gives each claimer a
+different run, on SQLite the writing transaction holds the database lock. Every step is written
+only if the run is unchanged since the worker read it (still running, still ours, no new event),
+so a worker whose lease ran out cannot write over the one that took the run over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.kernel.clock import Clock
+from domain.kernel.signals import Signal
+from domain.kernel.unit_of_work import Store
+from domain.members import nul_pointer
+from domain.runs.errors import InputSchemaMismatch, NothingToRun
+from domain.runs.llm import LanguageModel, ModelError, ModelReply, ToolCall
+from domain.runs.model import Approval, EventDraft, Run, RunOrigin, RunStatus
+from domain.runs.repository import RunsTx
+from domain.runs.start import RunRequest, queue_run
+from domain.tools import EffectClass, HttpPort, ToolContext, ToolError, execute
+
+logger = logging.getLogger("scaicrew.dispatcher")
+
+_RESULT_LIMIT = 4000  # characters of a tool result kept in events and the conversation
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    handoff_max_depth: int
+    lease_seconds: float
+    max_steps: int
+    max_attempts: int
+    cost_units_per_1k_tokens: float
+
+
+class Dispatcher:
+    """Claims and executes runs; one instance per worker thread or process."""
+
+    def __init__(
+        self,
+        store: Store[RunsTx],
+        clock: Clock,
+        model: LanguageModel,
+        http: HttpPort,
+        settings: RunSettings,
+        worker_id: str,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._model = model
+        self._http = http
+        self.settings = settings
+        self.worker_id = worker_id
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def run_next(self) -> bool:
+        """Claim one run and drive it as far as it goes; False when nothing was claimable."""
+        run_id = self.claim()
+        if run_id is None:
+            return False
+        try:
+            self.execute(run_id)
+        except Exception:  # never leave a run "running" because of our own bug
+            logger.exception("run %s crashed the dispatcher", run_id)
+            self._fail(run_id, "InternalError", "The run failed because of an internal error.")
+        return True
+
+    def claim(self) -> str | None:
+        """Claim the next claimable run in one transaction; its id, or None.
+
+        A run recovered more than ``max_attempts`` times fails with ``WorkerLost`` instead.
+        """
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            run_id = tx.runs.claimable_id(now)
+            if run_id is None:
+                return None
+            run = tx.runs.get(None, run_id)
+            assert run is not None
+            event = run.claim_event()
+            if event == "run.recovered" and run.attempts >= self.settings.max_attempts:
+                message = f"The run's worker stopped {run.attempts} times."
+                run = _failed(tx, run, "WorkerLost", message, now)
+                tx.runs.save(run)
+                claimed = None
+            else:
+                attempt = {"worker": self.worker_id, "attempt": run.attempts + 1}
+                run = tx.runs.append_events(run, [(event, attempt)], now)
+                run = run.claimed(self.worker_id, now, self._lease_until(now))
+                tx.runs.save(run, lease=True)
+                claimed = run_id
+            tx.record(run.changed_signal())
+            tx.commit()
+        return claimed
+
+    def _lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=self.settings.lease_seconds)
+
+    # -- execution -----------------------------------------------------------------------
+
+    def execute(self, run_id: str) -> None:
+        """Drive a claimed run step by step until it stops, fails or ends."""
+        for _ in range(self.settings.max_steps):
+            run = self._renew_lease(run_id)
+            if run is None:
+                return  # no longer ours: decided, failed, or reclaimed after our lease ran out
+            if run.state.queue:
+                if not self._handle_call(run, run.state.queue[0]):
+                    return
+                continue
+            try:
+                with self._heartbeat(run.id):
+                    reply = self._model.complete(list(run.state.messages), list(run.state.tools))
+            except ModelError as exc:
+                self._fail(run.id, "ModelError", str(exc)[:1000])
+                return
+            if not self._record_reply(run, reply):
+                return
+        self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
+
+    @contextmanager
+    def _heartbeat(self, run_id: str) -> Iterator[None]:
+        """Keep renewing the lease while a model or tool call is in flight: a call may outlast
+        the lease, and a live worker must not lose its run to another (which would repeat the
+        call). A worker that dies stops beating, so its run is still recovered."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(self.settings.lease_seconds / 3):
+                try:
+                    if self._renew_lease(run_id) is None:
+                        return  # no longer ours
+                except Exception:  # the next beat (or the next step) tries again
+                    logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def _renew_lease(self, run_id: str) -> Run | None:
+        """Extend our lease on the run; the run as it stands, or None if it is not ours."""
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            run = tx.runs.get(None, run_id)
+            if not self._ours(run):
+                return None
+            assert run is not None
+            tx.runs.extend_lease(run_id, self._lease_until(now))
+            tx.commit()
+        return run
+
+    def _ours(self, run: Run | None) -> bool:
+        return (
+            run is not None and run.status is RunStatus.RUNNING and run.claimed_by == self.worker_id
+        )
+
+    def _still_ours(self, tx: RunsTx, run: Run) -> bool:
+        """Whether ``run`` is unchanged since we read it: still running, claimed by us, no new
+        events. Read inside the step's writing transaction (row lock on PostgreSQL, database
+        lock on SQLite)."""
+        current = tx.runs.get(None, run.id)
+        return self._ours(current) and current is not None and current.next_seq == run.next_seq
+
+    def _record_reply(self, run: Run, reply: ModelReply) -> bool:
+        """Record the model's reply: queue its tool calls (True: go on) or finish the run."""
+        declared = run.state.declared_tools()
+        unknown = [c.name for c in reply.tool_calls if c.name not in declared]
+        if unknown:
+            self._fail(
+                run.id,
+                "UnknownTool",
+                f"The model called '{unknown[0][:64]}', which this member does not declare.",
+            )
+            return False
+        if reply.output is None and not reply.tool_calls:
+            self._fail(run.id, "ModelError", "The model answered neither tool calls nor output.")
+            return False
+        answer = {"output": reply.output, "calls": [[c.id, c.arguments] for c in reply.tool_calls]}
+        if nul_pointer(answer) is not None:  # PostgreSQL cannot store it: fail readably
+            self._fail(run.id, "ModelError", "The model answered text with a NUL character.")
+            return False
+        now = self._clock.now()
+        usage = reply.usage
+        cost = round(
+            (usage.tokens_in + usage.tokens_out) / 1000 * self.settings.cost_units_per_1k_tokens,
+            6,
+        )
+        events: list[EventDraft] = [
+            (
+                "model.replied",
+                {
+                    "model": self._model.name,
+                    "tool_calls": [c.name for c in reply.tool_calls],
+                    "tokens_in": usage.tokens_in,
+                    "tokens_out": usage.tokens_out,
+                },
+            )
+        ]
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return False
+            tx.cost.add(
+                run.workspace_id,
+                run.id,
+                run.member_id,
+                self._model.name,
+                usage.tokens_in,
+                usage.tokens_out,
+                cost,
+                now,
+            )
+            charged = run.charged(usage.tokens_in, usage.tokens_out, cost)
+            if reply.tool_calls:
+                after = charged.stepped(charged.state.with_calls(reply.tool_calls), now)
+            else:
+                assert reply.output is not None
+                after = charged.succeeded(reply.output, now)
+                events.append(("run.succeeded", {"output_keys": sorted(reply.output)[:50]}))
+                tx.record(after.changed_signal())  # before the child's: the parent ended first
+                if not run.dry_run:
+                    self._hand_off(tx, run, reply.output, now, events)
+            after = tx.runs.append_events(after, events, now)
+            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+                return False
+            tx.commit()
+        return bool(reply.tool_calls)
+
+    def _hand_off(
+        self, tx: RunsTx, run: Run, output: dict[str, Any], now: datetime, events: list[EventDraft]
+    ) -> Run | None:
+        """Start the first matching handoff's target as a child run, inside ``tx``; the events
+        say what happened (started, or skipped and why)."""
+        for handoff in tx.members.get_handoffs(run.workspace_id, run.member_id):
+            if handoff.condition is not None and not handoff.condition.matches(output):
+                continue
+            target_id = handoff.target_member_id
+            if run.depth + 1 > self.settings.handoff_max_depth:
+                events.append(
+                    ("handoff.skipped", {"target_member_id": target_id, "reason": "depth_cap"})
+                )
+                return None
+            request = RunRequest(
+                member_id=target_id,
+                input=output,
+                origin=RunOrigin.HANDOFF,
+                created_by=f"run:{run.id}",
+                parent=run,
+            )
+            try:
+                child = queue_run(tx, run.workspace_id, request, now)
+            except NothingToRun:
+                events.append(
+                    ("handoff.skipped", {"target_member_id": target_id, "reason": "not_published"})
+                )
+                return None
+            except InputSchemaMismatch as mismatch:
+                # The child would run with an input its member does not accept.
+                skipped = {
+                    "target_member_id": target_id,
+                    "reason": "input_schema_mismatch",
+                    "errors": mismatch.problems[:5],
+                }
+                events.append(("handoff.skipped", skipped))
+                return None
+            started = {"target_member_id": target_id, "child_run_id": child.id}
+            events.append(("handoff.started", started))
+            return child
+        return None
+
+    def _handle_call(self, run: Run, call: ToolCall) -> bool:
+        """Run the queued call at the head of the queue; False when the run must stop."""
+        tool = run.state.program_tool(call.name)
+        assert tool is not None  # checked when the reply was recorded
+        approved = run.state.is_approved(call)
+        if tool.get("checkpoint") and not run.dry_run and not approved:
+            self._wait_for_approval(run, call, str(tool["effect_class"]))
+            return False
+        if run.dry_run and tool["effect_class"] != EffectClass.INTERNAL.value:
+            result: dict[str, Any] = {
+                "dry_run": True,
+                "stubbed": call.name,
+                "arguments": call.arguments,
+            }
+        else:
+            try:
+                with self._heartbeat(run.id):
+                    result = execute(call.name, call.arguments, self._tools(run))
+            except ToolError as exc:
+                self._fail(run.id, "ToolFailed", str(exc)[:1000])
+                return False
+        text = json.dumps(result, sort_keys=True, default=str)[:_RESULT_LIMIT]
+        now = self._clock.now()
+        done = {
+            "tool": call.name,
+            "call_id": call.id,
+            "dry_run": run.dry_run,
+            "result": text[:1000],
+        }
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return False
+            after = tx.runs.append_events(run, [("tool.succeeded", done)], now)
+            after = after.stepped(after.state.after_call(call, text), now)
+            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+                return False
+            tx.commit()
+        return True
+
+    def _wait_for_approval(self, run: Run, call: ToolCall, effect_class: str) -> None:
+        now = self._clock.now()
+        approval = Approval.requested(run, call, effect_class, now)
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return
+            tx.runs.add_approval(approval)
+            requested = {"approval_id": approval.id, "tool": call.name}
+            after = tx.runs.append_events(run, [("approval.requested", requested)], now)
+            after = after.awaiting_approval(now)
+            tx.runs.save(after, expect_status=RunStatus.RUNNING)
+            tx.record(after.changed_signal())
+            tx.record(
+                Signal(
+                    run.workspace_id,
+                    "approval.requested",
+                    {"approval_id": approval.id, "run_id": run.id, "tool": call.name},
+                )
+            )
+            tx.commit()
+
+    def _fail(self, run_id: str, code: str, message: str) -> None:
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            run = tx.runs.get(None, run_id)
+            if not self._ours(run):
+                return  # finished, or taken over by another worker after our lease ran out
+            assert run is not None
+            run = _failed(tx, run, code, message, now)
+            tx.runs.save(run)
+            tx.record(run.changed_signal())
+            tx.commit()
+
+    def _tools(self, run: Run) -> ToolContext:
+        def read_note(key: str) -> str | None:
+            with self._store() as tx:
+                return tx.notes.read(run.workspace_id, key)
+
+        def write_note(key: str, value: str) -> None:
+            with self._store(write=True) as tx:
+                tx.notes.write(run.workspace_id, key, value, self._clock.now())
+                tx.commit()
+
+        return ToolContext(
+            workspace_id=run.workspace_id,
+            http=self._http,
+            read_note=read_note,
+            write_note=write_note,
+            now=self._clock.now,
+        )
+
+
+def _failed(tx: RunsTx, run: Run, code: str, message: str, now: datetime) -> Run:
+    """The run failed with ``code``: its ``run.failed`` event appended (the caller saves)."""
+    run = tx.runs.append_events(run, [("run.failed", {"code": code, "message": message})], now)
+    return run.failed(code, message, now)

@@ -1,0 +1,375 @@
+"""Runs, their state between steps, their events and approvals: immutable values whose
+transitions are methods returning the next value.
+
+A run moves ``queued -> running -> (waiting_approval -> queued -> running)* -> succeeded |
+failed``. The dispatcher and the use cases never write a run field by field: they take the
+transition (``claimed``, ``awaiting_approval``, ``approved``, ``succeeded``, ``failed``...) and
+save the value it returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from domain.kernel.ids import new_id
+from domain.kernel.signals import Signal
+from domain.runs.llm import ToolCall
+from domain.tools import tool_schema
+
+
+class RunStatus(enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class RunOrigin(enum.Enum):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    HANDOFF = "handoff"
+
+
+class ApprovalStatus(enum.Enum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+#: An event to append to a run's timeline: its type and its data.
+EventDraft = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run carries from one step to the next: its compiled program, the conversation
+    with the model, the tool calls still to make and the calls a human approved.
+
+    Stored as JSON in the run's row (``to_json``/``from_json`` keep the stored layout).
+    """
+
+    program: dict[str, Any]
+    tools: tuple[dict[str, Any], ...]
+    messages: tuple[dict[str, Any], ...]
+    queue: tuple[ToolCall, ...] = ()
+    approved: tuple[str, ...] = ()
+    steps: int = 0
+
+    @classmethod
+    def start(cls, program: dict[str, Any], run_input: dict[str, Any]) -> RunState:
+        """The conversation a run starts from: the compiled system prompt and the input."""
+        tools = tuple(
+            tool_schema(str(t["name"]), str(t.get("description", "")))
+            for t in program.get("tools", [])
+        )
+        messages = (
+            {"role": "system", "content": program["system_prompt"]},
+            {"role": "user", "content": json.dumps(run_input, sort_keys=True)},
+        )
+        return cls(program=program, tools=tools, messages=messages)
+
+    def declared_tools(self) -> set[str]:
+        return {str(t["name"]) for t in self.program.get("tools", [])}
+
+    def program_tool(self, name: str) -> dict[str, Any] | None:
+        """The compiled program's entry for tool ``name`` (effect class, checkpoint)."""
+        return next((t for t in self.program.get("tools", []) if t["name"] == name), None)
+
+    def with_calls(self, calls: tuple[ToolCall, ...]) -> RunState:
+        """The state once the model asked for ``calls``: queued, and on the transcript."""
+        asked = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {
+                        "name": c.name,
+                        "arguments": json.dumps(c.arguments, sort_keys=True),
+                    },
+                }
+                for c in calls
+            ],
+        }
+        return replace(self, messages=(*self.messages, asked), queue=calls, steps=self.steps + 1)
+
+    def is_approved(self, call: ToolCall) -> bool:
+        return call.id in self.approved
+
+    def approving(self, call_id: str) -> RunState:
+        return replace(self, approved=(*self.approved, call_id))
+
+    def after_call(self, call: ToolCall, result: str) -> RunState:
+        """The state once ``call`` (the head of the queue) returned ``result``.
+
+        An approval covers this one call, even if a later call reuses its id.
+        """
+        approved = list(self.approved)
+        if call.id in approved:
+            approved.remove(call.id)
+        answer = {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
+        return replace(
+            self,
+            queue=self.queue[1:],
+            approved=tuple(approved),
+            messages=(*self.messages, answer),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "tools": list(self.tools),
+            "messages": list(self.messages),
+            "queue": [c.to_json() for c in self.queue],
+            "approved": list(self.approved),
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunState:
+        return cls(
+            program=dict(data["program"]),
+            tools=tuple(data.get("tools", [])),
+            messages=tuple(data.get("messages", [])),
+            queue=tuple(ToolCall.from_json(c) for c in data.get("queue", [])),
+            approved=tuple(str(a) for a in data.get("approved", [])),
+            steps=int(data.get("steps", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    workspace_id: str
+    member_id: str
+    crew_id: str
+    version_id: str
+    version_number: int
+    origin: RunOrigin
+    status: RunStatus
+    dry_run: bool
+    parent_run_id: str | None
+    depth: int
+    input: dict[str, Any] = field(hash=False)
+    output: dict[str, Any] | None = field(hash=False)
+    error: dict[str, Any] | None = field(hash=False)
+    state: RunState = field(hash=False)
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    claimed_by: str | None
+    lease_expires_at: datetime | None
+    attempts: int
+    next_seq: int
+    tokens_in: int
+    tokens_out: int
+    cost_units: float
+
+    @classmethod
+    def queued(
+        cls,
+        *,
+        workspace_id: str,
+        member_id: str,
+        crew_id: str,
+        version_id: str,
+        version_number: int,
+        program: dict[str, Any],
+        run_input: dict[str, Any],
+        origin: RunOrigin,
+        dry_run: bool,
+        created_by: str,
+        parent: Run | None,
+        now: datetime,
+    ) -> Run:
+        """A new queued run of ``program`` (a handoff's child when ``parent`` is given)."""
+        return cls(
+            id=new_id("run"),
+            workspace_id=workspace_id,
+            member_id=member_id,
+            crew_id=crew_id,
+            version_id=version_id,
+            version_number=version_number,
+            origin=origin,
+            status=RunStatus.QUEUED,
+            dry_run=dry_run,
+            parent_run_id=None if parent is None else parent.id,
+            depth=0 if parent is None else parent.depth + 1,
+            input=run_input,
+            output=None,
+            error=None,
+            state=RunState.start(program, run_input),
+            created_by=created_by,
+            created_at=now,
+            updated_at=now,
+            started_at=None,
+            finished_at=None,
+            claimed_by=None,
+            lease_expires_at=None,
+            attempts=0,
+            next_seq=1,
+            tokens_in=0,
+            tokens_out=0,
+            cost_units=0.0,
+        )
+
+    # -- transitions ---------------------------------------------------------------------
+
+    def claim_event(self) -> str:
+        """The event a claim of this run appends: recovered (its worker was lost), resumed
+        (after an approval) or started."""
+        if self.status is RunStatus.RUNNING:
+            return "run.recovered"
+        return "run.resumed" if self.started_at is not None else "run.started"
+
+    def claimed(self, worker_id: str, now: datetime, lease_until: datetime) -> Run:
+        """Running on ``worker_id`` until ``lease_until`` (a resumed run keeps its attempt)."""
+        resumed = self.status is RunStatus.QUEUED and self.started_at is not None
+        return replace(
+            self,
+            status=RunStatus.RUNNING,
+            claimed_by=worker_id,
+            lease_expires_at=lease_until,
+            attempts=self.attempts + (0 if resumed else 1),
+            started_at=self.started_at or now,
+            updated_at=now,
+        )
+
+    def stepped(self, state: RunState, now: datetime) -> Run:
+        return replace(self, state=state, updated_at=now)
+
+    def charged(self, tokens_in: int, tokens_out: int, cost_units: float) -> Run:
+        return replace(
+            self,
+            tokens_in=self.tokens_in + tokens_in,
+            tokens_out=self.tokens_out + tokens_out,
+            cost_units=round(self.cost_units + cost_units, 6),
+        )
+
+    def awaiting_approval(self, now: datetime) -> Run:
+        return replace(
+            self,
+            status=RunStatus.WAITING_APPROVAL,
+            claimed_by=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    def approved(self, call_id: str, now: datetime) -> Run:
+        """Queued again with ``call_id`` approved, for a worker to resume."""
+        return replace(
+            self, status=RunStatus.QUEUED, state=self.state.approving(call_id), updated_at=now
+        )
+
+    def succeeded(self, output: dict[str, Any], now: datetime) -> Run:
+        return replace(
+            self,
+            status=RunStatus.SUCCEEDED,
+            output=output,
+            finished_at=now,
+            updated_at=now,
+            claimed_by=None,
+            lease_expires_at=None,
+        )
+
+    def failed(self, code: str, message: str, now: datetime) -> Run:
+        return replace(
+            self,
+            status=RunStatus.FAILED,
+            error={"code": code, "message": message},
+            finished_at=now,
+            updated_at=now,
+            claimed_by=None,
+            lease_expires_at=None,
+        )
+
+    def with_next_seq(self, next_seq: int) -> Run:
+        return replace(self, next_seq=next_seq)
+
+    def changed_signal(self) -> Signal:
+        """The live-stream signal of this run's current status."""
+        return run_changed(self.workspace_id, self.id, self.status)
+
+
+def run_changed(workspace_id: str, run_id: str, status: RunStatus) -> Signal:
+    return Signal(workspace_id, "run.changed", {"run_id": run_id, "status": status.value})
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    run_id: str
+    seq: int
+    at: datetime
+    type: str
+    data: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    member_id: str | None = None
+    crew_id: str | None = None
+    status: RunStatus | None = None
+    origin: RunOrigin | None = None
+    parent_run_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Approval:
+    id: str
+    workspace_id: str
+    run_id: str
+    member_id: str
+    version_id: str
+    version_number: int
+    tool: str
+    effect_class: str
+    arguments: dict[str, Any] = field(hash=False)
+    call_id: str
+    status: ApprovalStatus
+    reason: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def requested(cls, run: Run, call: ToolCall, effect_class: str, now: datetime) -> Approval:
+        """A pending approval of ``call``, which ``run`` waits on."""
+        return cls(
+            id=new_id("apr"),
+            workspace_id=run.workspace_id,
+            run_id=run.id,
+            member_id=run.member_id,
+            version_id=run.version_id,
+            version_number=run.version_number,
+            tool=call.name,
+            effect_class=effect_class,
+            arguments=call.arguments,
+            call_id=call.id,
+            status=ApprovalStatus.PENDING,
+            reason=None,
+            decided_by=None,
+            decided_at=None,
+            created_at=now,
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalFilter:
+    status: ApprovalStatus | None = ApprovalStatus.PENDING
+    run_id: str | None = None
+    member_id: str | None = None

@@ -1,0 +1,366 @@
+"""Persistence of runs, run events, approvals and idempotency keys (nothing here commits).
+
+Scoped by workspace, except the dispatcher's reads, which work across workspaces as a system
+actor. Who holds a running run's lease is written when a worker claims it (``save(...,
+lease=True)``) and cleared when the run leaves ``running``; a heartbeat renews only the lease
+(``extend_lease``), so a step's save never moves the lease back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.cost import CostLedger
+from domain.members import MembersTx
+from domain.persistence import tables
+from domain.persistence.sql import utc, utc_or_none
+from domain.runs.errors import IdempotencyKeyReused
+from domain.runs.model import (
+    Approval,
+    ApprovalFilter,
+    ApprovalStatus,
+    EventDraft,
+    Run,
+    RunEvent,
+    RunFilter,
+    RunOrigin,
+    RunState,
+    RunStatus,
+)
+from domain.tools import NoteRepository
+
+# Columns a run is born with and never changes.
+_FIXED_COLUMNS = (
+    "id",
+    "workspace_id",
+    "member_id",
+    "crew_id",
+    "version_id",
+    "version_number",
+    "origin",
+    "dry_run",
+    "parent_run_id",
+    "depth",
+    "input",
+    "created_by",
+    "created_at",
+)
+
+
+class RunRepository:
+    def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
+        self._c = connection
+        self._postgres = connection.dialect.name == "postgresql"
+        self._for_update = for_update and self._postgres
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def add(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
+        """Insert a new run with its first events; return it with its next free ``seq``."""
+        stored = run.with_next_seq(run.next_seq + len(events))
+        self._c.execute(insert(tables.runs).values(**_run_values(stored)))
+        self._insert_events(run, events, now)
+        return stored
+
+    def get(self, workspace_id: str | None, run_id: str) -> Run | None:
+        """A run of the workspace; with ``workspace_id=None`` (the dispatcher), any run. Row
+        locked in a writing unit of work on PostgreSQL."""
+        stmt = select(tables.runs).where(tables.runs.c.id == run_id)
+        if workspace_id is not None:
+            stmt = stmt.where(tables.runs.c.workspace_id == workspace_id)
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = self._c.execute(stmt).first()
+        return None if row is None else _run(row)
+
+    def save(
+        self, run: Run, *, expect_status: RunStatus | None = None, lease: bool = False
+    ) -> bool:
+        """Write the run's mutable fields; False when ``expect_status`` no longer holds.
+
+        The lease is written with ``lease=True`` (a claim) or when the run is not running.
+        """
+        values = _run_values(run)
+        for fixed in _FIXED_COLUMNS:
+            del values[fixed]
+        if not lease and run.status is RunStatus.RUNNING:
+            del values["lease_expires_at"]
+        stmt = update(tables.runs).where(tables.runs.c.id == run.id)
+        if expect_status is not None:
+            stmt = stmt.where(tables.runs.c.status == expect_status.value)
+        return int(self._c.execute(stmt.values(**values)).rowcount) == 1
+
+    def extend_lease(self, run_id: str, until: datetime) -> None:
+        r = tables.runs
+        self._c.execute(update(r).where(r.c.id == run_id).values(lease_expires_at=until))
+
+    def list_runs(
+        self, workspace_id: str, before: str | None, limit: int, where: RunFilter
+    ) -> list[Run]:
+        """Newest first; the cursor is an upper bound (``limit + 1`` rows)."""
+        r = tables.runs
+        stmt = select(r).where(r.c.workspace_id == workspace_id)
+        for column, value in (
+            (r.c.member_id, where.member_id),
+            (r.c.crew_id, where.crew_id),
+            (r.c.status, None if where.status is None else where.status.value),
+            (r.c.origin, None if where.origin is None else where.origin.value),
+            (r.c.parent_run_id, where.parent_run_id),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if where.created_after is not None:
+            stmt = stmt.where(r.c.created_at >= where.created_after)
+        if where.created_before is not None:
+            stmt = stmt.where(r.c.created_at < where.created_before)
+        if before is not None:
+            stmt = stmt.where(r.c.id < before)
+        rows = self._c.execute(stmt.order_by(r.c.id.desc()).limit(limit + 1)).all()
+        return [_run(row) for row in rows]
+
+    def claimable_id(self, now: datetime) -> str | None:
+        """The oldest queued run, or a running one whose worker's lease expired.
+
+        On PostgreSQL the row is locked with ``SKIP LOCKED`` so concurrent claimers each get a
+        different run; on SQLite the writing transaction already holds the database lock.
+        """
+        r = tables.runs
+        stmt = (
+            select(r.c.id)
+            .where(
+                or_(
+                    r.c.status == RunStatus.QUEUED.value,
+                    (r.c.status == RunStatus.RUNNING.value) & (r.c.lease_expires_at < now),
+                )
+            )
+            .order_by(r.c.id)
+            .limit(1)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        row = self._c.execute(stmt).first()
+        return None if row is None else str(row.id)
+
+    # -- events --------------------------------------------------------------------------
+
+    def append_events(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
+        """Append ``events`` to the run's timeline; return the run with its next free ``seq``
+        (which the caller saves with the rest of its step)."""
+        self._insert_events(run, events, now)
+        return run.with_next_seq(run.next_seq + len(events))
+
+    def _insert_events(self, run: Run, events: Sequence[EventDraft], now: datetime) -> None:
+        if not events:
+            return
+        self._c.execute(
+            insert(tables.run_events),
+            [
+                {
+                    "run_id": run.id,
+                    "seq": run.next_seq + offset,
+                    "workspace_id": run.workspace_id,
+                    "at": now,
+                    "type": event_type,
+                    "data": data,
+                }
+                for offset, (event_type, data) in enumerate(events)
+            ],
+        )
+
+    def list_events(
+        self, workspace_id: str, run_id: str, after_seq: int, limit: int
+    ) -> list[RunEvent]:
+        e = tables.run_events
+        rows = self._c.execute(
+            select(e)
+            .where(e.c.workspace_id == workspace_id, e.c.run_id == run_id, e.c.seq > after_seq)
+            .order_by(e.c.seq)
+            .limit(limit + 1)
+        ).all()
+        return [RunEvent(r.run_id, r.seq, utc(r.at), r.type, r.data) for r in rows]
+
+    # -- idempotency ---------------------------------------------------------------------
+
+    def find_idempotency_key(self, workspace_id: str, key: str) -> tuple[str, str] | None:
+        k = tables.idempotency_keys
+        row = self._c.execute(
+            select(k.c.request_hash, k.c.run_id).where(
+                k.c.workspace_id == workspace_id, k.c.key == key
+            )
+        ).first()
+        return None if row is None else (str(row.request_hash), str(row.run_id))
+
+    def add_idempotency_key(
+        self, workspace_id: str, key: str, request_hash: str, run_id: str, now: datetime
+    ) -> None:
+        """:raises IdempotencyKeyReused: a concurrent request with the same key won."""
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    insert(tables.idempotency_keys).values(
+                        workspace_id=workspace_id,
+                        key=key,
+                        request_hash=request_hash,
+                        run_id=run_id,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise IdempotencyKeyReused(key) from exc
+
+    # -- approvals -----------------------------------------------------------------------
+
+    def add_approval(self, approval: Approval) -> None:
+        self._c.execute(
+            insert(tables.approvals).values(
+                id=approval.id,
+                workspace_id=approval.workspace_id,
+                run_id=approval.run_id,
+                member_id=approval.member_id,
+                version_id=approval.version_id,
+                version_number=approval.version_number,
+                tool=approval.tool,
+                effect_class=approval.effect_class,
+                arguments=approval.arguments,
+                call_id=approval.call_id,
+                status=approval.status.value,
+                reason=approval.reason,
+                decided_by=approval.decided_by,
+                decided_at=approval.decided_at,
+                created_at=approval.created_at,
+            )
+        )
+
+    def get_approval(self, workspace_id: str, approval_id: str) -> Approval | None:
+        a = tables.approvals
+        row = self._c.execute(
+            select(a).where(a.c.workspace_id == workspace_id, a.c.id == approval_id)
+        ).first()
+        return None if row is None else _approval(row)
+
+    def decide_approval(
+        self, approval_id: str, status: ApprovalStatus, by: str, reason: str | None, now: datetime
+    ) -> bool:
+        """Record a decision on a pending approval; False when someone decided first."""
+        a = tables.approvals
+        result = self._c.execute(
+            update(a)
+            .where(a.c.id == approval_id, a.c.status == ApprovalStatus.PENDING.value)
+            .values(status=status.value, decided_by=by, decided_at=now, reason=reason)
+        )
+        return int(result.rowcount) == 1
+
+    def list_approvals(
+        self, workspace_id: str, after: str | None, limit: int, where: ApprovalFilter
+    ) -> list[Approval]:
+        """Oldest first (``limit + 1`` rows)."""
+        a = tables.approvals
+        stmt = select(a).where(a.c.workspace_id == workspace_id)
+        for column, value in (
+            (a.c.status, None if where.status is None else where.status.value),
+            (a.c.run_id, where.run_id),
+            (a.c.member_id, where.member_id),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if after is not None:
+            stmt = stmt.where(a.c.id > after)
+        rows = self._c.execute(stmt.order_by(a.c.id).limit(limit + 1)).all()
+        return [_approval(r) for r in rows]
+
+
+class RunsTx(MembersTx, Protocol):
+    """What the run use cases and the dispatcher need of a unit of work."""
+
+    runs: RunRepository
+    cost: CostLedger
+    notes: NoteRepository
+
+
+def _run_values(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workspace_id": run.workspace_id,
+        "member_id": run.member_id,
+        "crew_id": run.crew_id,
+        "version_id": run.version_id,
+        "version_number": run.version_number,
+        "origin": run.origin.value,
+        "status": run.status.value,
+        "dry_run": run.dry_run,
+        "parent_run_id": run.parent_run_id,
+        "depth": run.depth,
+        "input": run.input,
+        "output": run.output,
+        "error": run.error,
+        "state": run.state.to_json(),
+        "created_by": run.created_by,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "claimed_by": run.claimed_by,
+        "lease_expires_at": run.lease_expires_at,
+        "attempts": run.attempts,
+        "next_seq": run.next_seq,
+        "tokens_in": run.tokens_in,
+        "tokens_out": run.tokens_out,
+        "cost_units": run.cost_units,
+    }
+
+
+def _run(row: Any) -> Run:
+    return Run(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        member_id=row.member_id,
+        crew_id=row.crew_id,
+        version_id=row.version_id,
+        version_number=row.version_number,
+        origin=RunOrigin(row.origin),
+        status=RunStatus(row.status),
+        dry_run=bool(row.dry_run),
+        parent_run_id=row.parent_run_id,
+        depth=row.depth,
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        state=RunState.from_json(row.state),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
+        started_at=utc_or_none(row.started_at),
+        finished_at=utc_or_none(row.finished_at),
+        claimed_by=row.claimed_by,
+        lease_expires_at=utc_or_none(row.lease_expires_at),
+        attempts=row.attempts,
+        next_seq=row.next_seq,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+        cost_units=float(row.cost_units),
+    )
+
+
+def _approval(row: Any) -> Approval:
+    return Approval(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        run_id=row.run_id,
+        member_id=row.member_id,
+        version_id=row.version_id,
+        version_number=row.version_number,
+        tool=row.tool,
+        effect_class=row.effect_class,
+        arguments=row.arguments,
+        call_id=row.call_id,
+        status=ApprovalStatus(row.status),
+        reason=row.reason,
+        decided_by=row.decided_by,
+        decided_at=utc_or_none(row.decided_at),
+        created_at=utc(row.created_at),
+    )

@@ -1,0 +1,24 @@
+"""The live stream: the durable per-workspace event log, this process's hub of subscribers,
+and the use cases that open a stream where a client left off."""
+
+from domain.stream.hub import StreamHub, StreamSettings
+from domain.stream.repository import (
+    NOTIFY_CHANNEL,
+    EventLog,
+    StreamTx,
+    decode_notification,
+    notify_payload,
+)
+from domain.stream.use_cases import Stream, StreamOpening
+
+__all__ = [
+    "NOTIFY_CHANNEL",
+    "EventLog",
+    "Stream",
+    "StreamHub",
+    "StreamOpening",
+    "StreamSettings",
+    "StreamTx",
+    "decode_notification",
+    "notify_payload",
+]

@@ -1,0 +1,131 @@
+"""The built-in tool catalog: names, honest effect classes, argument schemas, execution.
+
+Definitions may declare other tool names (capabilities this deployment does not implement);
+calling one fails the run with a readable error. A catalog tool must be declared with its
+catalog effect class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from domain.tools.model import CatalogTool, EffectClass
+from domain.tools.ports import HttpPort, ToolError
+
+_URL = {"type": "string", "minLength": 1, "maxLength": 2000}
+_KEY = {"type": "string", "minLength": 1, "maxLength": 128}
+
+CATALOG: dict[str, CatalogTool] = {
+    tool.name: tool
+    for tool in (
+        CatalogTool(
+            "http_get",
+            EffectClass.EXTERNAL_READ,
+            "Fetch a URL with HTTP GET (allow-listed hosts only).",
+            {
+                "type": "object",
+                "required": ["url"],
+                "properties": {"url": _URL},
+                "additionalProperties": False,
+            },
+        ),
+        CatalogTool(
+            "http_post",
+            EffectClass.EXTERNAL_WRITE,
+            "Send a JSON body to a URL with HTTP POST (allow-listed hosts only).",
+            {
+                "type": "object",
+                "required": ["url"],
+                "properties": {"url": _URL, "body": {}},
+                "additionalProperties": False,
+            },
+        ),
+        CatalogTool(
+            "notes_read",
+            EffectClass.INTERNAL,
+            "Read a workspace note by key.",
+            {
+                "type": "object",
+                "required": ["key"],
+                "properties": {"key": _KEY},
+                "additionalProperties": False,
+            },
+        ),
+        CatalogTool(
+            "notes_write",
+            EffectClass.INTERNAL,
+            "Write a workspace note (a string value under a key).",
+            {
+                "type": "object",
+                "required": ["key", "value"],
+                "properties": {"key": _KEY, "value": {"type": "string", "maxLength": 20000}},
+                "additionalProperties": False,
+            },
+        ),
+    )
+}
+
+
+def tool_schema(name: str, description: str) -> dict[str, Any]:
+    """The function description handed to a model for tool ``name``."""
+    catalog = CATALOG.get(name)
+    parameters = catalog.parameters if catalog else {"type": "object"}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description or (catalog.description if catalog else name),
+            "parameters": parameters,
+        },
+    }
+
+
+def default_arguments(name: str, run_input: dict[str, Any]) -> dict[str, Any]:
+    """Arguments the offline model uses when the input names none for ``name``."""
+    if name in ("http_get", "http_post"):
+        args: dict[str, Any] = {"url": run_input.get("url", "")}
+        if name == "http_post":
+            args["body"] = run_input
+        return args
+    if name == "notes_read":
+        return {"key": "last_input"}
+    if name == "notes_write":
+        return {"key": "last_input", "value": json.dumps(run_input, sort_keys=True)[:20000]}
+    return {}
+
+
+@dataclass
+class ToolContext:
+    workspace_id: str
+    http: HttpPort
+    read_note: Callable[[str], str | None]
+    write_note: Callable[[str, str], None]
+    now: Callable[[], datetime]
+
+
+def execute(name: str, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+    """Run catalog tool ``name``.
+
+    :raises ToolError: unknown tool, arguments that do not fit, or the tool failed.
+    """
+    tool = CATALOG.get(name)
+    if tool is None:
+        raise ToolError(f"Tool '{name}' has no built-in implementation in this deployment.")
+    problems = sorted(Draft7Validator(tool.parameters).iter_errors(arguments), key=str)
+    if problems:
+        raise ToolError(f"Tool '{name}' got invalid arguments: {problems[0].message[:200]}")
+    if name == "http_get":
+        return ctx.http.get(str(arguments["url"]))
+    if name == "http_post":
+        return ctx.http.post(str(arguments["url"]), arguments.get("body"))
+    if name == "notes_read":
+        value = ctx.read_note(str(arguments["key"]))
+        return {"key": arguments["key"], "found": value is not None, "value": value}
+    ctx.write_note(str(arguments["key"]), str(arguments["value"]))
+    return {"key": arguments["key"], "written": True}

@@ -1,0 +1,35 @@
+"""Persistence of workspace notes, the storage of the ``notes_*`` tools (nothing commits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, select
+
+from domain.persistence import tables
+from domain.persistence.sql import upsert_statement
+
+
+class NoteRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._c = connection
+
+    def read(self, workspace_id: str, key: str) -> str | None:
+        n = tables.notes
+        row = self._c.execute(
+            select(n.c.value).where(n.c.workspace_id == workspace_id, n.c.key == key)
+        ).first()
+        return None if row is None else str(row.value)
+
+    def write(self, workspace_id: str, key: str, value: str, now: datetime) -> None:
+        """Insert or replace in one statement: concurrent first writes of a key cannot collide."""
+        n = tables.notes
+        stmt = upsert_statement(self._c)(n).values(
+            workspace_id=workspace_id, key=key, value=value, updated_at=now
+        )
+        self._c.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[n.c.workspace_id, n.c.key],
+                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+            )
+        )

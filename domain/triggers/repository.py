@@ -1,0 +1,277 @@
+"""Persistence of triggers, fired schedule slots, webhook delivery keys and invocations.
+
+Reads for the API are scoped by workspace and never see
+deleted triggers; the scheduler and webhook ingress find triggers across workspaces (they act
+as the trigger's system actor). The slot and delivery-key claims are single-statement
+``INSERT ... ON CONFLICT DO NOTHING``: of two concurrent claims of one key, exactly one
+inserts (on PostgreSQL the loser waits for the winner's commit, then inserts nothing).
+Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from domain.kernel.ids import new_id
+from domain.persistence import tables
+from domain.persistence.sql import insert_once, utc, utc_or_none
+from domain.runs import RunsTx
+from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
+
+
+class TriggerRepository:
+    def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
+        self._c = connection
+        self._postgres = connection.dialect.name == "postgresql"
+        self._for_update = for_update and self._postgres
+
+    # -- triggers ------------------------------------------------------------------------
+
+    def add(self, trigger: Trigger) -> None:
+        self._c.execute(
+            insert(tables.triggers).values(
+                id=trigger.id,
+                workspace_id=trigger.workspace_id,
+                member_id=trigger.member_id,
+                kind=trigger.kind.value,
+                name=trigger.name,
+                description=trigger.description,
+                enabled=trigger.enabled,
+                cron=trigger.cron,
+                timezone=trigger.timezone,
+                input=trigger.input,
+                secret_ciphertext=trigger.secret_ciphertext,
+                active_since=trigger.active_since,
+                created_by=trigger.created_by,
+                created_at=trigger.created_at,
+                updated_at=trigger.updated_at,
+                deleted_at=trigger.deleted_at,
+            )
+        )
+
+    def get(self, workspace_id: str | None, trigger_id: str) -> Trigger | None:
+        """A live trigger of the workspace; with ``workspace_id=None``, any trigger, deleted
+        ones included (ingress and the scheduler decide what a deleted trigger means)."""
+        t = tables.triggers
+        stmt = select(t).where(t.c.id == trigger_id)
+        if workspace_id is not None:
+            stmt = stmt.where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if self._for_update:
+            stmt = stmt.with_for_update()
+        row = self._c.execute(stmt).first()
+        return None if row is None else _trigger(row)
+
+    def list_live(
+        self, workspace_id: str, after: str | None, limit: int, kind: str | None = None
+    ) -> list[Trigger]:
+        t = tables.triggers
+        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        if after is not None:
+            stmt = stmt.where(t.c.id > after)
+        rows = self._c.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
+        return [_trigger(r) for r in rows]
+
+    def save(self, trigger: Trigger) -> None:
+        """Write the trigger's mutable fields (enabled, active since, deletion, update time)."""
+        t = tables.triggers
+        self._c.execute(
+            update(t)
+            .where(t.c.id == trigger.id)
+            .values(
+                name=trigger.name,
+                description=trigger.description,
+                enabled=trigger.enabled,
+                cron=trigger.cron,
+                timezone=trigger.timezone,
+                input=trigger.input,
+                active_since=trigger.active_since,
+                updated_at=trigger.updated_at,
+                deleted_at=trigger.deleted_at,
+            )
+        )
+
+    def due_schedules(self) -> list[tuple[Trigger, datetime | None]]:
+        """Every enabled, live schedule trigger with its latest fired slot (or None)."""
+        t, s = tables.triggers, tables.schedule_slots
+        last = (
+            select(s.c.trigger_id, func.max(s.c.slot).label("last_slot"))
+            .group_by(s.c.trigger_id)
+            .subquery()
+        )
+        rows = self._c.execute(
+            select(t, last.c.last_slot)
+            .outerjoin(last, last.c.trigger_id == t.c.id)
+            .where(
+                t.c.kind == TriggerKind.SCHEDULE.value,
+                t.c.enabled.is_(True),
+                t.c.deleted_at.is_(None),
+            )
+            .order_by(t.c.id)
+        ).all()
+        return [(_trigger(r), utc_or_none(r.last_slot)) for r in rows]
+
+    def last_slots(self, trigger_ids: list[str]) -> dict[str, datetime]:
+        if not trigger_ids:
+            return {}
+        s = tables.schedule_slots
+        rows = self._c.execute(
+            select(s.c.trigger_id, func.max(s.c.slot).label("last_slot"))
+            .where(s.c.trigger_id.in_(trigger_ids))
+            .group_by(s.c.trigger_id)
+        ).all()
+        return {r.trigger_id: utc(r.last_slot) for r in rows}
+
+    # -- claims --------------------------------------------------------------------------
+
+    def claim_slot(
+        self, trigger: Trigger, slot: datetime, run_id: str | None, now: datetime
+    ) -> bool:
+        """Record ``slot`` as fired by this transaction; False if another one claimed it."""
+        return insert_once(
+            self._c,
+            tables.schedule_slots,
+            ["trigger_id", "slot"],
+            trigger_id=trigger.id,
+            slot=slot,
+            workspace_id=trigger.workspace_id,
+            run_id=run_id,
+            created_at=now,
+        )
+
+    def forget_deliveries(self, trigger_id: str, before: datetime) -> None:
+        """Drop the trigger's delivery keys recorded before ``before`` (out of the window)."""
+        d = tables.webhook_deliveries
+        self._c.execute(delete(d).where(d.c.trigger_id == trigger_id, d.c.created_at < before))
+
+    def find_delivery(self, trigger_id: str, keys: list[str]) -> tuple[str, str, str] | None:
+        """The first of ``keys`` already recorded: (key, body hash, run id)."""
+        d = tables.webhook_deliveries
+        rows = self._c.execute(
+            select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(
+                d.c.trigger_id == trigger_id, d.c.delivery_key.in_(keys)
+            )
+        ).all()
+        found = {r.delivery_key: (r.delivery_key, r.body_hash, r.run_id) for r in rows}
+        for key in keys:
+            if key in found:
+                return found[key]
+        return None
+
+    def claim_delivery(
+        self, trigger: Trigger, key: str, body_hash: str, run_id: str, now: datetime
+    ) -> bool:
+        """Record ``key`` as delivered (starting ``run_id``); False if it already was."""
+        return insert_once(
+            self._c,
+            tables.webhook_deliveries,
+            ["trigger_id", "delivery_key"],
+            trigger_id=trigger.id,
+            delivery_key=key,
+            workspace_id=trigger.workspace_id,
+            body_hash=body_hash,
+            run_id=run_id,
+            created_at=now,
+        )
+
+    # -- invocations ---------------------------------------------------------------------
+
+    def add_invocation(
+        self,
+        trigger: Trigger,
+        *,
+        source: str,
+        outcome: InvocationOutcome,
+        at: datetime,
+        reason: str | None = None,
+        run_id: str | None = None,
+        slot: datetime | None = None,
+        delivery_key: str | None = None,
+    ) -> None:
+        self._c.execute(
+            insert(tables.trigger_invocations).values(
+                id=new_id("inv"),
+                workspace_id=trigger.workspace_id,
+                trigger_id=trigger.id,
+                at=at,
+                source=source,
+                outcome=outcome.value,
+                reason=reason,
+                run_id=run_id,
+                slot=slot,
+                delivery_key=delivery_key,
+            )
+        )
+
+    def count_rejections(self, trigger_id: str, since: datetime, up_to: int) -> int:
+        """The trigger's rejected invocations logged at or after ``since``, counted up to
+        ``up_to`` (the count stops there, so a flood costs a bounded read)."""
+        i = tables.trigger_invocations
+        recent = (
+            select(i.c.id)
+            .where(
+                i.c.trigger_id == trigger_id,
+                i.c.at >= since,
+                i.c.outcome == InvocationOutcome.REJECTED.value,
+            )
+            .limit(up_to)
+            .subquery()
+        )
+        return int(self._c.execute(select(func.count()).select_from(recent)).scalar_one())
+
+    def list_invocations(
+        self, workspace_id: str, trigger_id: str, before: str | None, limit: int
+    ) -> list[Invocation]:
+        """Newest first; the cursor is an upper bound."""
+        i = tables.trigger_invocations
+        stmt = select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+        if before is not None:
+            stmt = stmt.where(i.c.id < before)
+        rows = self._c.execute(stmt.order_by(i.c.id.desc()).limit(limit + 1)).all()
+        return [_invocation(r) for r in rows]
+
+
+def _trigger(row: Any) -> Trigger:
+    return Trigger(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        member_id=row.member_id,
+        kind=TriggerKind(row.kind),
+        name=row.name,
+        description=row.description,
+        enabled=bool(row.enabled),
+        cron=row.cron,
+        timezone=row.timezone,
+        input=row.input,
+        secret_ciphertext=row.secret_ciphertext,
+        active_since=utc(row.active_since),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
+        deleted_at=utc_or_none(row.deleted_at),
+    )
+
+
+def _invocation(row: Any) -> Invocation:
+    return Invocation(
+        id=row.id,
+        workspace_id=row.workspace_id,
+        trigger_id=row.trigger_id,
+        at=utc(row.at),
+        source=row.source,
+        outcome=InvocationOutcome(row.outcome),
+        reason=row.reason,
+        run_id=row.run_id,
+        slot=utc_or_none(row.slot),
+        delivery_key=row.delivery_key,
+    )
+
+
+class TriggersTx(RunsTx, Protocol):
+    """What the trigger use cases and firing need of a unit of work."""
+
+    triggers: TriggerRepository

@@ -1,0 +1,92 @@
+"""Every capability's use cases, wired once over one database, one clock and the ports.
+
+The composition root (``scaicrew.app``) builds one ``UseCases`` per app from its settings and
+adapters; handlers reach a use case as ``use_cases().<capability>.<operation>(actor, ...)``.
+Tests may build it over any database, or build a single capability over a fake store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain.authoring import Authoring, Deriver
+from domain.cost import Cost
+from domain.identity import IdentityProvider, Login, LoginSettings, SessionTokens
+from domain.kernel.clock import Clock, SystemClock
+from domain.kernel.ports import SecretBox
+from domain.kernel.signals import SignalBus
+from domain.members import Members
+from domain.persistence.unit_of_work import Database
+from domain.runs import Dispatcher, LanguageModel, Runs, RunSettings
+from domain.stream import Stream, StreamHub, StreamSettings
+from domain.tools import HttpPort
+from domain.triggers import TriggerFiring, Triggers, WebhookSettings
+from domain.workspaces import Workspaces
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the domain needs from the outside world (implemented in ``scaicrew.adapters``)."""
+
+    http: HttpPort
+    model: LanguageModel
+    deriver: Deriver
+    secret_box: SecretBox
+    session_tokens: SessionTokens
+    identity_provider: IdentityProvider | None = None
+
+
+@dataclass(frozen=True)
+class DomainSettings:
+    """The settings the use cases read, grouped by capability (built from ``Settings``)."""
+
+    runs: RunSettings
+    webhooks: WebhookSettings
+    stream: StreamSettings
+    login: LoginSettings
+
+
+class UseCases:
+    """One service object per capability; a use case is a method of one of them."""
+
+    def __init__(
+        self,
+        database: Database,
+        ports: Ports,
+        settings: DomainSettings,
+        clock: Clock | None = None,
+    ) -> None:
+        self.database = database
+        self.ports = ports
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        now = self.clock
+        self.workspaces = Workspaces(database, now)
+        self.login = Login(
+            database, now, ports.identity_provider, ports.session_tokens, settings.login
+        )
+        self.members = Members(database, now)
+        self.authoring = Authoring(database, now, ports.deriver)
+        self.runs = Runs(database, now)
+        self.cost = Cost(database)
+        self.triggers = Triggers(database, now, ports.secret_box)
+        self.firing = TriggerFiring(database, now, ports.secret_box, settings.webhooks)
+        #: This process's live-stream subscribers, fed from ``signals`` (and the listener).
+        self.hub = StreamHub(database, now, settings.stream)
+        self.stream = Stream(database, now, self.hub)
+
+    @property
+    def signals(self) -> SignalBus:
+        """Where committed signals are published (the database's bus)."""
+        return self.database.signals
+
+    def dispatcher(self, worker_id: str) -> Dispatcher:
+        """A dispatcher for one worker thread or process."""
+        return Dispatcher(
+            self.database,
+            self.clock,
+            self.ports.model,
+            self.ports.http,
+            self.settings.runs,
+            worker_id,
+        )
