@@ -196,7 +196,7 @@ def seed(
     token = admin_token(settings, workspace_id)
     subjects = tuple(f"contract-member-{i}" for i in range(MEMBERS))
     for subject in subjects:
-        use_cases.workspaces.add_membership(actor, subject, Role.VIEWER)
+        use_cases.workspaces.add_workspace_membership(actor, subject, Role.VIEWER)
     codes, refresh_tokens = _login_secrets(use_cases, workspace_id)
     trigger_ids, webhook_secret = _triggers(use_cases, actor, published.id)
     return Seed(

@@ -22,12 +22,12 @@ def _membership(m: Membership) -> dict[str, Any]:
 
 
 def list_members(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = use_cases().workspaces.list_memberships(actor(token_info), page(limit, cursor))
+    result = use_cases().workspaces.list_workspace_memberships(actor(token_info), page(limit, cursor))
     return ok(page_body(result, _membership))
 
 
 def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    membership = use_cases().workspaces.add_membership(
+    membership = use_cases().workspaces.add_workspace_membership(
         actor(token_info), body["subject"], Role.parse(body["role"])
     )
     location = f"/v1/workspace/members/{quote(membership.subject, safe='')}"
@@ -35,18 +35,18 @@ def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def get_member(token_info: dict[str, Any], subject: str) -> Any:
-    return ok(_membership(use_cases().workspaces.get_membership(actor(token_info), subject)))
+    return ok(_membership(use_cases().workspaces.get_workspace_membership(actor(token_info), subject)))
 
 
 def change_member_role(token_info: dict[str, Any], subject: str, body: dict[str, Any]) -> Any:
-    membership = use_cases().workspaces.update_membership(
+    membership = use_cases().workspaces.update_workspace_membership(
         actor(token_info), subject, Role.parse(body["role"])
     )
     return ok(_membership(membership))
 
 
 def remove_member(token_info: dict[str, Any], subject: str) -> Any:
-    use_cases().workspaces.remove_membership(actor(token_info), subject)
+    use_cases().workspaces.remove_workspace_membership(actor(token_info), subject)
     return None, 204
 
 

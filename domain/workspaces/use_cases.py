@@ -164,7 +164,7 @@ class Workspaces:
 
     # -- memberships ---------------------------------------------------------------------
 
-    def list_memberships(self, actor: Actor, page: PageRequest) -> Page[Membership]:
+    def list_workspace_memberships(self, actor: Actor, page: PageRequest) -> Page[Membership]:
         """List the members of the actor's workspace by subject (admin only).
 
         :raises PermissionDenied: the actor is not an admin.
@@ -176,7 +176,7 @@ class Workspaces:
             )
         return page_of(rows, page, lambda m: subject_cursor(m.subject))
 
-    def get_membership(self, actor: Actor, subject: str) -> Membership:
+    def get_workspace_membership(self, actor: Actor, subject: str) -> Membership:
         """Return one member of the actor's workspace (admin only).
 
         :raises PermissionDenied: the actor is not an admin.
@@ -186,7 +186,7 @@ class Workspaces:
         with self._store() as tx:
             return _membership_or_404(tx, actor, subject)
 
-    def add_membership(self, actor: Actor, subject: str, role: Role) -> Membership:
+    def add_workspace_membership(self, actor: Actor, subject: str, role: Role) -> Membership:
         """Make ``subject`` a member of the actor's workspace with ``role`` (admin only).
 
         The subject need not have logged in yet: the membership waits for its first login.
@@ -213,7 +213,7 @@ class Workspaces:
             tx.commit()
         return membership
 
-    def update_membership(self, actor: Actor, subject: str, role: Role) -> Membership:
+    def update_workspace_membership(self, actor: Actor, subject: str, role: Role) -> Membership:
         """Change a member's role (admin only); the last admin cannot be demoted.
 
         :raises PermissionDenied: the actor is not an admin.
@@ -241,7 +241,7 @@ class Workspaces:
             tx.commit()
         return membership
 
-    def remove_membership(self, actor: Actor, subject: str) -> None:
+    def remove_workspace_membership(self, actor: Actor, subject: str) -> None:
         """Remove a member (admin only); the last admin cannot be removed.
 
         Session tokens already issued stay valid until they expire; refreshing them fails.

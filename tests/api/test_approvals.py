@@ -109,6 +109,8 @@ class TestCheckpoint:
         a, b = make_tenant(), make_tenant()
         _, approval, _ = paused(api, a, web)
         assert api.get("/v1/approvals", headers=b.headers()).json()["items"] == []
+        own = api.get("/v1/approvals", headers=a.headers()).json()["items"]
+        assert [item["id"] for item in own] == [approval["id"]]
         for url in (f"/v1/approvals/{approval['id']}/approve",):
             check_problem(api.post(url, headers=b.headers()), 404, "NotFound")
         check_problem(

@@ -89,8 +89,11 @@ class TestCost:
 
     def test_other_workspaces_runs_are_not_counted(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
-        run_to_end(client, a.headers(), published_member(client, a.headers(), NOTES)["id"])
+        member = published_member(client, a.headers(), NOTES)
+        run_to_end(client, a.headers(), member["id"])
         assert cost(client, b.headers())["members"] == []
+        [counted] = cost(client, a.headers())["members"]
+        assert (counted["member_id"], counted["runs"]) == (member["id"], 1)
 
     @pytest.mark.parametrize(
         "query", ["from=yesterday", "to=2026-01-01", "from=2026-01-01T00:00:00"]

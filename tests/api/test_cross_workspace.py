@@ -284,16 +284,21 @@ class TestIdsInBodiesAndQueriesAreTenantScoped:
         a, b = make_tenant(), make_tenant()
         crew = create_crew(client, a.headers())
         create_member(client, a.headers(), crew["id"])
+        member_a = create_member(client, a.headers(), crew["id"])
         r = client.get(f"/v1/members?crew_id={crew['id']}", headers=b.headers())
         assert r.status_code == 200
         assert r.json()["items"] == []
+        # The same filter finds the crew's members for its own workspace.
+        own = client.get(f"/v1/members?crew_id={crew['id']}", headers=a.headers()).json()
+        assert member_a["id"] in [m["id"] for m in own["items"]]
 
     def test_another_workspaces_items_never_appear_in_lists(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
         crew = create_crew(client, a.headers())
         create_member(client, a.headers(), crew["id"])
-        create_crew(client, b.headers())
-        assert crew["id"] not in [
-            c["id"] for c in client.get("/v1/crews", headers=b.headers()).json()["items"]
-        ]
-        assert client.get("/v1/members", headers=b.headers()).json()["items"] == []
+        crew_b = create_crew(client, b.headers())
+        member_b = create_member(client, b.headers(), crew_b["id"])
+        crews_of_b = [c["id"] for c in client.get("/v1/crews", headers=b.headers()).json()["items"]]
+        assert crews_of_b == [crew_b["id"]]
+        members_of_b = client.get("/v1/members", headers=b.headers()).json()["items"]
+        assert [m["id"] for m in members_of_b] == [member_b["id"]]

@@ -97,6 +97,9 @@ class TestStartRun:
         check_problem(r, 403, "Forbidden")
         listed = client.get(f"/v1/runs?member_id={member['id']}", headers=tenant.headers())
         assert listed.json()["items"] == []
+        run = start(client, tenant.headers(Role.OPERATOR), member["id"])  # an operator may
+        listed = client.get(f"/v1/runs?member_id={member['id']}", headers=tenant.headers())
+        assert [item["id"] for item in listed.json()["items"]] == [run["id"]]
 
     def test_an_unknown_member_is_not_found(self, client, tenant):
         r = client.post(f"/v1/members/{missing_id('mem')}/runs", json={}, headers=tenant.headers())
@@ -416,9 +419,10 @@ class TestListRuns:
     def test_runs_of_another_workspace_never_show(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
         member = published_member(client, a.headers())
-        start(client, a.headers(), member["id"])
+        run = start(client, a.headers(), member["id"])
         assert _runs(client, b.headers(), "") == []
         assert _runs(client, b.headers(), f"member_id={member['id']}") == []
+        assert _runs(client, a.headers(), f"member_id={member['id']}") == [run["id"]]
 
     @pytest.mark.parametrize(
         "query",

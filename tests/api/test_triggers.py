@@ -210,6 +210,8 @@ def test_a_deleted_trigger_is_gone_from_every_read(client, tenant):
     member = published_member(client, author)
     trigger = create_trigger(client, author, member["id"], "webhook")
     path = f"/v1/triggers/{trigger['id']}"
+    listed = client.get("/v1/triggers", headers=author).json()["items"]
+    assert [t["id"] for t in listed] == [trigger["id"]]
     assert client.delete(path, headers=author).status_code == 204
     assert client.get(path, headers=author).status_code == 404
     assert client.get(f"{path}/invocations", headers=author).status_code == 404

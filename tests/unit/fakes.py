@@ -19,7 +19,7 @@ from typing import Any
 from domain.audit import AuditEntry
 from domain.authoring import AuthoringSession
 from domain.cost import MemberCost
-from domain.kernel import Actor, DuplicateName, Signal, new_id
+from domain.kernel import Actor, DuplicateName, Role, Signal, new_id
 from domain.members import Crew, Handoff, Member, Version, VersionStatus
 from domain.runs import (
     Approval,
@@ -31,6 +31,7 @@ from domain.runs import (
     RunFilter,
     RunStatus,
 )
+from domain.workspaces import Membership, Workspace, WorkspaceAccess
 
 
 @dataclass
@@ -50,6 +51,8 @@ class State:
     cost: list[tuple[str, str, str, int, int, float, datetime]] = field(default_factory=list)
     notes: dict[tuple[str, str], str] = field(default_factory=dict)
     sessions: dict[str, AuthoringSession] = field(default_factory=dict)
+    workspaces: dict[str, Workspace] = field(default_factory=dict)
+    memberships: dict[tuple[str, str], Membership] = field(default_factory=dict)
     signals: list[Signal] = field(default_factory=list)
 
 
@@ -79,6 +82,7 @@ class FakeUnitOfWork:
         self.cost = FakeCost(self._state)
         self.notes = FakeNotes(self._state)
         self.authoring = FakeAuthoring(self._state)
+        self.workspaces = FakeWorkspaces(self._state)
 
     def __enter__(self) -> FakeUnitOfWork:
         return self
@@ -448,6 +452,68 @@ class FakeAuthoring:
 
     def save(self, session: AuthoringSession) -> None:
         self._s.sessions[session.id] = session
+
+
+class FakeWorkspaces:
+    def __init__(self, state: State) -> None:
+        self._s = state
+
+    def get(self, workspace_id: str) -> Workspace | None:
+        return self._s.workspaces.get(workspace_id)
+
+    def exists(self, workspace_id: str) -> bool:
+        return workspace_id in self._s.workspaces
+
+    def lock(self, workspace_id: str) -> None:
+        return None
+
+    def add(self, workspace: Workspace) -> None:
+        self._s.workspaces[workspace.id] = workspace
+
+    def save(self, workspace: Workspace) -> None:
+        self._s.workspaces[workspace.id] = workspace
+
+    def access(self, subject: str, workspace_id: str) -> WorkspaceAccess | None:
+        membership = self._s.memberships.get((workspace_id, subject))
+        workspace = self._s.workspaces.get(workspace_id)
+        if membership is None or workspace is None:
+            return None
+        return WorkspaceAccess(workspace_id, workspace.name, subject, membership.role)
+
+    def accesses(self, subject: str, after: str | None, limit: int) -> list[WorkspaceAccess]:
+        found = [self.access(subject, w) for w in sorted(self._s.workspaces)]
+        rows = [a for a in found if a is not None and (after is None or a.workspace_id > after)]
+        return rows[: limit + 1]
+
+    def list_memberships(
+        self, workspace_id: str, after: str | None, limit: int
+    ) -> list[Membership]:
+        rows = [
+            m
+            for (ws, subject), m in sorted(self._s.memberships.items())
+            if ws == workspace_id and (after is None or subject > after)
+        ]
+        return rows[: limit + 1]
+
+    def get_membership(self, workspace_id: str, subject: str) -> Membership | None:
+        return self._s.memberships.get((workspace_id, subject))
+
+    def count_admins(self, workspace_id: str) -> int:
+        return sum(
+            1
+            for (ws, _), m in self._s.memberships.items()
+            if ws == workspace_id and m.role is Role.ADMIN
+        )
+
+    def add_membership(self, workspace_id: str, subject: str, role: Role, now: datetime) -> None:
+        self._s.memberships[(workspace_id, subject)] = Membership(subject, role, None, None, now)
+
+    def set_role(self, workspace_id: str, subject: str, role: Role) -> None:
+        current = self._s.memberships[(workspace_id, subject)]
+        self._s.memberships[(workspace_id, subject)] = replace(current, role=role)
+
+    def remove_membership(self, workspace_id: str, subject: str) -> None:
+        del self._s.memberships[(workspace_id, subject)]
 
 
 def _page(rows: list[Any], after: str | None, limit: int) -> list[Any]:

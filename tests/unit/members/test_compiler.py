@@ -14,7 +14,7 @@ import pytest
 from domain.members import Definition, EffectClass, Rigidity, ToolSpec
 from domain.members.compiler import PROGRAM_FORMAT, compile_definition, needs_approval
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _definition(**overrides: object) -> Definition:
@@ -66,7 +66,7 @@ class TestDeterminism:
 
     def test_a_separate_interpreter_with_another_hash_seed_produces_the_same_hash(self):
         script = (
-            "from tests.unit.test_compiler import _definition\n"
+            "from tests.unit.members.test_compiler import _definition\n"
             "from domain.members import compile_definition\n"
             "print(compile_definition(_definition()).hash)\n"
         )
