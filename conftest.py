@@ -18,8 +18,8 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from domain.database import Database
 from domain.kernel import Role
-from domain.persistence.unit_of_work import Database
 from domain.use_cases import UseCases
 from scaicrew.app import build_use_cases, create_app
 from scaicrew.cli import mint_session_token

@@ -130,9 +130,9 @@ def seed(
 ) -> dict[str, str]:
     """Migrate the database at ``url`` and create the workspace, a crew and a member (with
     ``definition``, published when ``publish``)."""
+    from domain.database import Database
     from domain.kernel import Actor, Role
     from domain.members import Definition
-    from domain.persistence.unit_of_work import Database
     from scaicrew.app import build_use_cases
     from scaicrew.migrate import upgrade
 

@@ -29,8 +29,8 @@ from run import (
 
 
 def _webhook_trigger(url: str, workspace_id: str, member_id: str) -> tuple[str, str]:
+    from domain.database import Database
     from domain.kernel import Actor, Role
-    from domain.persistence.unit_of_work import Database
     from scaicrew.app import build_use_cases
 
     database = Database(url)

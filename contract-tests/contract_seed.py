@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from domain.authoring import templates
+from domain.database import Database
 from domain.identity import SessionGrant, digest
 from domain.kernel import DEFAULT_TENANT, Actor, Role
 from domain.members import Definition, EffectClass, Rigidity, ToolSpec
-from domain.persistence.unit_of_work import Database
 from domain.runs import ApprovalFilter, RunStatus
 from domain.use_cases import UseCases
 from scaicrew.app import build_use_cases

@@ -35,7 +35,7 @@ sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 from contract_seed import seed  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
-from domain.persistence.unit_of_work import Database  # noqa: E402
+from domain.database import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import SessionGroup, Settings  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402

@@ -32,7 +32,7 @@ from contract_seed import APPROVALS, Seed, admin_token, new_workspace_id, seed
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from domain.persistence.unit_of_work import Database
+from domain.database import Database
 from domain.triggers import sign
 from scaicrew.app import create_app
 from scaicrew.settings import SessionGroup, Settings

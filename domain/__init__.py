@@ -14,7 +14,8 @@ One package per capability, each with the same inner shape (``model``, ``use_cas
     triggers     schedules and signed webhooks, and firing them
     authoring    conversational authoring, derivers, templates
     stream       the workspace event log and the live-stream hub
-    persistence  tables, engine, the SQL unit of work (wired by the composition root)
+    persistence  tables, engine and SQL helpers, below every repository
+    database     the SQL unit of work over every repository (wired by the composition root)
     use_cases    every capability's service, built once over one database
 
 Other packages use a capability through its package (``domain.members``), never its modules.

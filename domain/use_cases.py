@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from domain.authoring import Authoring, Deriver
 from domain.cost import Cost
+from domain.database import Database
 from domain.identity import IdentityProvider, Login, LoginSettings, SessionTokens
 from domain.kernel.clock import Clock, SystemClock
 from domain.kernel.ports import SecretBox
 from domain.kernel.signals import SignalBus
 from domain.members import Members
-from domain.persistence.unit_of_work import Database
 from domain.runs import Dispatcher, LanguageModel, Runs, RunSettings
 from domain.stream import Stream, StreamHub, StreamSettings
 from domain.tools import HttpPort

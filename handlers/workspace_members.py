@@ -22,7 +22,9 @@ def _membership(m: Membership) -> dict[str, Any]:
 
 
 def list_members(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = use_cases().workspaces.list_workspace_memberships(actor(token_info), page(limit, cursor))
+    result = use_cases().workspaces.list_workspace_memberships(
+        actor(token_info), page(limit, cursor)
+    )
     return ok(page_body(result, _membership))
 
 
@@ -35,7 +37,9 @@ def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def get_member(token_info: dict[str, Any], subject: str) -> Any:
-    return ok(_membership(use_cases().workspaces.get_workspace_membership(actor(token_info), subject)))
+    return ok(
+        _membership(use_cases().workspaces.get_workspace_membership(actor(token_info), subject))
+    )
 
 
 def change_member_role(token_info: dict[str, Any], subject: str, body: dict[str, Any]) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from domain.persistence.tables import metadata
 from domain.persistence.engine import make_engine
+from domain.persistence.tables import metadata
 
 config = context.config
 url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")

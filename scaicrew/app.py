@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from domain.authoring import Deriver, OfflineDeriver
+from domain.database import Database
 from domain.kernel import Clock, DomainError
-from domain.persistence.unit_of_work import Database
 from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.use_cases import Ports, UseCases
 from handlers.context import AllowedMethods, AppContext

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from domain.database import Database
 from domain.kernel import DEFAULT_TENANT, Role
-from domain.persistence.unit_of_work import Database
 from scaicrew.adapters.session_tokens import session_tokens
 from scaicrew.migrate import upgrade
 from scaicrew.settings import Settings, SettingsError

@@ -496,7 +496,7 @@ class Settings(BaseSettings):
         :raises SettingsError: an unknown variable, or a value that does not validate.
         """
         data = self.model_dump()
-        places = {alias: place for alias, place in _places()}
+        places = dict(_places())
         for given, value in variables.items():
             variable = given.upper()
             if variable not in places:

@@ -1,5 +1,3 @@
-"""Persistence: the relational schema, the engine and the SQL unit of work.
-
-``tables`` and ``engine`` sit below every repository; ``unit_of_work`` sits above them all (it
-assembles every capability's repository) and is wired in by the composition root only.
-"""
+"""Persistence below the capabilities: the relational schema (``tables``), the engine
+(``engine``) and the helpers every repository shares (``sql``). The SQL unit of work that
+assembles every capability's repository is ``domain.database``, at the top."""

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from domain.database import Database
 from domain.identity import digest
 from domain.persistence import tables as orm
-from domain.persistence.unit_of_work import Database
 from scaicrew.app import create_app
 from scaicrew.settings import Settings
 from tests.api.helpers import validate_hook

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.kernel import Role
+from domain.kernel import ManualClock, Role
+from handlers._http import timestamp
 from scaicrew.app import create_app
 from tests.api.helpers import validate_hook
 from tests.support.openapi_check import check_problem
@@ -208,12 +209,16 @@ class TestTickets:
         check_problem(again, 401, "Unauthorized")
 
     def test_an_expired_ticket_is_refused(self, settings, tenant):
-        app = create_app(settings.with_changes(stream_ticket_seconds=0.2, worker_threads=0))
+        clock = ManualClock(datetime.now(UTC))
+        app = create_app(settings.with_changes(worker_threads=0), clock=clock)
         with app.test_client() as c:
             c.event_hooks["response"] = [_validate]
-            ticket = c.post("/v1/stream/tickets", headers=tenant.headers()).json()["ticket"]
-            time.sleep(0.4)
-            check_problem(c.get(f"/v1/stream?ticket={ticket}"), 401, "Unauthorized")
+            issued = c.post("/v1/stream/tickets", headers=tenant.headers()).json()
+            assert issued["expires_at"] == timestamp(
+                clock.now() + timedelta(seconds=settings.stream.ticket_seconds)
+            )
+            clock.advance(settings.stream.ticket_seconds + 1)
+            check_problem(c.get(f"/v1/stream?ticket={issued['ticket']}"), 401, "Unauthorized")
 
     def test_a_made_up_ticket_is_refused(self, api):
         made_up = "stk_" + "A" * 43

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from domain.database import Database
 from domain.kernel import Actor, ManualClock, Signal
 from domain.members import Definition, EffectClass, ToolSpec
-from domain.persistence.unit_of_work import Database
 from domain.runs import ApprovalFilter, ModelReply, OfflineLanguageModel, RunStatus
 from domain.use_cases import UseCases
 from tests.support.domain import dispatcher

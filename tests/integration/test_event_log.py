@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from domain.database import Database
 from domain.kernel import Signal, SystemClock
-from domain.persistence.unit_of_work import Database
 from domain.stream import StreamHub, decode_notification, notify_payload
 from scaicrew.adapters.pg_listener import PgListener
 from tests.support.domain import stream_settings

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.persistence.unit_of_work import Database
+from domain.database import Database
 from domain.workspaces import Workspace
 from tests.integration.conftest import fresh_workspace_id
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from domain.database import Database
 from domain.kernel import Clock, ManualClock, SystemClock
-from domain.persistence.unit_of_work import Database
 from domain.runs import Dispatcher, LanguageModel, OfflineLanguageModel, RunSettings
 from domain.stream import StreamSettings
 from domain.triggers import Firing, TriggerFiring, WebhookSettings

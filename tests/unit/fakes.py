@@ -1,6 +1,6 @@
 """An in-memory store for use-case tests: the rules without HTTP or SQL.
 
-``FakeStore`` is a unit-of-work factory like ``domain.persistence.unit_of_work.Database``: each
+``FakeStore`` is a unit-of-work factory like ``domain.database.Database``: each
 unit of work works on a copy of the store's state, which ``commit()`` makes the store's; leaving
 the block without committing discards the copy (so "rolls back on error" holds here too). The
 repositories keep the behaviour the use cases rely on (workspace scoping, unique names,
