@@ -60,20 +60,20 @@ class UseCases:
         self.ports = ports
         self.settings = settings
         self.clock = clock or SystemClock()
-        now = self.clock
-        self.workspaces = Workspaces(database, now)
+        clock = self.clock
+        self.workspaces = Workspaces(database, clock)
         self.login = Login(
-            database, now, ports.identity_provider, ports.session_tokens, settings.login
+            database, clock, ports.identity_provider, ports.session_tokens, settings.login
         )
-        self.members = Members(database, now)
-        self.authoring = Authoring(database, now, ports.deriver)
-        self.runs = Runs(database, now)
+        self.members = Members(database, clock)
+        self.authoring = Authoring(database, clock, ports.deriver)
+        self.runs = Runs(database, clock)
         self.cost = Cost(database)
-        self.triggers = Triggers(database, now, ports.secret_box)
-        self.firing = TriggerFiring(database, now, ports.secret_box, settings.webhooks)
+        self.triggers = Triggers(database, clock, ports.secret_box)
+        self.firing = TriggerFiring(database, clock, ports.secret_box, settings.webhooks)
         #: This process's live-stream subscribers, fed from ``signals`` (and the listener).
-        self.hub = StreamHub(database, now, settings.stream)
-        self.stream = Stream(database, now, self.hub)
+        self.hub = StreamHub(database, clock, settings.stream)
+        self.stream = Stream(database, clock, self.hub)
 
     @property
     def signals(self) -> SignalBus:

@@ -81,7 +81,9 @@ def create_app(
 ) -> AsyncApp:
     """Build the ASGI app for ``settings`` (default: from the environment)."""
     settings = settings or Settings.from_env()
-    database = database or Database(settings.database_url, pool_size=settings.db_pool_size)
+    database = database or Database(
+        settings.database_url, pool_size=settings.db_pool_size, clock=clock
+    )
     jwks_client = None
     if settings.service_tokens.jwks_url:
         jwks_client = jwt.PyJWKClient(
