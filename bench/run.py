@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -191,11 +190,11 @@ def free_port() -> int:
 
 
 def server_environment(url: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    from scaicrew.settings import Settings
+    from scaicrew.settings import documented_settings
 
     env = dict(os.environ)
-    for field in dataclasses.fields(Settings):  # nothing from the caller's shell leaks in
-        env.pop(field.name.upper(), None)
+    for variable, _, _ in documented_settings():  # nothing from the caller's shell leaks in
+        env.pop(variable, None)
     env.update(
         ENV="test",
         DATABASE_URL=url,

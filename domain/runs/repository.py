@@ -57,6 +57,9 @@ class RunRepository:
         self._c = connection
         self._postgres = connection.dialect.name == "postgresql"
         self._for_update = for_update and self._postgres
+        # The state of each run as read or written in this transaction: a save whose state
+        # is unchanged skips the (large) state column.
+        self._states: dict[str, RunState] = {}
 
     # -- runs ----------------------------------------------------------------------------
 
@@ -64,6 +67,7 @@ class RunRepository:
         """Insert a new run with its first events; return it with its next free ``seq``."""
         stored = run.with_next_seq(run.next_seq + len(events))
         self._c.execute(insert(tables.runs).values(**_run_values(stored)))
+        self._states[run.id] = run.state
         self._insert_events(run, events, now)
         return stored
 
@@ -76,7 +80,11 @@ class RunRepository:
         if self._for_update:
             stmt = stmt.with_for_update()
         row = self._c.execute(stmt).first()
-        return None if row is None else _run(row)
+        if row is None:
+            return None
+        run = _run(row)
+        self._states[run.id] = run.state
+        return run
 
     def save(
         self, run: Run, *, expect_status: RunStatus | None = None, lease: bool = False
@@ -90,10 +98,15 @@ class RunRepository:
             del values[fixed]
         if not lease and run.status is RunStatus.RUNNING:
             del values["lease_expires_at"]
+        if self._states.get(run.id) == run.state:
+            del values["state"]
         stmt = update(tables.runs).where(tables.runs.c.id == run.id)
         if expect_status is not None:
             stmt = stmt.where(tables.runs.c.status == expect_status.value)
-        return int(self._c.execute(stmt.values(**values)).rowcount) == 1
+        saved = int(self._c.execute(stmt.values(**values)).rowcount) == 1
+        if saved:
+            self._states[run.id] = run.state
+        return saved
 
     def extend_lease(self, run_id: str, until: datetime) -> None:
         r = tables.runs
