@@ -31,12 +31,12 @@ def get_approval(token_info: dict[str, Any], approval_id: str) -> Any:
     return ok(serialise.approval(approval))
 
 
-def approve(token_info: dict[str, Any], approval_id: str) -> Any:
+def approve_approval(token_info: dict[str, Any], approval_id: str) -> Any:
     approval = run_services.decide_approval(runtime(), actor(token_info), approval_id, approve=True)
     return ok(serialise.approval(approval))
 
 
-def reject(token_info: dict[str, Any], approval_id: str, body: dict[str, Any]) -> Any:
+def reject_approval(token_info: dict[str, Any], approval_id: str, body: dict[str, Any]) -> Any:
     approval = run_services.decide_approval(
         runtime(), actor(token_info), approval_id, approve=False, reason=body["reason"]
     )

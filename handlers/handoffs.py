@@ -10,11 +10,13 @@ from handlers import serialise
 from handlers._http import actor, ok, uow
 
 
-def get_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
+def get_member_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.handoff_set(services.get_handoffs(uow(), actor(token_info), member_id)))
 
 
-def replace_handoffs(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+def replace_member_handoffs(
+    token_info: dict[str, Any], member_id: str, body: dict[str, Any]
+) -> Any:
     handoffs = [
         Handoff(
             target_member_id=item["target_member_id"],

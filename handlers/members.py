@@ -1,4 +1,4 @@
-"""Members, their drafts, publishing and versions."""
+"""Members, their drafts, publishing and versions; the ScaiFlow export is deferred (501)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from domain import services
 from domain.model import Definition
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, uow
+from handlers.problems import ApiError
 
 
 def list_members(
@@ -45,11 +46,11 @@ def get_member(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.member(services.get_member(uow(), actor(token_info), member_id)))
 
 
-def get_draft(token_info: dict[str, Any], member_id: str) -> Any:
+def get_member_draft(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.version(services.get_draft(uow(), actor(token_info), member_id)))
 
 
-def replace_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+def replace_member_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
     version = services.replace_draft(
         uow(), actor(token_info), member_id, Definition.from_json(body)
     )
@@ -60,7 +61,7 @@ def publish_member(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.version(services.publish_member(uow(), actor(token_info), member_id)))
 
 
-def list_versions(
+def list_member_versions(
     token_info: dict[str, Any],
     member_id: str,
     limit: int = 50,
@@ -73,6 +74,11 @@ def list_versions(
     return ok(page_body(result, serialise.version))
 
 
-def get_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
+def get_member_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
     version = services.get_version(uow(), actor(token_info), member_id, number)
     return ok(serialise.version(version))
+
+
+def export_member_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
+    services.check_member_action(uow(), actor(token_info), member_id)
+    raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

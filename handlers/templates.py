@@ -1,10 +1,10 @@
-"""The template catalog; upgrade and the ScaiFlow export are deferred (501)."""
+"""The template catalog; upgrade is deferred (501)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from domain import authoring, services, templates
+from domain import authoring, templates
 from domain.model import Definition
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, uow
@@ -50,8 +50,3 @@ def install_template(token_info: dict[str, Any], ref: str, body: dict[str, Any])
 def upgrade_template(token_info: dict[str, Any], ref: str) -> Any:
     templates.check_template_action(actor(token_info), ref)
     raise ApiError(501, "Template upgrade is not implemented yet.")
-
-
-def export_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
-    services.check_member_action(uow(), actor(token_info), member_id)
-    raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

@@ -1,10 +1,10 @@
-"""Workspaces: the caller's memberships and the caller's workspace."""
+"""Workspaces: the caller's memberships, the caller's workspace, new workspaces."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from domain import services
+from domain import services, workspace_members
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, uow
 
@@ -26,3 +26,10 @@ def update_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
         uow(), actor(token_info), name=body.get("name"), description=body.get("description")
     )
     return ok(serialise.workspace(workspace))
+
+
+def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+    workspace = workspace_members.create_workspace(
+        uow(), actor(token_info), body["name"], body.get("description", "")
+    )
+    return ok(serialise.workspace(workspace), 201)

@@ -38,6 +38,8 @@ from handlers.middleware import (
     BoundedRoutingMiddleware,
     RequestContextMiddleware,
 )
+from handlers.openapi_document import SpecDocumentMiddleware, load_spec
+from handlers.operations import OperationResolver
 from handlers.problems import render_exception
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
@@ -57,7 +59,10 @@ logger = logging.getLogger("scaicrew")
 
 
 def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
-    stack: list[Any] = [functools.partial(RequestContextMiddleware, context=context)]
+    stack: list[Any] = [
+        functools.partial(RequestContextMiddleware, context=context),
+        functools.partial(SpecDocumentMiddleware, path=SPEC_PATH),
+    ]
     for middleware in ConnexionMiddleware.default_middlewares:
         if middleware is ServerErrorMiddleware:
             # Connexion's default handler is broken (connexion#2059): give it ours.
@@ -89,13 +94,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             cache_keys=True,
             timeout=5,
         )
+    spec = load_spec(SPEC_PATH)
     runtime = build_runtime(settings, database)
     runtime.signals.subscribe(runtime.stream.on_signal)
     context = AppContext(
         settings=settings,
         uow=database,
         jwks_client=jwks_client,
-        allowed_methods=AllowedMethods.from_spec_file(SPEC_PATH),
+        allowed_methods=AllowedMethods(spec["paths"]),
         runtime=runtime,
         login=build_login(settings, database),
     )
@@ -130,7 +136,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         validator_map=VALIDATOR_MAP,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
-    app.add_api(SPEC_PATH, swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
+    app.add_api(
+        SPEC_PATH,
+        resolver=OperationResolver(spec),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+    )
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)
     app.context = context  # type: ignore[attr-defined]

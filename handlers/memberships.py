@@ -1,4 +1,4 @@
-"""Workspace membership (admins): list, add, change role, remove; create workspaces."""
+"""Workspace membership (admins): list, add, change role, remove."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from urllib.parse import quote
 from domain import workspace_members
 from domain.identity import WorkspaceMember
 from domain.model import Role
-from handlers import serialise
 from handlers._http import actor, ok, page, page_body, timestamp, uow
 
 
@@ -22,12 +21,14 @@ def _member(m: WorkspaceMember) -> dict[str, Any]:
     }
 
 
-def list_members(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
+def list_workspace_memberships(
+    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
+) -> Any:
     result = workspace_members.list_members(uow(), actor(token_info), page(limit, cursor))
     return ok(page_body(result, _member))
 
 
-def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+def add_workspace_membership(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     member = workspace_members.add_member(
         uow(), actor(token_info), body["subject"], Role.parse(body["role"])
     )
@@ -35,24 +36,19 @@ def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     return ok(_member(member), 201, {"Location": location})
 
 
-def get_member(token_info: dict[str, Any], subject: str) -> Any:
+def get_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     return ok(_member(workspace_members.get_member(uow(), actor(token_info), subject)))
 
 
-def change_member_role(token_info: dict[str, Any], subject: str, body: dict[str, Any]) -> Any:
+def update_workspace_membership(
+    token_info: dict[str, Any], subject: str, body: dict[str, Any]
+) -> Any:
     member = workspace_members.change_role(
         uow(), actor(token_info), subject, Role.parse(body["role"])
     )
     return ok(_member(member))
 
 
-def remove_member(token_info: dict[str, Any], subject: str) -> Any:
+def remove_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     workspace_members.remove_member(uow(), actor(token_info), subject)
     return None, 204
-
-
-def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    workspace = workspace_members.create_workspace(
-        uow(), actor(token_info), body["name"], body.get("description", "")
-    )
-    return ok(serialise.workspace(workspace), 201)
