@@ -32,4 +32,4 @@ def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     workspace = workspace_members.create_workspace(
         uow(), actor(token_info), body["name"], body.get("description", "")
     )
-    return ok(serialise.workspace(workspace), 201)
+    return ok(serialise.workspace(workspace), 201, {"Location": "/v1/workspace"})

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import sqlalchemy.exc
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware.main import ConnexionMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.options import SwaggerUIOptions
@@ -33,14 +35,16 @@ from domain.runtime import RunSettings, Runtime
 from domain.stream import StreamSettings
 from domain.unit_of_work import Database
 from handlers.context import AllowedMethods, AppContext
+from handlers.media import ContractMedia
 from handlers.middleware import (
     BodyLimitMiddleware,
     BoundedRoutingMiddleware,
+    ContentNegotiationMiddleware,
     RequestContextMiddleware,
 )
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec
 from handlers.operations import OperationResolver
-from handlers.problems import render_exception
+from handlers.problems import render_exception, render_unavailable
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
@@ -58,7 +62,7 @@ SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 logger = logging.getLogger("scaicrew")
 
 
-def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
+def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) -> list[Any]:
     stack: list[Any] = [
         functools.partial(RequestContextMiddleware, context=context),
         functools.partial(SpecDocumentMiddleware, path=SPEC_PATH),
@@ -76,6 +80,14 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
             )
         elif middleware is RoutingMiddleware:
             stack.append(BoundedRoutingMiddleware)
+        elif middleware is RequestValidationMiddleware:
+            # After authentication, so a request without credentials is a 401 whatever it sends.
+            stack.append(
+                functools.partial(
+                    ContentNegotiationMiddleware, contract=ContractMedia(spec["paths"])
+                )
+            )
+            stack.append(middleware)
         else:
             stack.append(middleware)
     return stack
@@ -130,7 +142,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
-        middlewares=_middlewares(context, settings),
+        middlewares=_middlewares(context, settings, spec),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
@@ -143,6 +155,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)
+    # The database cannot be reached, is locked past its timeout, or the pool is exhausted.
+    for db_class in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError):
+        app.add_error_handler(db_class, render_unavailable)
     app.context = context  # type: ignore[attr-defined]
     app.database = database  # type: ignore[attr-defined]
     return app
