@@ -72,6 +72,16 @@ def _close(document: dict[str, Any], schema: Any) -> Any:
     return closed
 
 
+def close_schema(schema: Any) -> Any:
+    """One schema of the contract (inline, or a ``$ref``) closed as ``closed_document`` does."""
+    return _close(_document(), schema)
+
+
+@cache
+def _document() -> dict[str, Any]:
+    return load_spec(SPEC_PATH)
+
+
 def closed_document() -> dict[str, Any]:
     """A copy of the contract whose schemas admit no member they do not declare."""
     document = load_spec(SPEC_PATH)
@@ -171,7 +181,7 @@ STREAM_DATA_SCHEMAS = {
 
 
 @cache
-def _closed_registry() -> Any:
+def closed_registry() -> Any:
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
 
@@ -186,7 +196,7 @@ def validate_stream_event(event: str, event_id: str | None, data: Any) -> None:
 
     def check(name: str, instance: Any) -> None:
         schema = {"$ref": f"urn:scaicrew:contract#/components/schemas/{name}"}
-        OAS30Validator(schema, registry=_closed_registry()).validate(instance)
+        OAS30Validator(schema, registry=closed_registry()).validate(instance)
 
     as_sent = {"event": event, "data": json.dumps(data, separators=(",", ":"))}
     if event_id is not None:
