@@ -8,12 +8,20 @@ session token for the seeded workspace, stops the server and exits with Schemath
     .venv/bin/python contract-tests/run_cli.py --port 8765 [--seed 1] [--max-examples 100]
 
 Extra arguments after ``--`` go to ``schemathesis run`` (e.g. ``-- --report junit``).
+
+``--fresh`` runs it as an outsider would (``make contract-nohooks``): no seed data (only the
+token's workspace and its admin exist, as ``scaicrew token`` makes them), no hooks; the OpenAPI
+links are all Schemathesis has to chain ids. Afterwards the run's HAR is read: every operation
+must have answered 2xx at least once, except ``NO_2XX_WITHOUT_SECRETS`` (each needs a secret
+no outsider has), and every documented 501 must be exactly the documented problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,6 +32,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -40,6 +50,16 @@ from scaicrew.settings import Secret, Settings  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
 
 SESSION_SECRET = "contract-cli-session-secret-" + secrets.token_hex(16)
+
+# Operations an outside run cannot bring to 2xx, and the secret each one needs.
+NO_2XX_WITHOUT_SECRETS = {
+    "completeLogin": "the identity provider's authorization code and the login's state",
+    "redeemSessionCode": "a one-shot session code, handed to the browser by the callback",
+    "refreshSession": "a refresh token, obtained only by redeeming a session code",
+    "receiveWebhook": "an HMAC-SHA256 signature made with the trigger's secret",
+}
+# Deferred operations: their only answer to a valid request is the documented 501.
+DEFERRED = {"retryRun", "upgradeTemplate", "exportMemberToScaiflow"}
 
 
 def log(message: str) -> None:
@@ -175,6 +195,79 @@ def schemathesis_command(
     ]
 
 
+def outsider_token(database: Database, settings: Settings) -> str:
+    """A workspace with one admin and nothing in it, and that admin's session token."""
+    from contract_seed import SUBJECT, admin_token, new_workspace_id
+
+    from domain import services
+    from domain.model import Role
+
+    workspace_id = new_workspace_id()
+    services.ensure_workspace_member(database, workspace_id, SUBJECT, Role.ADMIN, name="Outsider")
+    return admin_token(settings, workspace_id)
+
+
+def check_coverage(har: Path) -> int:
+    """0 if every operation reached 2xx (but the documented exceptions) and every 501 was the
+    documented problem; 1 otherwise, saying which."""
+    from handlers.openapi_document import load_spec
+    from handlers.operations import operations
+
+    spec = load_spec(ROOT / "openapi.yaml")
+    routes = [
+        (re.compile("^" + re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path)) + "$"), m, op)
+        for path, m, op in operations(spec)
+    ]
+    reached: dict[str, set[int]] = {op["operationId"]: set() for _, _, op in operations(spec)}
+    wrong_501: list[str] = []
+    for entry in json.loads(har.read_text())["log"]["entries"]:
+        request, response = entry["request"], entry["response"]
+        path = urlsplit(request["url"]).path
+        for pattern, method, op in routes:
+            if method.upper() == request["method"] and pattern.match(path):
+                reached[op["operationId"]].add(response["status"])
+                if response["status"] == 501 and not _is_not_implemented(response):
+                    wrong_501.append(f"{op['operationId']}: {response['content'].get('text')}")
+                break
+    missing = sorted(
+        op
+        for op, statuses in reached.items()
+        if op not in NO_2XX_WITHOUT_SECRETS
+        and op not in DEFERRED
+        and not any(200 <= s < 300 for s in statuses)
+    )
+    not_501 = sorted(op for op in DEFERRED if 501 not in reached[op])
+    unexpected = sorted(
+        op for op in NO_2XX_WITHOUT_SECRETS | DEFERRED if any(200 <= s < 300 for s in reached[op])
+    )
+    for op, statuses in sorted(reached.items()):
+        log(f"  {op}: {sorted(statuses)}")
+    if missing:
+        log("no 2xx reached for: " + ", ".join(missing))
+    if not_501:
+        log("deferred operations never answered 501: " + ", ".join(not_501))
+    if wrong_501:
+        log("501s that are not the documented problem: " + "; ".join(wrong_501[:5]))
+    if unexpected:
+        log("2xx from operations documented as unreachable: " + ", ".join(unexpected))
+    return 1 if missing or not_501 or wrong_501 or unexpected else 0
+
+
+def _is_not_implemented(response: dict[str, Any]) -> bool:
+    content = response.get("content", {})
+    if not content.get("mimeType", "").startswith("application/problem+json"):
+        return False
+    try:
+        body = json.loads(content.get("text", ""))
+    except ValueError:
+        return False
+    return (
+        body.get("status") == 501
+        and body.get("type") == "/problems/not-implemented"
+        and body.get("error", {}).get("code") == "NotImplemented"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -186,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--fresh", action="store_true", help="no seed data: only the token's workspace exists"
+    )
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -200,18 +296,28 @@ def main(argv: list[str] | None = None) -> int:
             )
             database = Database(database_url)
             try:
-                seeded = seed(database, settings)
+                if args.fresh:
+                    token = outsider_token(database, settings)
+                    log("fresh database: one workspace and its admin, nothing else")
+                else:
+                    seeded = seed(database, settings)
+                    token = seeded.token
+                    log(
+                        f"seeded workspace {seeded.workspace_id}: crew {seeded.crew_id}, "
+                        f"members {', '.join(seeded.member_ids)}"
+                    )
             finally:
                 database.dispose()
-            log(
-                f"seeded workspace {seeded.workspace_id}: crew {seeded.crew_id}, "
-                f"members {', '.join(seeded.member_ids)}"
-            )
+            har = workdir / "run.har"
+            if args.fresh:
+                extra = ["--report", "har", "--report-har-path", str(har), *extra]
             with oidc_provider(workdir) as login_env:
                 with server(database_url, args.port, logfile, login_env) as base_url:
-                    command = schemathesis_command(base_url, seeded.token, args, extra)
+                    command = schemathesis_command(base_url, token, args, extra)
                     log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
                     code = subprocess.call(command, cwd=ROOT)
+            if args.fresh and code == 0:
+                code = check_coverage(har)
     except Exception as exc:  # report setup failures together with the server log
         log(f"setup failed: {exc!r}")
         code = 2

@@ -38,7 +38,7 @@ def runtime() -> Runtime:
 
 
 def page(limit: int = 50, cursor: str | None = None) -> PageRequest:
-    """The page a list operation asks for; ``cursor`` is checked (400 InvalidCursor) and
+    """The page a list operation asks for; ``cursor`` is checked (404 InvalidCursor) and
     unwrapped into the domain's position."""
     return PageRequest(limit=limit, cursor=cursors.decode(cursor))
 

@@ -4,7 +4,11 @@ A cursor is ``base64url(version byte + position + tag)`` where ``tag`` is the fi
 HMAC-SHA256, keyed from ``SESSION_SECRET``, over the workspace id, the request path and the
 position. So a client cannot make one up, alter one, or use one from another list (another
 path: ``/v1/crews`` versus ``/v1/runs``, or another member's versions) or another workspace:
-each answers ``400 InvalidCursor``. The domain never sees a position it did not issue.
+each answers ``404 InvalidCursor``: no page is at that cursor. Not 400: a cursor is opaque, so
+no schema can tell a forged one from a real one, and a schema-valid request that fails a rule
+the schema cannot state is not a malformed request. And like an id from another workspace, a
+foreign cursor is indistinguishable from a missing one. The domain never sees a position it
+did not issue.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def encode(position: str | None) -> str | None:
 def decode(cursor: str | None) -> str | None:
     """The domain position a cursor of this list and workspace stands for.
 
-    :raises ApiError: 400 ``InvalidCursor`` for anything this server did not issue here.
+    :raises ApiError: 404 ``InvalidCursor`` for anything this server did not issue here.
     """
     if cursor is None:
         return None
@@ -79,7 +83,7 @@ def _problem(reason: str) -> dict[str, str]:
 def _invalid() -> ApiError:
     reason = "not a cursor this server issued for this list"
     return ApiError(
-        400,
+        404,
         "query cursor: this is not a cursor from a previous page of this list; "
         "start again without a cursor.",
         details={

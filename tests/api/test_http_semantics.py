@@ -143,39 +143,39 @@ class TestCursors:
         assert [c["id"] for c in r.json()["items"]] == [second["id"]] != [first["id"]]
 
     @pytest.mark.parametrize("forged", ["abc", "crw_0000000000000000000000000", "AQ" * 20])
-    def test_a_made_up_cursor_is_400_invalid_cursor(self, client, tenant, forged):
+    def test_a_made_up_cursor_is_404_invalid_cursor(self, client, tenant, forged):
         r = client.get(f"/v1/crews?cursor={forged}", headers=tenant.headers())
-        body = check_problem(r, 400, "InvalidCursor")
+        body = check_problem(r, 404, "InvalidCursor")
         assert body["type"] == "/problems/invalid-cursor"
         assert errors_of(body)[0]["name"] == "cursor"
 
-    def test_an_altered_cursor_is_400(self, client, tenant):
+    def test_an_altered_cursor_is_404(self, client, tenant):
         h = tenant.headers(Role.AUTHOR)
         create_crew(client, h), create_crew(client, h)
         cursor = self._two_pages(client, h, "/v1/crews")
         altered = cursor[:-2] + ("AA" if cursor[-2:] != "AA" else "BB")
-        check_problem(client.get(f"/v1/crews?cursor={altered}", headers=h), 400, "InvalidCursor")
+        check_problem(client.get(f"/v1/crews?cursor={altered}", headers=h), 404, "InvalidCursor")
 
-    def test_a_cursor_of_another_list_is_400(self, client, tenant):
+    def test_a_cursor_of_another_list_is_404(self, client, tenant):
         h = tenant.headers(Role.AUTHOR)
         crew = create_crew(client, h)
         create_crew(client, h)
         create_member(client, h, crew["id"]), create_member(client, h, crew["id"])
         cursor = self._two_pages(client, h, "/v1/crews")
-        check_problem(client.get(f"/v1/members?cursor={cursor}", headers=h), 400, "InvalidCursor")
+        check_problem(client.get(f"/v1/members?cursor={cursor}", headers=h), 404, "InvalidCursor")
         members_cursor = self._two_pages(client, h, f"/v1/crews/{crew['id']}/members")
         other = create_crew(client, h)
         r = client.get(f"/v1/crews/{other['id']}/members?cursor={members_cursor}", headers=h)
-        check_problem(r, 400, "InvalidCursor")
+        check_problem(r, 404, "InvalidCursor")
 
-    def test_a_cursor_of_another_workspace_is_400(self, client, make_tenant):
+    def test_a_cursor_of_another_workspace_is_404(self, client, make_tenant):
         a, b = make_tenant(), make_tenant()
         for _ in range(2):
             create_crew(client, a.headers(Role.AUTHOR))
             create_crew(client, b.headers(Role.AUTHOR))
         cursor = self._two_pages(client, a.headers(), "/v1/crews")
         r = client.get(f"/v1/crews?cursor={cursor}", headers=b.headers())
-        check_problem(r, 400, "InvalidCursor")
+        check_problem(r, 404, "InvalidCursor")
 
 
 class TestLocation:
