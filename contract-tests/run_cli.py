@@ -48,6 +48,7 @@ from domain.unit_of_work import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import Secret, Settings  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 SESSION_SECRET = "contract-cli-session-secret-" + secrets.token_hex(16)
 
@@ -159,6 +160,9 @@ def _wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
             raise RuntimeError(f"uvicorn exited early with code {process.returncode}")
         try:
             if httpx.get(f"{base_url}/health", timeout=2).is_success:
+                time.sleep(0.3)  # another process on the port would answer while ours dies
+                if process.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited early with code {process.returncode}")
                 return
         except httpx.HTTPError:
             pass
@@ -275,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0: any free loopback port")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -284,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    if args.port == 0:
+        args.port = free_port()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-contract-"))
     logfile = workdir / "uvicorn.log"
