@@ -8,6 +8,7 @@ document itself: the YAML file byte for byte, and the same document as JSON.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,43 @@ def load_spec(path: Path) -> dict[str, Any]:
         return dict(yaml.load(handle, Loader=SpecLoader))
 
 
+DEV_HEADERS_SCHEME = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-Dev-Workspace-Id",
+    "description": (
+        "Development only (`ENV=dev`): the workspace id, with `X-Dev-Subject` and `X-Dev-Role` "
+        "(default `admin`). The workspace is created on first use."
+    ),
+    "x-apikeyInfoFunc": "handlers.security.verify_dev_headers",
+}
+
+
+def with_dev_headers(spec: dict[str, Any]) -> dict[str, Any]:
+    """The contract of a dev server: the ``devHeaders`` scheme is one more way to authenticate
+    wherever a credential is asked for. Other servers ignore those headers, so their contract
+    does not list them (a fuzzer or a client would send them and expect them to count).
+    """
+    dev = copy.deepcopy(spec)
+    dev["components"]["securitySchemes"]["devHeaders"] = dict(DEV_HEADERS_SCHEME)
+    dev["security"] = [*dev.get("security", []), {"devHeaders": []}]
+    for item in dev["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict) and operation.get("security"):
+                operation["security"] = [*operation["security"], {"devHeaders": []}]
+    return dev
+
+
 class SpecDocumentMiddleware:
-    def __init__(self, app: ASGIApp, path: Path) -> None:
+    """Serves the file as written or, ``document`` given, that document (the dev variant)."""
+
+    def __init__(self, app: ASGIApp, path: Path, document: dict[str, Any] | None = None) -> None:
         self.app = app
         raw = path.read_bytes()
-        document = yaml.load(raw, Loader=SpecLoader)
+        if document is None:
+            document = yaml.load(raw, Loader=SpecLoader)
+        else:
+            raw = yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")
         self._documents = {
             "/openapi.yaml": (raw, b"application/yaml"),
             "/openapi.json": (

@@ -42,7 +42,7 @@ from handlers.middleware import (
     ContentNegotiationMiddleware,
     RequestContextMiddleware,
 )
-from handlers.openapi_document import SpecDocumentMiddleware, load_spec
+from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
 from handlers.operations import OperationResolver
 from handlers.problems import render_exception, render_unavailable
 from handlers.validation import VALIDATOR_MAP
@@ -65,7 +65,11 @@ logger = logging.getLogger("scaicrew")
 def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) -> list[Any]:
     stack: list[Any] = [
         functools.partial(RequestContextMiddleware, context=context),
-        functools.partial(SpecDocumentMiddleware, path=SPEC_PATH),
+        functools.partial(
+            SpecDocumentMiddleware,
+            path=SPEC_PATH,
+            document=spec if settings.env == "dev" else None,
+        ),
     ]
     for middleware in ConnexionMiddleware.default_middlewares:
         if middleware is ServerErrorMiddleware:
@@ -107,6 +111,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             timeout=5,
         )
     spec = load_spec(SPEC_PATH)
+    if settings.env == "dev":
+        spec = with_dev_headers(spec)
     runtime = build_runtime(settings, database)
     runtime.signals.subscribe(runtime.stream.on_signal)
     context = AppContext(
@@ -149,7 +155,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
     app.add_api(
-        SPEC_PATH,
+        spec,
         resolver=OperationResolver(spec),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
