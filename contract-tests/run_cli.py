@@ -208,10 +208,10 @@ def schemathesis_command(
 # (it is cheap next to the other phases). The checks, phases and the rest stay as configured.
 OUTSIDER_STATEFUL = """
 [phases.stateful]
-max-steps = 12
+max-steps = 15
 
 [phases.stateful.generation]
-max-examples = 150
+max-examples = 300
 """
 
 
