@@ -9,6 +9,7 @@ PORT ?= 8080
 CONTRACT_PORT ?= 8765
 NOHOOKS_PORT ?= 0
 NOHOOKS_EXAMPLES ?= 20
+NOHOOKS_SECONDS ?= 100
 JS := tools/js
 JS_BIN := $(JS)/node_modules/.bin
 JS_STAMP := $(JS)/node_modules/.installed-stamp
@@ -66,7 +67,7 @@ contract-cli: install
 ## every check and phase; 2xx must be reached on every operation but the documented ones
 contract-nohooks: install
 	$(BIN)/python contract-tests/run_cli.py --port $(NOHOOKS_PORT) --fresh \
-		--max-examples $(NOHOOKS_EXAMPLES)
+		--max-examples $(NOHOOKS_EXAMPLES) --max-time $(NOHOOKS_SECONDS)
 
 ## js-tools: the pinned JavaScript tools of tools/js (npm ci from its lock file)
 js-tools: $(JS_STAMP)

@@ -210,6 +210,10 @@ OUTSIDER_STATEFUL = """
 [phases.stateful]
 max-steps = 15
 
+[phases.stateful.inference]
+# Follow the contract's own links: inferred ones (hundreds) drown the designed chains.
+algorithms = []
+
 [phases.stateful.generation]
 max-examples = 300
 """
@@ -308,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh", action="store_true", help="no seed data: only the token's workspace exists"
     )
+    parser.add_argument(
+        "--max-time",
+        type=int,
+        default=None,
+        help="seconds for the whole Schemathesis run (fuzzing and stateful repeat until spent)",
+    )
     args = parser.parse_args(argv)
 
     if args.port == 0:
@@ -341,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.fresh:
                 extra = ["--report", "har", "--report-har-path", str(har), *extra]
                 config = outsider_config(workdir)
+            if args.max_time:
+                extra = ["--max-time", str(args.max_time), *extra]
             with oidc_provider(workdir) as login_env:
                 with server(database_url, args.port, logfile, login_env) as base_url:
                     command = schemathesis_command(base_url, token, args, extra, config)
