@@ -7,11 +7,22 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
 CONTRACT_PORT ?= 8765
+NOHOOKS_PORT ?= 0
+NOHOOKS_EXAMPLES ?= 20
+NOHOOKS_SECONDS ?= 100
+JS := tools/js
+JS_BIN := $(JS)/node_modules/.bin
+JS_STAMP := $(JS)/node_modules/.installed-stamp
+CLIENTS := build/clients
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Redocly CLI: no usage telemetry, no update notice.
+export REDOCLY_TELEMETRY := off
+export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
 .PHONY: install run migrate test test-unit test-integration test-api contract contract-pytest \
-	contract-cli lint fmt typecheck imports check bench clean
+	contract-cli contract-nohooks js-tools spec-lint client-python client-ts clients lint fmt \
+	typecheck imports check bench clean
 
 install: $(STAMP)
 
@@ -52,6 +63,50 @@ contract-pytest: install
 contract-cli: install
 	$(BIN)/python contract-tests/run_cli.py --port $(CONTRACT_PORT)
 
+## contract-nohooks: Schemathesis CLI as an outsider runs it: no hooks, no seed, a fresh server,
+## every check and phase; 2xx must be reached on every operation but the documented ones
+contract-nohooks: install
+	$(BIN)/python contract-tests/run_cli.py --port $(NOHOOKS_PORT) --fresh \
+		--max-examples $(NOHOOKS_EXAMPLES) --max-time $(NOHOOKS_SECONDS)
+
+## js-tools: the pinned JavaScript tools of tools/js (npm ci from its lock file)
+js-tools: $(JS_STAMP)
+
+$(JS_STAMP): $(JS)/package.json $(JS)/package-lock.json
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+## spec-lint: Redocly (recommended-strict) and Spectral (spectral:oas + .spectral.yaml) on
+## openapi.yaml: no error and no warning
+spec-lint: js-tools
+	$(JS_BIN)/redocly lint openapi.yaml --config redocly.yaml --format stylish
+	$(JS_BIN)/spectral lint openapi.yaml --ruleset .spectral.yaml --fail-severity warn
+
+## client-python: generate a client with openapi-python-client (default configuration, no
+## warning allowed) and drive the main flows through it against a live server
+client-python: install
+	rm -rf $(CLIENTS)/python && mkdir -p $(CLIENTS)/python
+	cd $(CLIENTS)/python && PATH="$(abspath $(BIN)):$$PATH" \
+		openapi-python-client generate --path $(abspath openapi.yaml) --output-path generated \
+		> generate.log 2>&1 || { cat generate.log; exit 1; }
+	@if grep -v '^Generating ' $(CLIENTS)/python/generate.log | grep -q .; then \
+		cat $(CLIENTS)/python/generate.log; echo "openapi-python-client warned"; exit 1; fi
+	$(BIN)/pytest client-tests -p no:cacheprovider
+
+## client-ts: generate TypeScript types with openapi-typescript (no warning allowed) and
+## compile a small consumer with tsc --strict
+client-ts: js-tools
+	mkdir -p $(CLIENTS)/ts
+	$(JS_BIN)/openapi-typescript openapi.yaml --default-non-nullable=false \
+		-o $(CLIENTS)/ts/schema.d.ts > $(CLIENTS)/ts/generate.log 2>&1 \
+		|| { cat $(CLIENTS)/ts/generate.log; exit 1; }
+	@if grep -q '⚠' $(CLIENTS)/ts/generate.log; then \
+		cat $(CLIENTS)/ts/generate.log; echo "openapi-typescript warned"; exit 1; fi
+	$(JS_BIN)/tsc -p client-tests/typescript/tsconfig.json
+
+## clients: both generated-client gates
+clients: client-python client-ts
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -74,4 +129,4 @@ bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache scaicrew.db*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache scaicrew.db* build $(JS)/node_modules

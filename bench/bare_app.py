@@ -12,9 +12,9 @@ parameter handling, our own middlewares):
   the insert inside a savepoint, the audit-log insert, ``COMMIT``; 201 with ``Location``.
 
 Blocking database work runs in Starlette's thread pool, as Connexion runs our sync handlers.
-The engine is configured like ``domain.unit_of_work.make_engine`` for SQLite (WAL,
+The engine is configured like ``domain.persistence.engine.make_engine`` for SQLite (WAL,
 ``synchronous=NORMAL``, ``busy_timeout``, driver autocommit off). The table definitions are
-the project's (``domain.orm``), the database the one its migrations build.
+the project's (``domain.persistence.tables``), the database the one its migrations build.
 
 Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the environment
 ``DATABASE_URL`` and ``SESSION_SECRET``.

@@ -8,12 +8,20 @@ session token for the seeded workspace, stops the server and exits with Schemath
     .venv/bin/python contract-tests/run_cli.py --port 8765 [--seed 1] [--max-examples 100]
 
 Extra arguments after ``--`` go to ``schemathesis run`` (e.g. ``-- --report junit``).
+
+``--fresh`` runs it as an outsider would (``make contract-nohooks``): no seed data (only the
+token's workspace and its admin exist, as ``scaicrew token`` makes them), no hooks; the OpenAPI
+links are all Schemathesis has to chain ids. Afterwards the run's HAR is read: every operation
+must have answered 2xx at least once, except ``NO_2XX_WITHOUT_SECRETS`` (each needs a secret
+no outsider has), and every documented 501 must be exactly the documented problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -24,6 +32,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -39,8 +49,19 @@ from domain.database import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import SessionGroup, Settings  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 SESSION_SECRET = "contract-cli-session-secret-" + secrets.token_hex(16)
+
+# Operations an outside run cannot bring to 2xx, and the secret each one needs.
+NO_2XX_WITHOUT_SECRETS = {
+    "completeLogin": "the identity provider's authorization code and the login's state",
+    "redeemSessionCode": "a one-shot session code, handed to the browser by the callback",
+    "refreshSession": "a refresh token, obtained only by redeeming a session code",
+    "receiveWebhook": "an HMAC-SHA256 signature made with the trigger's secret",
+}
+# Deferred operations: their only answer to a valid request is the documented 501.
+DEFERRED = {"retryRun", "upgradeTemplate", "exportMemberToScaiflow"}
 
 
 def log(message: str) -> None:
@@ -140,6 +161,9 @@ def _wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
             raise RuntimeError(f"uvicorn exited early with code {process.returncode}")
         try:
             if httpx.get(f"{base_url}/health", timeout=2).is_success:
+                time.sleep(0.3)  # another process on the port would answer while ours dies
+                if process.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited early with code {process.returncode}")
                 return
         except httpx.HTTPError:
             pass
@@ -148,11 +172,16 @@ def _wait_for_health(process: subprocess.Popen[bytes], base_url: str) -> None:
 
 
 def schemathesis_command(
-    base_url: str, token: str, args: argparse.Namespace, extra: list[str]
+    base_url: str,
+    token: str,
+    args: argparse.Namespace,
+    extra: list[str],
+    config: Path | None = None,
 ) -> list[str]:
     executable = Path(sys.executable).with_name("schemathesis")
     return [
         str(executable),
+        *(["--config-file", str(config)] if config else []),
         "run",
         f"{base_url}/openapi.json",
         "--checks",
@@ -176,6 +205,102 @@ def schemathesis_command(
     ]
 
 
+# Without seed data, ids come only from the links: give the stateful phase room to follow them
+# (it is cheap next to the other phases). The checks, phases and the rest stay as configured.
+OUTSIDER_STATEFUL = """
+[phases.stateful]
+max-steps = 15
+
+[phases.stateful.inference]
+# Follow the contract's own links: inferred ones (hundreds) drown the designed chains.
+algorithms = []
+
+[phases.stateful.generation]
+max-examples = 300
+"""
+
+
+def outsider_config(workdir: Path) -> Path:
+    """schemathesis.toml plus more stateful scenarios and steps."""
+    config = workdir / "schemathesis.toml"
+    config.write_text((ROOT / "schemathesis.toml").read_text() + OUTSIDER_STATEFUL)
+    return config
+
+
+def outsider_token(database: Database, settings: Settings) -> str:
+    """A workspace with one admin and nothing in it, and that admin's session token."""
+    from contract_seed import SUBJECT, admin_token, new_workspace_id
+
+    from domain.kernel import Role
+    from scaicrew.app import build_use_cases
+
+    workspace_id = new_workspace_id()
+    build_use_cases(settings, database).workspaces.ensure_member(
+        workspace_id, SUBJECT, Role.ADMIN, name="Outsider"
+    )
+    return admin_token(settings, workspace_id)
+
+
+def check_coverage(har: Path) -> int:
+    """0 if every operation reached 2xx (but the documented exceptions) and every 501 was the
+    documented problem; 1 otherwise, saying which."""
+    from handlers.openapi_document import load_spec
+    from handlers.operations import operations
+
+    spec = load_spec(ROOT / "openapi.yaml")
+    routes = [
+        (re.compile("^" + re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(path)) + "$"), m, op)
+        for path, m, op in operations(spec)
+    ]
+    reached: dict[str, set[int]] = {op["operationId"]: set() for _, _, op in operations(spec)}
+    wrong_501: list[str] = []
+    for entry in json.loads(har.read_text())["log"]["entries"]:
+        request, response = entry["request"], entry["response"]
+        path = urlsplit(request["url"]).path
+        for pattern, method, op in routes:
+            if method.upper() == request["method"] and pattern.match(path):
+                reached[op["operationId"]].add(response["status"])
+                if response["status"] == 501 and not _is_not_implemented(response):
+                    wrong_501.append(f"{op['operationId']}: {response['content'].get('text')}")
+                break
+    missing = sorted(
+        op
+        for op, statuses in reached.items()
+        if op not in NO_2XX_WITHOUT_SECRETS
+        and op not in DEFERRED
+        and not any(200 <= s < 300 for s in statuses)
+    )
+    not_501 = sorted(op for op in DEFERRED if 501 not in reached[op])
+    unreachable = {*NO_2XX_WITHOUT_SECRETS, *DEFERRED}
+    unexpected = sorted(op for op in unreachable if any(200 <= s < 300 for s in reached[op]))
+    for op, statuses in sorted(reached.items()):
+        log(f"  {op}: {sorted(statuses)}")
+    if missing:
+        log("no 2xx reached for: " + ", ".join(missing))
+    if not_501:
+        log("deferred operations never answered 501: " + ", ".join(not_501))
+    if wrong_501:
+        log("501s that are not the documented problem: " + "; ".join(wrong_501[:5]))
+    if unexpected:
+        log("2xx from operations documented as unreachable: " + ", ".join(unexpected))
+    return 1 if missing or not_501 or wrong_501 or unexpected else 0
+
+
+def _is_not_implemented(response: dict[str, Any]) -> bool:
+    content = response.get("content", {})
+    if not content.get("mimeType", "").startswith("application/problem+json"):
+        return False
+    try:
+        body = json.loads(content.get("text", ""))
+    except ValueError:
+        return False
+    return (
+        body.get("status") == 501
+        and body.get("type") == "/problems/not-implemented"
+        and body.get("error", {}).get("code") == "NotImplemented"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -183,12 +308,23 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=8765, help="0: any free loopback port")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--fresh", action="store_true", help="no seed data: only the token's workspace exists"
+    )
+    parser.add_argument(
+        "--max-time",
+        type=int,
+        default=None,
+        help="seconds for the whole Schemathesis run (fuzzing and stateful repeat until spent)",
+    )
     args = parser.parse_args(argv)
 
+    if args.port == 0:
+        args.port = free_port()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-contract-"))
     logfile = workdir / "uvicorn.log"
@@ -203,18 +339,32 @@ def main(argv: list[str] | None = None) -> int:
             )
             database = Database(database_url)
             try:
-                seeded = seed(database, settings)
+                if args.fresh:
+                    token = outsider_token(database, settings)
+                    log("fresh database: one workspace and its admin, nothing else")
+                else:
+                    seeded = seed(database, settings)
+                    token = seeded.token
+                    log(
+                        f"seeded workspace {seeded.workspace_id}: crew {seeded.crew_id}, "
+                        f"members {', '.join(seeded.member_ids)}"
+                    )
             finally:
                 database.dispose()
-            log(
-                f"seeded workspace {seeded.workspace_id}: crew {seeded.crew_id}, "
-                f"members {', '.join(seeded.member_ids)}"
-            )
+            har = workdir / "run.har"
+            config = None
+            if args.fresh:
+                extra = ["--report", "har", "--report-har-path", str(har), *extra]
+                config = outsider_config(workdir)
+            if args.max_time:
+                extra = ["--max-time", str(args.max_time), *extra]
             with oidc_provider(workdir) as login_env:
                 with server(database_url, args.port, logfile, login_env) as base_url:
-                    command = schemathesis_command(base_url, seeded.token, args, extra)
+                    command = schemathesis_command(base_url, token, args, extra, config)
                     log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
                     code = subprocess.call(command, cwd=ROOT)
+            if args.fresh and code == 0:
+                code = check_coverage(har)
     except Exception as exc:  # report setup failures together with the server log
         log(f"setup failed: {exc!r}")
         code = 2

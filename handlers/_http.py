@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from domain.kernel import Actor, ActorKind, Page, PageRequest, Role
 from domain.use_cases import UseCases
+from handlers import cursors
 from handlers.context import app_context
 from handlers.problems import ApiError
 
@@ -31,7 +32,9 @@ def use_cases() -> UseCases:
 
 
 def page(limit: int = 50, cursor: str | None = None) -> PageRequest:
-    return PageRequest(limit=limit, cursor=cursor)
+    """The page a list operation asks for; ``cursor`` is checked (404 InvalidCursor) and
+    unwrapped into the domain's position."""
+    return PageRequest(limit=limit, cursor=cursors.decode(cursor))
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -47,7 +50,10 @@ def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -
 
 
 def page_body(result: Page[T], serialise: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    return {"items": [serialise(item) for item in result.items], "next_cursor": result.next_cursor}
+    return {
+        "items": [serialise(item) for item in result.items],
+        "next_cursor": cursors.encode(result.next_cursor),
+    }
 
 
 def instant(name: str, value: str | None) -> datetime | None:

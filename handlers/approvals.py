@@ -31,11 +31,11 @@ def get_approval(token_info: dict[str, Any], approval_id: str) -> Any:
     return ok(serialise.approval(approval))
 
 
-def approve(token_info: dict[str, Any], approval_id: str) -> Any:
+def approve_approval(token_info: dict[str, Any], approval_id: str) -> Any:
     approval = use_cases().runs.approve_approval(actor(token_info), approval_id)
     return ok(serialise.approval(approval))
 
 
-def reject(token_info: dict[str, Any], approval_id: str, body: dict[str, Any]) -> Any:
+def reject_approval(token_info: dict[str, Any], approval_id: str, body: dict[str, Any]) -> Any:
     approval = use_cases().runs.reject_approval(actor(token_info), approval_id, body["reason"])
     return ok(serialise.approval(approval))

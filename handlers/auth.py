@@ -29,7 +29,7 @@ def start_login() -> Any:
     return ok(body, 200, NO_STORE)
 
 
-def callback(
+def complete_login(
     state: str,
     code: str | None = None,
     error: str | None = None,
@@ -44,7 +44,7 @@ def callback(
     )
 
 
-def redeem_token(body: dict[str, Any]) -> Any:
+def redeem_session_code(body: dict[str, Any]) -> Any:
     result = _login().redeem_session_code(
         session_code=body["session_code"], workspace_id=body.get("workspace_id")
     )
@@ -57,7 +57,7 @@ def redeem_token(body: dict[str, Any]) -> Any:
     return ok({"requires_selection": True, "workspaces": workspaces}, 200, NO_STORE)
 
 
-def refresh(body: dict[str, Any]) -> Any:
+def refresh_session(body: dict[str, Any]) -> Any:
     grant = _login().refresh_session(
         refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
     )

@@ -9,7 +9,7 @@ from handlers import serialise
 from handlers._http import actor, ok, use_cases
 
 
-def create_session(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+def create_authoring_session(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     session = use_cases().authoring.create_authoring_session(
         actor(token_info), body["crew_id"], body.get("member_id")
     )
@@ -20,12 +20,12 @@ def create_session(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     )
 
 
-def get_session(token_info: dict[str, Any], session_id: str) -> Any:
+def get_authoring_session(token_info: dict[str, Any], session_id: str) -> Any:
     session = use_cases().authoring.get_authoring_session(actor(token_info), session_id)
     return ok(serialise.authoring_session(session))
 
 
-def take_turn(token_info: dict[str, Any], session_id: str, body: dict[str, Any]) -> Any:
+def take_authoring_turn(token_info: dict[str, Any], session_id: str, body: dict[str, Any]) -> Any:
     result = use_cases().authoring.take_authoring_turn(
         actor(token_info), session_id, body["message"]
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domain.use_cases import UseCases
@@ -38,13 +37,6 @@ class AllowedMethods:
             )
             for template, operations in paths.items()
         ]
-
-    @classmethod
-    def from_spec_file(cls, path: Path) -> AllowedMethods:
-        import yaml
-
-        with path.open(encoding="utf-8") as handle:
-            return cls(yaml.safe_load(handle)["paths"])
 
     def for_path(self, path: str) -> str | None:
         for pattern, methods in self._routes:

@@ -9,12 +9,14 @@ from handlers import serialise
 from handlers._http import actor, ok, use_cases
 
 
-def get_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
+def get_member_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
     handoffs = use_cases().members.get_member_handoffs(actor(token_info), member_id)
     return ok(serialise.handoff_set(handoffs))
 
 
-def replace_handoffs(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+def replace_member_handoffs(
+    token_info: dict[str, Any], member_id: str, body: dict[str, Any]
+) -> Any:
     handoffs = [
         Handoff(
             target_member_id=item["target_member_id"],

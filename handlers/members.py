@@ -1,4 +1,4 @@
-"""Members, their drafts, publishing and versions."""
+"""Members, their drafts, publishing and versions; the ScaiFlow export is deferred (501)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 from domain.members import Definition
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.problems import ApiError
 
 
 def list_members(
@@ -42,12 +43,12 @@ def get_member(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.member(use_cases().members.get_member(actor(token_info), member_id)))
 
 
-def get_draft(token_info: dict[str, Any], member_id: str) -> Any:
+def get_member_draft(token_info: dict[str, Any], member_id: str) -> Any:
     version = use_cases().members.get_member_draft(actor(token_info), member_id)
     return ok(serialise.version(version))
 
 
-def replace_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+def replace_member_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
     version = use_cases().members.replace_member_draft(
         actor(token_info), member_id, Definition.from_json(body)
     )
@@ -59,7 +60,7 @@ def publish_member(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.version(version))
 
 
-def list_versions(
+def list_member_versions(
     token_info: dict[str, Any],
     member_id: str,
     limit: int = 50,
@@ -72,6 +73,11 @@ def list_versions(
     return ok(page_body(result, serialise.version))
 
 
-def get_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
+def get_member_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
     version = use_cases().members.get_member_version(actor(token_info), member_id, number)
     return ok(serialise.version(version))
+
+
+def export_member_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
+    use_cases().members.check_member_action(actor(token_info), member_id)
+    raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

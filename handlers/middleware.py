@@ -4,9 +4,16 @@
   application context (settings, database) for the request.
 - ``BodyLimitMiddleware``: refuses bodies over the configured size with 413 and malformed
   ``Content-Length`` headers with 400, before anything buffers them (Connexion reads whole
-  bodies into memory and would crash on a non-numeric length).
-- ``BoundedRoutingMiddleware``: Connexion's routing, with an ``int`` path convertor that does not
-  crash (500) on integers longer than Python's 4300-digit conversion limit.
+  bodies into memory and would crash on a non-numeric length). A chunked body (no
+  ``Content-Length``) is read here, bounded by the same limit, and handed on with its length:
+  Connexion takes a request without ``Content-Length`` for one without a body.
+- ``ContentNegotiationMiddleware`` (after authentication): 406 for an ``Accept`` that admits
+  none of the operation's success media types; the ``Content-Type`` of a body parsed as RFC 9110
+  says (case-insensitive, parameters, quoted values) and handed on in canonical form, or 415.
+- ``BoundedRoutingMiddleware``: Connexion's routing without redirects the contract does not
+  document (Starlette answers ``/v1/crews/`` with a 307 to ``/v1/crews``), and with an ``int``
+  path convertor that matches any segment, so ``/versions/abc`` reaches validation (400 naming
+  ``number``) instead of the router's 404, and never crashes on a huge integer.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import AppContext, bind_context
+from handlers.media import ContractMedia, MalformedMediaType, acceptable, parse_media_type
 from handlers.problems import PROBLEM_JSON, ApiError, problem_bytes
 from handlers.tracing import start_trace
 
@@ -51,7 +59,10 @@ class RequestContextMiddleware:
 
 class BodyLimitMiddleware:
     """``path_limits``: (path prefix, limit) pairs that replace ``max_bytes`` under a prefix
-    (webhook ingress has its own documented limit)."""
+    (webhook ingress has its own documented limit). Bodies of GET, HEAD, DELETE and OPTIONS
+    requests are never read by any operation, so they are left alone."""
+
+    _BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, path_limits: tuple[tuple[str, int], ...] = ()
@@ -67,15 +78,16 @@ class BodyLimitMiddleware:
         return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in self._BODYLESS:
             await self.app(scope, receive, send)
             return
         limit = self._limit_for(scope.get("path", ""))
-        declared = None
+        declared = chunked = None
         for key, value in scope.get("headers", []):
             if key == b"content-length":
                 declared = value
-                break
+            elif key == b"transfer-encoding":
+                chunked = value
         if declared is not None:
             if not declared.isdigit() or len(declared) > 18:
                 await self._reject(scope, send, 400, "The Content-Length header is not a number.")
@@ -83,6 +95,12 @@ class BodyLimitMiddleware:
             if int(declared) > limit:
                 await self._reject(scope, send, 413, self._too_large(limit))
                 return
+        elif chunked is not None:
+            body = await self._read_all(receive, limit)
+            if body is None:
+                await self._reject(scope, send, 413, self._too_large(limit))
+                return
+            scope, receive = self._with_body(scope, receive, body)
 
         received = 0
 
@@ -96,6 +114,39 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+    @staticmethod
+    async def _read_all(receive: Receive, limit: int) -> bytes | None:
+        """The whole body, or None once it exceeds ``limit`` bytes (the rest is not read)."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    @staticmethod
+    def _with_body(scope: Scope, receive: Receive, body: bytes) -> tuple[Scope, Receive]:
+        """The request as if it had been sent with ``Content-Length``: one body message."""
+        headers = [
+            (key, value)
+            for key, value in scope["headers"]
+            if key not in (b"transfer-encoding", b"content-length")
+        ]
+        headers.append((b"content-length", str(len(body)).encode()))
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        return {**scope, "headers": headers}, replay
 
     @staticmethod
     def _too_large(limit: int) -> str:
@@ -117,16 +168,76 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BoundedIntegerConvertor(IntegerConverter):
+class ContentNegotiationMiddleware:
+    """406 and 415 as the contract documents them, decided per operation (see module doc)."""
+
+    def __init__(self, app: ASGIApp, contract: ContractMedia) -> None:
+        self.app = app
+        self.contract = contract
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        media = None
+        if scope["type"] == "http":
+            media = self.contract.find(scope.get("path", ""), scope.get("method", ""))
+        if media is not None:
+            accept = content_type = None
+            for key, value in scope.get("headers", []):
+                if key == b"accept":
+                    accept = value.decode("latin-1")
+                elif key == b"content-type":
+                    content_type = value.decode("latin-1")
+            if accept is not None and media.produces and not acceptable(accept, media.produces):
+                offered = " or ".join(media.produces)
+                raise ApiError(
+                    406,
+                    f"This operation answers {offered}, which the Accept header does not admit.",
+                )
+            if content_type is not None and media.consumes:
+                canonical = self._canonical(content_type, media.consumes)
+                scope = {
+                    **scope,
+                    "headers": [
+                        (key, canonical if key == b"content-type" else value)
+                        for key, value in scope["headers"]
+                    ],
+                }
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _canonical(content_type: str, consumes: tuple[str, ...]) -> bytes:
+        accepted = " or ".join(consumes)
+        try:
+            parsed = parse_media_type(content_type)
+        except MalformedMediaType:
+            raise ApiError(
+                415, f"The Content-Type header is not a media type; send {accepted}."
+            ) from None
+        if parsed.essence not in consumes:
+            raise ApiError(
+                415, f"This operation accepts {accepted} bodies, not {parsed.essence[:100]}."
+            )
+        charset = parsed.parameter("charset")
+        if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+            raise ApiError(415, "JSON bodies must be encoded as UTF-8 (charset=utf-8).")
+        return parsed.essence.encode("latin-1")
+
+
+class _AnySegmentIntegerConvertor(IntegerConverter):
+    """Matches any path segment; digits become an int, anything else stays text for the
+    parameter validator to refuse with a 400 that names the parameter."""
+
+    regex = "[^/]+"
+
     def convert(self, value: str) -> Any:
         try:
             return int(value)
-        except ValueError:  # over Python's int digit limit: left as text, validation refuses it
+        except ValueError:  # not digits, or over Python's int digit limit
             return value
 
 
 class BoundedRoutingMiddleware(RoutingMiddleware):
-    """Connexion's routing middleware with a path ``int`` convertor that never raises.
+    """Connexion's routing middleware: no slash redirects, and an ``int`` convertor that matches
+    any segment and never raises.
 
     Connexion registers its own process-global ``int`` convertor when this middleware is built,
     before any route is compiled; replacing it right after makes every route use ours.
@@ -134,4 +245,12 @@ class BoundedRoutingMiddleware(RoutingMiddleware):
 
     def __init__(self, app: ASGIApp) -> None:
         super().__init__(app)
-        register_url_convertor("int", _BoundedIntegerConvertor())
+        register_url_convertor("int", _AnySegmentIntegerConvertor())
+        self.router.redirect_slashes = False
+
+    def add_api(self, *args: Any, **kwargs: Any) -> None:
+        super().add_api(*args, **kwargs)
+        for route in self.router.routes:
+            inner = getattr(route, "app", None)
+            if hasattr(inner, "redirect_slashes"):
+                inner.redirect_slashes = False

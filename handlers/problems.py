@@ -42,7 +42,11 @@ _STATUS_CODES: dict[int, tuple[str, str, str]] = {
     500: ("InternalError", "internal-error", "Internal Server Error"),
     501: ("NotImplemented", "not-implemented", "Not Implemented"),
     502: ("BadGateway", "bad-gateway", "Bad Gateway"),
+    503: ("ServiceUnavailable", "service-unavailable", "Service Unavailable"),
 }
+
+# How long a client should wait after a 503 before it tries again.
+RETRY_AFTER_SECONDS = 5
 
 # The one mapping from domain errors to HTTP; the most specific class wins (MRO walk).
 DOMAIN_ERRORS: dict[type[kernel.DomainError], int] = {
@@ -76,6 +80,7 @@ class ApiError(ProblemException):
         details: Mapping[str, object] | None = None,
         type_slug: str | None = None,
         headers: Mapping[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(
             status=status,
@@ -86,6 +91,7 @@ class ApiError(ProblemException):
         self.message = message
         self.details = dict(details or {})
         self.type_slug = type_slug
+        self.code = code
 
 
 def _fallback(status: int) -> tuple[str, str, str]:
@@ -101,9 +107,12 @@ def problem_body(
     details: Mapping[str, object] | None = None,
     type_slug: str | None = None,
     instance: str | None = None,
+    code: str | None = None,
 ) -> dict[str, Any]:
-    """Build the problem document for ``status``; codes and titles come from one table."""
-    code, default_slug, title = _STATUS_CODES.get(status, _fallback(status))
+    """Build the problem document for ``status``; codes and titles come from one table (a
+    handler-layer problem may name a more specific ``code``, such as ``InvalidCursor``)."""
+    default_code, default_slug, title = _STATUS_CODES.get(status, _fallback(status))
+    code = code or default_code
     body: dict[str, Any] = {
         "type": f"/problems/{type_slug or default_slug}",
         "title": title,
@@ -116,8 +125,7 @@ def problem_body(
             "trace_id": current_trace_id(),
         },
     }
-    if instance:
-        body["instance"] = instance
+    body["instance"] = instance or ""
     return body
 
 
@@ -183,6 +191,18 @@ def _allowed_methods(path: str) -> str | None:
     return None if table is None else table.for_path(path)
 
 
+def render_unavailable(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
+    """Render a failure to reach the database (the composition root names which exceptions
+    mean that) as 503 with ``Retry-After``; the cause is logged, never sent."""
+    logger.warning("database unavailable on %s %s", request.method, request.url.path, exc_info=exc)
+    problem = ApiError(
+        503,
+        "The service cannot reach its database right now; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+    return render_exception(request, problem)
+
+
 def render_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResponse:
     """Render any exception as a problem+json response (the one error handler)."""
     status, message, details, slug, headers = _describe(exc)
@@ -192,8 +212,9 @@ def render_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResp
             headers["Allow"] = allowed
     if status == 500:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    code = exc.code if isinstance(exc, ApiError) else None
     body = problem_bytes(
-        status, message, details=details, type_slug=slug, instance=request.url.path
+        status, message, details=details, type_slug=slug, instance=request.url.path, code=code
     )
     return ConnexionResponse(
         status_code=status,

@@ -154,13 +154,20 @@ def member_cost(c: MemberCost) -> dict[str, Any]:
     }
 
 
+def _draft(draft: dict[str, Any] | None) -> dict[str, Any] | None:
+    # A draft without an input schema omits the member (DraftDefinition), it is not null.
+    if draft is None:
+        return None
+    return {k: v for k, v in draft.items() if not (k == "input_schema" and v is None)}
+
+
 def authoring_session(s: AuthoringSession) -> dict[str, Any]:
     return {
         "id": s.id,
         "crew_id": s.crew_id,
         "member_id": s.member_id,
         "messages": s.messages,
-        "draft": s.draft,
+        "draft": _draft(s.draft),
         "approval_preview": s.approval_preview(),
         "created_at": timestamp(s.created_at),
         "updated_at": timestamp(s.updated_at),

@@ -62,7 +62,7 @@ def create_stream_ticket(token_info: dict[str, Any]) -> Any:
         "expires_at": timestamp(expires_at),
         "stream_url": f"/v1/stream?ticket={ticket}",
     }
-    return ok(body, 201)
+    return ok(body, 201, {"Location": body["stream_url"]})
 
 
 class _StreamResponse(EventSourceResponse):

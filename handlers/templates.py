@@ -1,4 +1,4 @@
-"""The template catalog; upgrade and the ScaiFlow export are deferred (501)."""
+"""The template catalog; upgrade is deferred (501)."""
 
 from __future__ import annotations
 
@@ -51,8 +51,3 @@ def install_template(token_info: dict[str, Any], ref: str, body: dict[str, Any])
 def upgrade_template(token_info: dict[str, Any], ref: str) -> Any:
     use_cases().authoring.check_template_action(actor(token_info), ref)
     raise ApiError(501, "Template upgrade is not implemented yet.")
-
-
-def export_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
-    use_cases().members.check_member_action(actor(token_info), member_id)
-    raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

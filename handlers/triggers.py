@@ -59,7 +59,7 @@ def delete_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
     return None, 204
 
 
-def list_invocations(
+def list_trigger_invocations(
     token_info: dict[str, Any], trigger_id: str, limit: int = 50, cursor: str | None = None
 ) -> Any:
     result = use_cases().triggers.list_trigger_invocations(

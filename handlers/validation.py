@@ -64,6 +64,78 @@ def _short(message: str) -> str:
     return message if len(message) <= 300 else message[:297] + "..."
 
 
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a JSON object",
+    "array": "an array",
+    "null": "null",
+}
+_FORMAT_WORDS = {"date-time": "an RFC 3339 date-time with a UTC offset", "uri": "a URI"}
+
+
+def _listing(values: Any) -> str:
+    items = values if isinstance(values, list) else [values]
+    return ", ".join(
+        "null" if v is None else json.dumps(v) if not isinstance(v, str) else v for v in items
+    )
+
+
+def _count(n: Any, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def plain_message(err: ValidationError) -> str:
+    """What a failed JSON Schema keyword means, in words (no Python reprs, no value echoed)."""
+    keyword, expected = str(err.validator), err.validator_value
+    if keyword == "type":
+        kinds = expected if isinstance(expected, list) else [expected]
+        return "Must be " + " or ".join(_TYPE_WORDS.get(k, str(k)) for k in kinds) + "."
+    if keyword == "required":
+        missing = [
+            name for name in expected if isinstance(err.instance, dict) and name not in err.instance
+        ]
+        return f"Required member(s) missing: {_listing(missing or expected)}."
+    if keyword == "enum":
+        return f"Must be one of: {_listing(expected)}."
+    if keyword == "minLength":
+        return f"Must be at least {_count(expected, 'character', 'characters')} long."
+    if keyword == "maxLength":
+        return f"Must be at most {_count(expected, 'character', 'characters')} long."
+    if keyword == "pattern":
+        if expected == "^[^\\x00]*$":
+            return "Must not contain NUL characters."
+        if len(str(expected)) > 80:
+            return "Does not have the format this field describes (see the contract)."
+        return f"Does not match the pattern {expected}."
+    if keyword in ("minimum", "maximum"):
+        exclusive = err.schema.get(f"exclusive{keyword.capitalize()}") is True
+        if keyword == "minimum":
+            return f"Must be {'more than' if exclusive else 'at least'} {expected}."
+        return f"Must be {'less than' if exclusive else 'at most'} {expected}."
+    if keyword == "minItems":
+        return f"Must hold at least {_count(expected, 'item', 'items')}."
+    if keyword == "maxItems":
+        return f"Must hold at most {_count(expected, 'item', 'items')}."
+    if keyword == "minProperties":
+        return f"Must hold at least {_count(expected, 'member', 'members')}."
+    if keyword == "maxProperties":
+        return f"Must hold at most {_count(expected, 'member', 'members')}."
+    if keyword == "uniqueItems":
+        return "Items must be unique."
+    if keyword == "format":
+        return f"Must be {_FORMAT_WORDS.get(str(expected), f'in {expected} format')}."
+    if keyword in ("oneOf", "anyOf"):
+        return "Matches none of the allowed shapes."
+    if keyword == "multipleOf":
+        return f"Must be a multiple of {expected}."
+    if keyword == "additionalProperties" and isinstance(err.instance, dict):
+        return "Unknown member(s) are not allowed."
+    return f"Is not valid here (rule {keyword})."
+
+
 def _raise(problems: list[dict[str, str]]) -> None:
     first = problems[0]
     where = first.get("name") or first.get("pointer") or ""
@@ -111,7 +183,7 @@ class ReportingParameterValidator(ParameterValidator):
         schema = param.get("schema", param)
         validator = Draft4Validator(schema, format_checker=Draft4Validator.FORMAT_CHECKER)
         return [
-            _problem(location, str(err.validator), _short(err.message), name=name)
+            _problem(location, str(err.validator), plain_message(err), name=name)
             for err in validator.iter_errors(value)
         ]
 
@@ -236,11 +308,7 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
                     _short("Unknown member(s): " + ", ".join(unknown)),
                     pointer=_pointer([*err.absolute_path, unknown[0]]),
                 )
-        message = err.message
-        if err.validator == "pattern" and len(str(err.validator_value)) > 80:
-            # Long patterns (cron expressions) would drown the message; the spec documents them.
-            message = f"{err.instance!r} does not have the format the schema describes"
-        return _problem("body", str(err.validator), _short(message), pointer=pointer)
+        return _problem("body", str(err.validator), plain_message(err), pointer=pointer)
 
 
 VALIDATOR_MAP = {

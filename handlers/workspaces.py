@@ -1,4 +1,4 @@
-"""Workspaces: the caller's memberships and the caller's workspace."""
+"""Workspaces: the caller's memberships, the caller's workspace, new workspaces."""
 
 from __future__ import annotations
 
@@ -25,3 +25,10 @@ def update_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
         actor(token_info), name=body.get("name"), description=body.get("description")
     )
     return ok(serialise.workspace(workspace))
+
+
+def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+    workspace = use_cases().workspaces.create_workspace(
+        actor(token_info), body["name"], body.get("description", "")
+    )
+    return ok(serialise.workspace(workspace), 201, {"Location": "/v1/workspace"})

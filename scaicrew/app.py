@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+import sqlalchemy.exc
 from connexion import AsyncApp
 from connexion.exceptions import ProblemException
 from connexion.middleware.main import ConnexionMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.options import SwaggerUIOptions
@@ -30,12 +32,16 @@ from domain.kernel import Clock, DomainError
 from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.use_cases import Ports, UseCases
 from handlers.context import AllowedMethods, AppContext
+from handlers.media import ContractMedia
 from handlers.middleware import (
     BodyLimitMiddleware,
     BoundedRoutingMiddleware,
+    ContentNegotiationMiddleware,
     RequestContextMiddleware,
 )
-from handlers.problems import render_exception
+from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
+from handlers.operations import OperationResolver
+from handlers.problems import render_exception, render_unavailable
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
@@ -53,8 +59,15 @@ SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 logger = logging.getLogger("scaicrew")
 
 
-def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
-    stack: list[Any] = [functools.partial(RequestContextMiddleware, context=context)]
+def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) -> list[Any]:
+    stack: list[Any] = [
+        functools.partial(RequestContextMiddleware, context=context),
+        functools.partial(
+            SpecDocumentMiddleware,
+            path=SPEC_PATH,
+            document=spec if settings.env == "dev" else None,
+        ),
+    ]
     for middleware in ConnexionMiddleware.default_middlewares:
         if middleware is ServerErrorMiddleware:
             # Connexion's default handler is broken (connexion#2059): give it ours.
@@ -68,6 +81,14 @@ def _middlewares(context: AppContext, settings: Settings) -> list[Any]:
             )
         elif middleware is RoutingMiddleware:
             stack.append(BoundedRoutingMiddleware)
+        elif middleware is RequestValidationMiddleware:
+            # After authentication, so a request without credentials is a 401 whatever it sends.
+            stack.append(
+                functools.partial(
+                    ContentNegotiationMiddleware, contract=ContractMedia(spec["paths"])
+                )
+            )
+            stack.append(middleware)
         else:
             stack.append(middleware)
     return stack
@@ -93,13 +114,16 @@ def create_app(
             cache_keys=True,
             timeout=5,
         )
+    spec = load_spec(SPEC_PATH)
+    if settings.env == "dev":
+        spec = with_dev_headers(spec)
     use_cases = build_use_cases(settings, database, clock)
     use_cases.signals.subscribe(use_cases.hub.on_signal)
     context = AppContext(
         settings=settings,
         use_cases=use_cases,
         jwks_client=jwks_client,
-        allowed_methods=AllowedMethods.from_spec_file(SPEC_PATH),
+        allowed_methods=AllowedMethods(spec["paths"]),
     )
 
     @asynccontextmanager
@@ -128,15 +152,22 @@ def create_app(
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
-        middlewares=_middlewares(context, settings),
+        middlewares=_middlewares(context, settings, spec),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
     )
-    app.add_api(SPEC_PATH, swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"))
+    app.add_api(
+        spec,
+        resolver=OperationResolver(spec),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+    )
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)
+    # The database cannot be reached, is locked past its timeout, or the pool is exhausted.
+    for db_class in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError):
+        app.add_error_handler(db_class, render_unavailable)
     app.context = context  # type: ignore[attr-defined]
     app.database = database  # type: ignore[attr-defined]
     return app

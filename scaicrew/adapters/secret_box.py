@@ -26,7 +26,7 @@ def _fernet(material: str) -> Fernet:
 
 
 class FernetSecretBox:
-    """A ``domain.ports.SecretBox`` over Fernet."""
+    """A ``domain.kernel.SecretBox`` over Fernet."""
 
     def __init__(self, materials: list[str]) -> None:
         if not materials or not all(materials):

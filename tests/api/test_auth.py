@@ -258,6 +258,14 @@ def dev_client(dev_app: Any) -> Iterator[Any]:
 
 
 class TestDevHeadersInDev:
+    def test_only_a_dev_servers_contract_lists_the_dev_headers(self, dev_client, client):
+        dev = dev_client.get("/openapi.json").json()
+        assert dev["components"]["securitySchemes"]["devHeaders"]["name"] == "X-Dev-Workspace-Id"
+        assert {"devHeaders": []} in dev["security"]
+        served = client.get("/openapi.json").json()
+        assert "devHeaders" not in served["components"]["securitySchemes"]
+        assert {"devHeaders": []} not in served["security"]
+
     def test_dev_headers_are_accepted_and_create_the_workspace(self, dev_client):
         workspace_id = f"wsp_{secrets.token_hex(13)}"
         r = dev_client.get("/v1/workspace", headers=dev_headers(workspace_id))

@@ -20,7 +20,7 @@ from domain.kernel import ManualClock, Role
 from handlers._http import timestamp
 from scaicrew.app import create_app
 from tests.api.helpers import validate_hook
-from tests.support.openapi_check import check_problem
+from tests.support.openapi_check import check_problem, validate_stream_event
 from tests.support.runs import NOTES, POSTER, approvals_of, published_member, start, wait_for
 from tests.support.sse import StreamReader, parse, run_statuses, served
 
@@ -62,7 +62,10 @@ def read_stream(api: httpx.Client, headers: dict[str, str], **params: Any) -> An
     r = api.get("/v1/stream", headers=headers, params={"max_seconds": 1, **params})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("text/event-stream")
-    return parse(r.text)
+    parsed = parse(r.text)
+    for event in parsed.events:
+        validate_stream_event(event.event, event.id, event.data)
+    return parsed
 
 
 def finished_run(api: httpx.Client, headers: dict[str, str]) -> dict[str, Any]:
@@ -82,6 +85,8 @@ class TestLiveEvents:
         seqs = [e.seq for e in events]
         assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # gap-free, in order
         assert all(e.data["at"].endswith("Z") for e in events)
+        for event in events:
+            validate_stream_event(event.event, event.id, event.data)
 
     def test_approvals_are_announced_when_requested_and_decided(self, api, base_url, tenant):
         h = tenant.headers(Role.OPERATOR)
@@ -93,6 +98,8 @@ class TestLiveEvents:
             r = api.post(f"/v1/approvals/{approval['id']}/approve", headers=h)
             assert r.status_code == 200, r.text
             events = reader.wait_for(lambda e: "failed" in run_statuses(e, run["id"]))
+        for event in events:
+            validate_stream_event(event.event, event.id, event.data)
         requested = next(e for e in events if e.event == "approval.requested")
         decided = next(e for e in events if e.event == "approval.decided")
         assert requested.data["approval_id"] == approval["id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from scaicrew.app import SPEC_PATH
 from tests.api.helpers import raw_client, spec_document
 from tests.support.openapi_check import check_problem
 
@@ -24,6 +25,24 @@ class TestServedContract:
         r = client.get("/openapi.json")
         assert r.status_code == 200
         assert set(r.json()["paths"]) == set(spec_document()["paths"])
+
+    def test_openapi_json_is_the_authored_document_with_its_refs(self, client):
+        r = client.get("/openapi.json")
+        assert r.headers["content-type"].startswith("application/json")
+        served = r.json()
+        assert served == spec_document()
+        assert "Run" in served["components"]["schemas"]
+        start_run = served["paths"]["/v1/members/{member_id}/runs"]["post"]
+        assert start_run["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/RunCreate"
+        }
+        assert len(r.content) < 2 * SPEC_PATH.stat().st_size
+
+    def test_openapi_yaml_is_the_authored_file_byte_for_byte(self, client):
+        r = client.get("/openapi.yaml")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/yaml")
+        assert r.content == SPEC_PATH.read_bytes()
 
     def test_interactive_docs_are_served(self, client):
         r = client.get("/docs/")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,9 +87,20 @@ def _schema(name: str) -> dict:
         return yaml.safe_load(handle)["components"]["schemas"][name]
 
 
-def test_every_zone_the_contract_lists_is_known_here():
-    for name in _schema("TimeZone")["enum"]:
+def test_every_iana_zone_fits_the_contracts_pattern_and_is_known_here():
+    pattern = re.compile(_schema("TimeZone")["pattern"])
+    names = zoneinfo.available_timezones() - {"Factory", "localtime"}  # not time zones
+    assert len(names) > 300
+    for name in names:
+        assert pattern.fullmatch(name), name
         zone(name)
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "Europe/Atlantis", "GMT+25"])
+def test_a_name_outside_the_iana_database_is_invalid_at_timezone(name):
+    with pytest.raises(InvalidField) as caught:
+        zone(name)
+    assert caught.value.details()["errors"][0]["pointer"] == "/timezone"
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

@@ -1,4 +1,4 @@
-"""Workspace membership (admins): list, add, change role, remove; create workspaces."""
+"""Workspace membership (admins): list, add, change role, remove."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 from domain.kernel import Role
 from domain.workspaces import Membership
-from handlers import serialise
 from handlers._http import actor, ok, page, page_body, timestamp, use_cases
 
 
@@ -21,14 +20,16 @@ def _membership(m: Membership) -> dict[str, Any]:
     }
 
 
-def list_members(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
+def list_workspace_memberships(
+    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
+) -> Any:
     result = use_cases().workspaces.list_workspace_memberships(
         actor(token_info), page(limit, cursor)
     )
     return ok(page_body(result, _membership))
 
 
-def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
+def add_workspace_membership(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     membership = use_cases().workspaces.add_workspace_membership(
         actor(token_info), body["subject"], Role.parse(body["role"])
     )
@@ -36,26 +37,21 @@ def add_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     return ok(_membership(membership), 201, {"Location": location})
 
 
-def get_member(token_info: dict[str, Any], subject: str) -> Any:
+def get_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     return ok(
         _membership(use_cases().workspaces.get_workspace_membership(actor(token_info), subject))
     )
 
 
-def change_member_role(token_info: dict[str, Any], subject: str, body: dict[str, Any]) -> Any:
+def update_workspace_membership(
+    token_info: dict[str, Any], subject: str, body: dict[str, Any]
+) -> Any:
     membership = use_cases().workspaces.update_workspace_membership(
         actor(token_info), subject, Role.parse(body["role"])
     )
     return ok(_membership(membership))
 
 
-def remove_member(token_info: dict[str, Any], subject: str) -> Any:
+def remove_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     use_cases().workspaces.remove_workspace_membership(actor(token_info), subject)
     return None, 204
-
-
-def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    workspace = use_cases().workspaces.create_workspace(
-        actor(token_info), body["name"], body.get("description", "")
-    )
-    return ok(serialise.workspace(workspace), 201)
