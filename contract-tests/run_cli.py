@@ -241,9 +241,10 @@ def outsider_token(database: Database, settings: Settings) -> str:
     return admin_token(settings, workspace_id)
 
 
-def check_coverage(har: Path) -> int:
-    """0 if every operation reached 2xx (but the documented exceptions) and every 501 was the
-    documented problem; 1 otherwise, saying which."""
+def check_coverage(hars: list[Path], *, final: bool = True) -> int:
+    """0 if every operation reached 2xx in one of the runs' HARs (but the documented
+    exceptions) and every 501 was the documented problem; 1 otherwise, saying which (the
+    per-operation table and the verdict are logged only for the ``final`` check)."""
     from handlers.openapi_document import load_spec
     from handlers.operations import operations
 
@@ -254,7 +255,8 @@ def check_coverage(har: Path) -> int:
     ]
     reached: dict[str, set[int]] = {op["operationId"]: set() for _, _, op in operations(spec)}
     wrong_501: list[str] = []
-    for entry in json.loads(har.read_text())["log"]["entries"]:
+    entries = [e for har in hars for e in json.loads(har.read_text())["log"]["entries"]]
+    for entry in entries:
         request, response = entry["request"], entry["response"]
         path = urlsplit(request["url"]).path
         for pattern, method, op in routes:
@@ -273,6 +275,10 @@ def check_coverage(har: Path) -> int:
     not_501 = sorted(op for op in DEFERRED if 501 not in reached[op])
     unreachable = {*NO_2XX_WITHOUT_SECRETS, *DEFERRED}
     unexpected = sorted(op for op in unreachable if any(200 <= s < 300 for s in reached[op]))
+    if not final:
+        if missing:
+            log("not reached 2xx yet (another round follows): " + ", ".join(missing))
+        return 1 if missing or not_501 or wrong_501 or unexpected else 0
     for op, statuses in sorted(reached.items()):
         log(f"  {op}: {sorted(statuses)}")
     if missing:
@@ -301,6 +307,40 @@ def _is_not_implemented(response: dict[str, Any]) -> bool:
     )
 
 
+def _runs(
+    args: argparse.Namespace,
+    base_url: str,
+    token: str,
+    extra: list[str],
+    config: Path | None,
+    workdir: Path,
+) -> int:
+    """One Schemathesis run, or for ``--fresh`` up to ``--rounds`` of them: the outsider's
+    reach depends on timing (a run pauses for its approval on a worker thread, and a stateful
+    scenario may ask for the approval first), so coverage accumulates over rounds with new
+    seeds. Every check of every round must pass."""
+    rounds = args.rounds if args.fresh else 1
+    hars: list[Path] = []
+    code = 0
+    for index in range(rounds):
+        round_args = argparse.Namespace(**{**vars(args), "seed": args.seed + index})
+        round_extra = list(extra)
+        if args.fresh:
+            har = workdir / f"run-{index + 1}.har"
+            hars.append(har)
+            round_extra = ["--report", "har", "--report-har-path", str(har), *round_extra]
+        command = schemathesis_command(base_url, token, round_args, round_extra, config)
+        log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
+        code = subprocess.call(command, cwd=ROOT)
+        if code != 0 or not args.fresh:
+            return code
+        last = index == rounds - 1
+        code = check_coverage(hars, final=last)
+        if code == 0:
+            return check_coverage(hars) if not last else 0
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra: list[str] = []
@@ -314,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument(
         "--fresh", action="store_true", help="no seed data: only the token's workspace exists"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="--fresh: at most this many runs (new seeds, same server) until every operation "
+        "reached 2xx; a failed check in any run fails at once",
     )
     parser.add_argument(
         "--max-time",
@@ -351,20 +398,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
             finally:
                 database.dispose()
-            har = workdir / "run.har"
-            config = None
-            if args.fresh:
-                extra = ["--report", "har", "--report-har-path", str(har), *extra]
-                config = outsider_config(workdir)
+            config = outsider_config(workdir) if args.fresh else None
             if args.max_time:
                 extra = ["--max-time", str(args.max_time), *extra]
             with oidc_provider(workdir) as login_env:
                 with server(database_url, args.port, logfile, login_env) as base_url:
-                    command = schemathesis_command(base_url, token, args, extra, config)
-                    log("running " + " ".join("<token>" if "Bearer" in c else c for c in command))
-                    code = subprocess.call(command, cwd=ROOT)
-            if args.fresh and code == 0:
-                code = check_coverage(har)
+                    code = _runs(args, base_url, token, extra, config, workdir)
     except Exception as exc:  # report setup failures together with the server log
         log(f"setup failed: {exc!r}")
         code = 2
