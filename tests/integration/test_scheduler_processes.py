@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from domain import orm, services, triggers
-from domain.model import Role
+from domain.model import Actor, Role
 from domain.runtime import Runtime
+from domain.unit_of_work import Database
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.secret_box import FernetSecretBox
-from tests.integration.conftest import DEFINITION
+from scaicrew.migrate import upgrade
+from scaicrew.settings import Settings
+from tests.integration.conftest import DEFINITION, fresh_workspace_id
+from tests.support.databases import create_postgres, drop_postgres
 from tests.support.processes import ROOT, environment
 
 TRIGGERS = 40
@@ -60,12 +67,30 @@ def _scheduler_once(settings):
     )
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_two_scheduler_processes_fire_each_slot_exactly_once(settings, database, make_actor):
+@pytest.fixture
+def own_database(settings: Settings, database: Database) -> Iterator[tuple[Settings, Database]]:
+    """A database of this test's own (settings pointing at it, and it). A ``scheduler --once``
+    fires every due schedule of its database: in the session's, other tests' schedules (left
+    enabled, due by now) would fire too and be counted with these."""
     if database.is_sqlite:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): two processes on one database")
-    actor = make_actor(Role.ADMIN)
+    server = os.environ["TEST_DATABASE_URL"]
+    url, name = create_postgres(server, "schedulers")
+    upgrade(url)
+    own = Database(url)
+    try:
+        yield replace(settings, database_url=url), own
+    finally:
+        own.dispose()
+        drop_postgres(server, name)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_scheduler_processes_fire_each_slot_exactly_once(own_database):
+    settings, database = own_database
+    actor = Actor(fresh_workspace_id(), "integration-user", Role.ADMIN)
+    services.ensure_workspace_member(database, actor.workspace_id, actor.subject, actor.role)
     ids = _schedules(database, settings, actor, TRIGGERS)
     fired = 0
     for _ in range(ROUNDS):
