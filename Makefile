@@ -6,12 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
-CONTRACT_PORT ?= 8765
+# Port of the server the Schemathesis CLI tests; 0: a free one.
+CONTRACT_PORT ?= 0
+# pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
+# own database, app and peers (conftest.py); idle workers steal tests from busy ones.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+# The Schemathesis runs `make test` includes, each with every check and phase: both by default.
+# CI runs each once per database: SCHEMATHESIS=pytest on SQLite, SCHEMATHESIS=cli on PostgreSQL.
+SCHEMATHESIS ?= pytest cli
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run migrate test test-unit test-integration test-api contract contract-pytest \
-	contract-cli lint fmt typecheck imports check bench clean
+.PHONY: install run migrate test test-pytest test-unit test-integration test-api contract \
+	contract-pytest contract-cli lint fmt typecheck imports check bench clean
 
 install: $(STAMP)
 
@@ -29,10 +37,14 @@ run: install
 migrate: install
 	$(BIN)/scaicrew migrate
 
-## test: every suite (unit, integration, api, contract in pytest and via the CLI)
+## test: every suite (unit, integration, api, contract in pytest and via the CLI), in parallel:
+## pytest and the Schemathesis CLI at the same time, each one's output printed when it ends
 test: install
-	$(BIN)/pytest tests contract-tests
-	$(MAKE) contract-cli
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target \
+		test-pytest $(if $(filter cli,$(SCHEMATHESIS)),contract-cli)
+
+test-pytest: install
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests)
 
 test-unit: install
 	$(BIN)/pytest tests/unit
