@@ -9,9 +9,10 @@ PORT ?= 8080
 # Port of the server the Schemathesis CLI tests; 0: a free one.
 CONTRACT_PORT ?= 0
 # pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
-# own database, app and peers (conftest.py); idle workers steal tests from busy ones.
+# own database, app and peers (conftest.py). Tests go one by one to the next free worker,
+# except those of one xdist_group (the contract module), which one worker runs, started first.
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist worksteal
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
 # The Schemathesis runs `make test` includes, each with every check and phase: both by default.
 # CI runs each once per database: SCHEMATHESIS=pytest on SQLite, SCHEMATHESIS=cli on PostgreSQL.
 SCHEMATHESIS ?= pytest cli
