@@ -9,10 +9,13 @@ PORT ?= 8080
 # Port of the server the Schemathesis CLI tests; 0: a free one.
 CONTRACT_PORT ?= 0
 # pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
-# own database, app and peers (conftest.py). Tests go one by one to the next free worker,
-# except those of one xdist_group (the contract module), which one worker runs, started first.
+# own database, app and peers (conftest.py). `--dist load` hands tests out in collection order,
+# and contract-tests come first: a worker runs a run of contract tests, in their order, then
+# only others (its seed, for a workspace fixed at import, must not be set up twice in a process),
+# and the long workflow test starts early. (`loadgroup`/`loadscope` would run only one of
+# Schemathesis' per-operation items: they all have the same node id.)
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist loadgroup
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist load
 # The Schemathesis runs `make test` includes, each with every check and phase: both by default.
 # CI runs each once per database: SCHEMATHESIS=pytest on SQLite, SCHEMATHESIS=cli on PostgreSQL.
 SCHEMATHESIS ?= pytest cli
@@ -45,7 +48,7 @@ test: install
 		test-pytest $(if $(filter cli,$(SCHEMATHESIS)),contract-cli)
 
 test-pytest: install
-	$(BIN)/pytest $(PYTEST_PARALLEL) tests $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests)
+	$(BIN)/pytest $(PYTEST_PARALLEL) $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests) tests
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -38,11 +38,6 @@ from scaicrew.app import create_app
 from scaicrew.settings import Secret, Settings
 from tests.support.oidc_provider import OidcProvider, login_settings
 
-# One pytest-xdist worker runs this whole module, in order (with `--dist loadgroup`): the seed
-# of `_bind_app` goes into a workspace fixed at import, once per process, and the operations
-# then run before the workflows, as without xdist.
-pytestmark = pytest.mark.xdist_group("contract")
-
 MAX_EXAMPLES = 100
 STATEFUL_EXAMPLES = 60
 STATEFUL_STEPS = 10
