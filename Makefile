@@ -10,12 +10,13 @@ PORT ?= 8080
 CONTRACT_PORT ?= 0
 # pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
 # own database, app and peers (conftest.py). `--dist load` hands tests out in collection order,
-# and contract-tests come first: a worker runs a run of contract tests, in their order, then
-# only others (its seed, for a workspace fixed at import, must not be set up twice in a process),
-# and the long workflow test starts early. (`loadgroup`/`loadscope` would run only one of
-# Schemathesis' per-operation items: they all have the same node id.)
+# two at a time to whichever worker needs more, and contract-tests come first: each worker runs
+# a stretch of contract tests, in their order, then only others (the contract seed, for a
+# workspace fixed at import, must not be set up twice in a process), and the long workflow test
+# starts early. (`loadgroup`/`loadscope` would run only one of Schemathesis' per-operation
+# items: they all have the same node id.)
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist load
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist load --maxschedchunk 2
 # The Schemathesis runs `make test` includes, each with every check and phase: both by default.
 # CI runs each once per database: SCHEMATHESIS=pytest on SQLite, SCHEMATHESIS=cli on PostgreSQL.
 SCHEMATHESIS ?= pytest cli
