@@ -10,11 +10,11 @@ PORT ?= 8080
 CONTRACT_PORT ?= 0
 # pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
 # own database, app and peers (conftest.py). `--dist load` hands tests out in collection order,
-# two at a time to whichever worker needs more, and contract-tests come first: each worker runs
-# a stretch of contract tests, in their order, then only others (the contract seed, for a
-# workspace fixed at import, must not be set up twice in a process), and the long workflow test
-# starts early. (`loadgroup`/`loadscope` would run only one of Schemathesis' per-operation
-# items: they all have the same node id.)
+# two at a time to whichever worker needs more: whatever runs before a test in its worker ran
+# before it without xdist too, and contract-tests still come last (their seeds leave queued
+# runs that a later test's server would execute; the seed, for a workspace fixed at import,
+# must not be set up twice in a process). (`loadgroup`/`loadscope` would run only one of
+# Schemathesis' per-operation items: they all have the same node id. `worksteal` reorders.)
 TEST_WORKERS ?= auto
 PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist load --maxschedchunk 2
 # The Schemathesis runs `make test` includes, each with every check and phase: both by default.
@@ -49,7 +49,7 @@ test: install
 		test-pytest $(if $(filter cli,$(SCHEMATHESIS)),contract-cli)
 
 test-pytest: install
-	$(BIN)/pytest $(PYTEST_PARALLEL) $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests) tests
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests)
 
 test-unit: install
 	$(BIN)/pytest tests/unit
