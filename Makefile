@@ -6,7 +6,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8080
-CONTRACT_PORT ?= 8765
 NOHOOKS_PORT ?= 0
 NOHOOKS_EXAMPLES ?= 20
 NOHOOKS_SECONDS ?= 100
@@ -14,15 +13,31 @@ JS := tools/js
 JS_BIN := $(JS)/node_modules/.bin
 JS_STAMP := $(JS)/node_modules/.installed-stamp
 CLIENTS := build/clients
+# Port of the server the Schemathesis CLI tests; 0: a free one.
+CONTRACT_PORT ?= 0
+# pytest-xdist workers of `make test` (a number, or auto: one per core). Each worker has its
+# own database, app and peers (conftest.py). `--dist load` hands tests out in collection order,
+# two at a time to whichever worker needs more: whatever runs before a test in its worker ran
+# before it without xdist too, and contract-tests still come last (their seeds leave queued
+# runs that a later test's server would execute; the seed, for a workspace fixed at import,
+# must not be set up twice in a process). (`loadgroup`/`loadscope` would run only one of
+# Schemathesis' per-operation items: they all have the same node id. `worksteal` reorders.)
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL := -n $(TEST_WORKERS) --dist load --maxschedchunk 2
+# The Schemathesis runs `make test` includes, each with every check and phase: both by default.
+# CI runs each once per database: SCHEMATHESIS=pytest on SQLite, SCHEMATHESIS=cli on PostgreSQL.
+SCHEMATHESIS ?= pytest cli
+# The contract gates `make test` includes (ADR 0016); empty: none (CI runs them as a stage).
+GATES ?= yes
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Redocly CLI: no usage telemetry, no update notice.
 export REDOCLY_TELEMETRY := off
 export REDOCLY_SUPPRESS_UPDATE_NOTICE := true
 
-.PHONY: install run migrate test test-unit test-integration test-api contract contract-pytest \
-	contract-cli contract-nohooks js-tools spec-lint client-python client-ts clients lint fmt \
-	typecheck imports check bench clean
+.PHONY: install run migrate test test-pytest test-unit test-integration test-api contract \
+	contract-pytest contract-cli contract-nohooks gates js-tools spec-lint client-python \
+	client-ts clients lint fmt typecheck imports check bench clean
 
 install: $(STAMP)
 
@@ -40,10 +55,18 @@ run: install
 migrate: install
 	$(BIN)/scaicrew migrate
 
-## test: every suite (unit, integration, api, contract in pytest and via the CLI)
+## test: every suite (unit, integration, api, contract in pytest and via the CLI) and the
+## contract gates (spec lint, generated clients, the outsider's Schemathesis run), two at a
+## time, each one's output printed when it ends. GATES= leaves the gates out (CI runs them once).
 test: install
-	$(BIN)/pytest tests contract-tests
-	$(MAKE) contract-cli
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target \
+		test-pytest $(if $(filter cli,$(SCHEMATHESIS)),contract-cli) $(if $(GATES),gates)
+
+## gates: the contract as its consumers use it (ADR 0016): lint, generated clients, outsider
+gates: spec-lint clients contract-nohooks
+
+test-pytest: install
+	$(BIN)/pytest $(PYTEST_PARALLEL) tests $(if $(filter pytest,$(SCHEMATHESIS)),contract-tests)
 
 test-unit: install
 	$(BIN)/pytest tests/unit

@@ -1,7 +1,9 @@
 """Fixtures shared by every suite: a migrated database, the app, real peers, identities.
 
 ``TEST_DATABASE_URL`` (a PostgreSQL URL) makes the whole run use a fresh database created on
-that server for this session and dropped afterwards; without it, a SQLite file is used.
+that server for this session and dropped afterwards; without it, a SQLite file is used. Under
+pytest-xdist each worker is a session of its own: its own database (named after the worker),
+app, OIDC provider and JWKS server.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from domain.database import Database
 from domain.kernel import Role
@@ -30,6 +30,7 @@ from scaicrew.settings import (
     SessionGroup,
     Settings,
 )
+from tests.support.databases import create_postgres, drop_postgres
 from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, start_jwks_server
 from tests.support.oidc_provider import OidcProvider, start_oidc_provider
 from tests.support.openapi_check import validate
@@ -37,32 +38,16 @@ from tests.support.openapi_check import validate
 TEST_SECRET = "test-session-secret-" + "x" * 32
 
 
-def _fresh_postgres(url: str) -> tuple[str, str]:
-    base = make_url(url)
-    name = f"scaicrew_test_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_postgres(url: str, name: str) -> None:
-    admin = create_engine(make_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = os.environ.get("TEST_DATABASE_URL")
     if server:
-        url, name = _fresh_postgres(server)
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1... under xdist
+        url, name = create_postgres(server, f"test_{worker}")
         upgrade(url)
         yield url
-        _drop_postgres(server, name)
-    else:
+        drop_postgres(server, name)
+    else:  # tmp_path_factory's base is per xdist worker
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'scaicrew.db'}"
         upgrade(url)
         yield url

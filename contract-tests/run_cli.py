@@ -5,7 +5,7 @@ named by ``TEST_DATABASE_URL``), migrates and seeds it, serves the app with uvic
 127.0.0.1:PORT (``ENV=test``), runs ``schemathesis run`` against ``/openapi.json`` with a
 session token for the seeded workspace, stops the server and exits with Schemathesis' code.
 
-    .venv/bin/python contract-tests/run_cli.py --port 8765 [--seed 1] [--max-examples 100]
+    .venv/bin/python contract-tests/run_cli.py [--port 8765] [--seed 1] [--max-examples 100]
 
 Extra arguments after ``--`` go to ``schemathesis run`` (e.g. ``-- --report junit``).
 
@@ -36,8 +36,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
@@ -48,6 +46,7 @@ from pydantic import SecretStr  # noqa: E402
 from domain.database import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import SessionGroup, Settings  # noqa: E402
+from tests.support.databases import create_postgres, drop_postgres  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
@@ -76,17 +75,11 @@ def fresh_database(workdir: Path) -> Iterator[str]:
     if not server:
         yield f"sqlite:///{workdir / 'contract.db'}"
         return
-    base = make_url(server)
-    name = f"scaicrew_contract_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    url, name = create_postgres(server, "contract")
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield base.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_postgres(server, name)
 
 
 @contextmanager
@@ -348,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         cut = argv.index("--")
         argv, extra = argv[:cut], argv[cut + 1 :]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8765, help="0: any free loopback port")
+    parser.add_argument("--port", type=int, default=0, help="0 (default): a free port")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--max-examples", type=int, default=100)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -369,9 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds for the whole Schemathesis run (fuzzing and stateful repeat until spent)",
     )
     args = parser.parse_args(argv)
-
-    if args.port == 0:
-        args.port = free_port()
+    args.port = args.port or free_port()
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-contract-"))
     logfile = workdir / "uvicorn.log"

@@ -27,7 +27,9 @@ class WorkerPool:
         self._count = threads
         self._poll = poll_seconds
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        # One wake-up event per thread: a thread clears only its own, so a wake-up (a queued
+        # run, or ``stop``) reaches a thread that was busy when it came, too.
+        self._wakes: list[threading.Event] = []
         self._threads: list[threading.Thread] = []
         # A private generator: the global one is shared with (and watched by) other code,
         # such as Hypothesis in the contract tests.
@@ -36,19 +38,28 @@ class WorkerPool:
 
     def _on_signal(self, signal: Signal) -> None:
         if signal.kind == "run.changed" and signal.data.get("status") == "queued":
-            self._wake.set()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for wake in list(self._wakes):
+            wake.set()
 
     def start(self) -> None:
         prefix = f"{socket.gethostname()}:{os.getpid()}"
         for index in range(self._count):
             dispatcher = self._use_cases.dispatcher(f"{prefix}:{index}")
+            wake = threading.Event()
+            self._wakes.append(wake)
             thread = threading.Thread(
-                target=self._loop, args=(dispatcher,), name=f"scaicrew-worker-{index}", daemon=True
+                target=self._loop,
+                args=(dispatcher, wake),
+                name=f"scaicrew-worker-{index}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
 
-    def _loop(self, dispatcher: Dispatcher) -> None:
+    def _loop(self, dispatcher: Dispatcher, wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
                 worked = dispatcher.run_next()
@@ -57,13 +68,14 @@ class WorkerPool:
                 worked = False
             if not worked:
                 # Jitter, so that idle threads poll at different moments, not in step.
-                self._wake.wait(self._poll * self._jitter.uniform(0.5, 1.5))
-                self._wake.clear()
+                wake.wait(self._poll * self._jitter.uniform(0.5, 1.5))
+                wake.clear()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
+        self._stop.set()  # before the wake-up: a thread that clears it then sees the flag
+        self._wake_all()
         self._unsubscribe()
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
+        self._wakes.clear()

@@ -112,23 +112,21 @@ class TestChangingRoles:
         assert r.status_code == 200, r.text
         assert r.json()["role"] == "viewer"
 
-    def test_two_admins_demoting_each_other_at_once_leave_one_admin(self, app, tenant):
-        add_client = app.test_client()
-        with add_client as c:
-            assert add(c, tenant, "second-admin", "admin").status_code == 201
+    def test_two_admins_demoting_each_other_at_once_leave_one_admin(self, client, tenant):
+        assert add(client, tenant, "second-admin", "admin").status_code == 201
         pairs = [("user-admin", "second-admin"), ("second-admin", "user-admin")]
         barrier = threading.Barrier(2)
         statuses: list[int] = []
 
+        # Both requests go through one client (one app lifespan) at the same time.
         def demote(actor: str, target: str) -> None:
-            with app.test_client() as c:
-                barrier.wait()
-                r = c.patch(
-                    f"/v1/workspace/members/{target}",
-                    json={"role": "viewer"},
-                    headers=tenant.headers(Role.ADMIN, subject=actor),
-                )
-                statuses.append(r.status_code)
+            barrier.wait()
+            r = client.patch(
+                f"/v1/workspace/members/{target}",
+                json={"role": "viewer"},
+                headers=tenant.headers(Role.ADMIN, subject=actor),
+            )
+            statuses.append(r.status_code)
 
         threads = [threading.Thread(target=demote, args=pair) for pair in pairs]
         for thread in threads:
@@ -136,8 +134,7 @@ class TestChangingRoles:
         for thread in threads:
             thread.join(30)
         assert sorted(statuses) == [200, 409]
-        with app.test_client() as c:
-            members = c.get("/v1/workspace/members", headers=tenant.headers()).json()["items"]
+        members = client.get("/v1/workspace/members", headers=tenant.headers()).json()["items"]
         assert [m["role"] for m in members].count("admin") == 1
 
 

@@ -3,15 +3,18 @@ after the commit, and delivered by the stream hub in order, once, without holes.
 
 from __future__ import annotations
 
+import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import pytest
 
 from domain.database import Database
 from domain.kernel import Signal, SystemClock
 from domain.stream import StreamHub, decode_notification, notify_payload
+from scaicrew.adapters import pg_listener
 from scaicrew.adapters.pg_listener import PgListener
 from tests.support.domain import stream_settings
 
@@ -158,6 +161,31 @@ class TestNotifications:
         assert connects == [True]
         assert ranges == [(actor.workspace_id, 2)]  # too large for a notification
         assert heard == []  # one notification per workspace and commit: the range
+
+    @pytest.mark.postgres
+    def test_stopping_an_idle_listener_wakes_it_at_once(self, database, settings, monkeypatch):
+        if database.is_sqlite:
+            pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): LISTEN/NOTIFY")
+        # Every app shutdown (every test's lifespan) stops a listener: it must not sleep first.
+        monkeypatch.setattr(pg_listener, "_IDLE_SECONDS", 3600.0)
+        idle = threading.Event()
+
+        def waiting(*args: object) -> object:
+            idle.set()
+            return select.select(*args)
+
+        monkeypatch.setattr(pg_listener, "select", SimpleNamespace(select=waiting))
+        listener = PgListener(
+            settings.database_url,
+            on_signals=lambda signals: None,
+            on_range=lambda workspace_id, through: None,
+            on_connect=lambda: None,
+        )
+        listener.start()
+        assert listener.connected.wait(WAIT)
+        assert idle.wait(WAIT)
+        listener.stop(timeout=WAIT)
+        assert not listener.connected.is_set()  # the thread left its connection and ended
 
 
 class TestHub:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import inspect
 
 from domain.persistence.engine import make_engine
 from domain.persistence.tables import metadata
 from scaicrew.migrate import downgrade, upgrade
+from tests.support.databases import create_postgres, drop_postgres
 
 
 @pytest.fixture
@@ -25,16 +24,9 @@ def empty_database_url(tmp_path: Path) -> Iterator[str]:
     if not server:
         yield f"sqlite:///{tmp_path / 'migrations.db'}"
         return
-    name = f"scaicrew_migrations_{secrets.token_hex(4)}"
-    admin = create_engine(make_url(server), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    url, name = create_postgres(server, "migrations")
+    yield url
+    drop_postgres(server, name)
 
 
 def _diffs(url: str) -> list[object]:

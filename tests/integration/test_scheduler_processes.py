@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
-from domain.kernel import Role
+from domain.database import Database
+from domain.kernel import Actor, Role
 from domain.persistence import tables as orm
-from tests.integration.conftest import DEFINITION
+from domain.use_cases import UseCases
+from scaicrew.app import build_use_cases
+from scaicrew.migrate import upgrade
+from scaicrew.settings import Settings
+from tests.integration.conftest import DEFINITION, fresh_workspace_id
+from tests.support.databases import create_postgres, drop_postgres
 from tests.support.processes import ROOT, environment
 
 TRIGGERS = 40
 ROUNDS = 2
 
 
-def _schedules(use_cases, actor, count):
+def _schedules(use_cases: UseCases, actor: Actor, count: int) -> list[str]:
     members = use_cases.members
     crew = members.create_crew(actor, "Scheduled")
     member = members.create_member(
@@ -42,7 +50,7 @@ def _schedules(use_cases, actor, count):
     return ids
 
 
-def _scheduler_once(settings):
+def _scheduler_once(settings: Settings) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "scaicrew.cli", "scheduler", "--once"],
         cwd=ROOT,
@@ -53,14 +61,31 @@ def _scheduler_once(settings):
     )
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_two_scheduler_processes_fire_each_slot_exactly_once(
-    settings, database, use_cases, make_actor
-):
+@pytest.fixture
+def own_database(settings: Settings, database: Database) -> Iterator[tuple[Settings, UseCases]]:
+    """A database of this test's own (settings pointing at it, and use cases over it). A
+    ``scheduler --once`` fires every due schedule of its database: in the session's, other
+    tests' schedules (left enabled, due by now) would fire too and be counted with these."""
     if database.is_sqlite:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): two processes on one database")
-    actor = make_actor(Role.ADMIN)
+    server = os.environ["TEST_DATABASE_URL"]
+    url, name = create_postgres(server, "schedulers")
+    upgrade(url)
+    own = Database(url)
+    own_settings = settings.with_changes(database_url=url)
+    try:
+        yield own_settings, build_use_cases(own_settings, own)
+    finally:
+        own.dispose()
+        drop_postgres(server, name)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_scheduler_processes_fire_each_slot_exactly_once(own_database):
+    settings, use_cases = own_database
+    actor = Actor(fresh_workspace_id(), "integration-user", Role.ADMIN)
+    use_cases.workspaces.ensure_member(actor.workspace_id, actor.subject, actor.role)
     ids = _schedules(use_cases, actor, TRIGGERS)
     fired = 0
     for _ in range(ROUNDS):
@@ -72,7 +97,7 @@ def test_two_scheduler_processes_fire_each_slot_exactly_once(
             fired += int(output.split("fired ")[1].split(" ")[0])
 
     s, r = orm.schedule_slots, orm.runs
-    with database() as tx:
+    with use_cases.database() as tx:
         conn = tx.connection
         slots = conn.execute(
             select(s.c.trigger_id, s.c.slot, s.c.run_id).where(s.c.trigger_id.in_(ids))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from domain.kernel import Role
-from tests.support.processes import Process, serve
+from tests.support.processes import Process, launch, wait_until_serving
 from tests.support.runs import NOTES
 from tests.support.sse import StreamReader, run_statuses
 
@@ -47,11 +47,13 @@ def test_on_sqlite_the_other_server_polls_the_event_log(
 def follow_a_run_across_servers(
     settings: Any, tenant: Any, tmp_path: Path, processes: list[Process], **overrides: Any
 ) -> None:
-    first, first_url = serve(settings, tmp_path / "first.log", worker_threads=1, **overrides)
+    first, first_url = launch(settings, tmp_path / "first.log", worker_threads=1, **overrides)
     processes.append(first)
     # The second process executes nothing itself: every event it streams comes from the first.
-    second, second_url = serve(settings, tmp_path / "second.log", worker_threads=0, **overrides)
+    second, second_url = launch(settings, tmp_path / "second.log", worker_threads=0, **overrides)
     processes.append(second)
+    wait_until_serving(first, first_url)
+    wait_until_serving(second, second_url)
     h = tenant.headers(Role.ADMIN)
     with httpx.Client(base_url=first_url, timeout=10) as api:
         crew = api.post("/v1/crews", json={"name": "Stream crew"}, headers=h).json()

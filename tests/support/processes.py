@@ -83,19 +83,31 @@ class Process:
 
 def serve(settings: Settings, log: Path, **overrides: Any) -> tuple[Process, str]:
     """Start ``scaicrew serve --no-migrate`` on a free port; return it once /health answers."""
+    process, base_url = launch(settings, log, **overrides)
+    wait_until_serving(process, base_url)
+    return process, base_url
+
+
+def launch(settings: Settings, log: Path, **overrides: Any) -> tuple[Process, str]:
+    """Start ``scaicrew serve --no-migrate`` on a free port, without waiting for it (start
+    several, then ``wait_until_serving`` each: they start up at the same time)."""
     port = free_port()
     process = Process(
         ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)],
         environment(settings, **overrides),
         log,
     )
-    base_url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until_serving(process: Process, base_url: str) -> None:
+    """Return once the server answers /health (30 s at most)."""
     deadline = time.monotonic() + 30
     while True:
         assert process.alive(), f"server exited:\n{process.output()}"
         try:
             if httpx.get(base_url + "/health", timeout=1).status_code == 200:
-                return process, base_url
+                return
         except httpx.HTTPError:
             pass
         assert time.monotonic() < deadline, f"server never answered:\n{process.output()}"

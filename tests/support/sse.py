@@ -9,6 +9,7 @@ Waiting polls under a bounded deadline; the deadline only turns a hang into a re
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -106,7 +107,11 @@ def served(app: Any) -> Iterator[str]:
 
 class StreamReader:
     """Reads one ``GET /v1/stream`` in a thread; ``opened`` is set once the headers arrived
-    (the server subscribes before it answers, so anything committed after is delivered)."""
+    (the server subscribes before it answers, so anything committed after is delivered).
+
+    Leaving it shuts the connection's socket down, which ends the reading thread at once
+    (closing the client alone would leave it blocked until the server's next keep-alive).
+    """
 
     def __init__(self, base_url: str, headers: dict[str, str], params: dict[str, Any]) -> None:
         self._url = base_url + "/v1/stream"
@@ -118,6 +123,7 @@ class StreamReader:
         self.done = threading.Event()
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=httpx.Timeout(DEADLINE))
+        self._response: httpx.Response | None = None
         self._thread = threading.Thread(target=self._read, name="stream-reader", daemon=True)
 
     def __enter__(self) -> StreamReader:
@@ -126,8 +132,20 @@ class StreamReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._shut_down()
         self._client.close()
         self._thread.join(DEADLINE)
+        assert not self._thread.is_alive(), "the stream reader did not stop"
+
+    def _shut_down(self) -> None:
+        response = self._response
+        stream = response.extensions.get("network_stream") if response is not None else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # already closed by the server
+                pass
 
     def _read(self) -> None:
         feed = _Feed(self.parsed)
@@ -135,6 +153,7 @@ class StreamReader:
             with self._client.stream(
                 "GET", self._url, headers=self._headers, params=self._params
             ) as response:
+                self._response = response
                 self.status = response.status_code
                 self.opened.set()
                 for line in response.iter_lines():
