@@ -29,6 +29,7 @@ from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lo
 from domain.runs.repository import RunRepository
 from domain.stream.repository import EventLog
 from domain.tools.repository import NoteRepository
+from domain.tools.servers_repository import ToolServerRepository
 from domain.triggers.repository import TriggerRepository
 from domain.workspaces.repository import WorkspaceRepository
 
@@ -46,6 +47,7 @@ class SqlUnitOfWork:
     members: MemberRepository
     notes: NoteRepository
     runs: RunRepository
+    tool_servers: ToolServerRepository
     triggers: TriggerRepository
     workspaces: WorkspaceRepository
 
@@ -91,6 +93,7 @@ class SqlUnitOfWork:
         self.members = MemberRepository(connection, for_update=lock)
         self.notes = NoteRepository(connection)
         self.runs = RunRepository(connection, for_update=lock)
+        self.tool_servers = ToolServerRepository(connection)
         self.triggers = TriggerRepository(connection, for_update=lock)
         self.workspaces = WorkspaceRepository(connection, for_update=lock)
         return self

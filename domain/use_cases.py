@@ -19,7 +19,7 @@ from domain.kernel.signals import SignalBus
 from domain.members import Members
 from domain.runs import Dispatcher, LanguageModel, Runs, RunSettings
 from domain.stream import Stream, StreamHub, StreamSettings
-from domain.tools import HttpPort
+from domain.tools import HttpPort, Tools, ToolServerPort, ToolServerSettings
 from domain.triggers import TriggerFiring, Triggers, WebhookSettings
 from domain.workspaces import Workspaces
 
@@ -33,6 +33,7 @@ class Ports:
     deriver: Deriver
     secret_box: SecretBox
     session_tokens: SessionTokens
+    tool_servers: ToolServerPort
     identity_provider: IdentityProvider | None = None
 
 
@@ -40,6 +41,7 @@ class Ports:
 class DomainSettings:
     """The settings the use cases read, grouped by capability (built from ``Settings``)."""
 
+    tools: ToolServerSettings
     runs: RunSettings
     webhooks: WebhookSettings
     stream: StreamSettings
@@ -69,6 +71,7 @@ class UseCases:
         self.authoring = Authoring(database, clock, ports.deriver)
         self.runs = Runs(database, clock)
         self.cost = Cost(database)
+        self.tools = Tools(database, clock, ports.secret_box, ports.tool_servers, settings.tools)
         self.triggers = Triggers(database, clock, ports.secret_box)
         self.firing = TriggerFiring(database, clock, ports.secret_box, settings.webhooks)
         #: This process's live-stream subscribers, fed from ``signals`` (and the listener).

@@ -17,7 +17,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from domain import identity, kernel, triggers
+from domain import identity, kernel, tools, triggers
 from domain.authoring import ModelUnusable
 from handlers.context import app_context
 from handlers.tracing import current_trace_id
@@ -57,6 +57,7 @@ DOMAIN_ERRORS: dict[type[kernel.DomainError], int] = {
     kernel.InvalidField: 400,
     ModelUnusable: 502,
     identity.IdentityProviderUnavailable: 502,
+    tools.ToolServerUnavailable: 502,
     identity.LoginNotConfigured: 501,
 }
 

@@ -44,6 +44,7 @@ from handlers.operations import OperationResolver
 from handlers.problems import render_exception, render_unavailable
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
+from scaicrew.adapters.mcp_client import McpToolServers
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
 from scaicrew.adapters.oidc import OidcProvider
 from scaicrew.adapters.openai_model import ChatCompletionsModel
@@ -193,6 +194,7 @@ def build_use_cases(settings: Settings, database: Database, clock: Clock | None 
         deriver=deriver,
         secret_box=FernetSecretBox(settings.trigger_key_materials()),
         session_tokens=session_tokens(settings),
+        tool_servers=McpToolServers(settings.tools.result_max_chars),
         identity_provider=_identity_provider(settings),
     )
     return UseCases(database, ports, settings.domain_settings(), clock)

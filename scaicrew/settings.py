@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from domain.identity import LoginSettings
 from domain.runs import RunSettings
 from domain.stream import StreamSettings
+from domain.tools import ToolServerSettings
 from domain.triggers import WebhookSettings
 from domain.use_cases import DomainSettings
 
@@ -238,6 +239,32 @@ class ToolsGroup(_Group):
     )
     http_timeout_seconds: float = setting(
         10.0, "TOOL_HTTP_TIMEOUT_SECONDS", "Per HTTP tool call.", gt=0
+    )
+    server_allowed_hosts: CommaList = setting(
+        (),
+        "TOOL_SERVER_ALLOWED_HOSTS",
+        "Comma-separated `host` or `host:port` entries MCP tool servers may be registered on; "
+        "when empty, any public host (loopback and private addresses only when listed).",
+        shown="empty (any public host)",
+    )
+    server_timeout_seconds: float = setting(
+        10.0,
+        "TOOL_SERVER_TIMEOUT_SECONDS",
+        "Connecting to an MCP tool server and listing its tools (registration, refresh).",
+        gt=0,
+    )
+    call_timeout_seconds: float = setting(
+        30.0,
+        "TOOL_CALL_TIMEOUT_SECONDS",
+        "Total deadline of one MCP tool call (connect, call, answer).",
+        gt=0,
+    )
+    result_max_chars: int = setting(
+        16000,
+        "TOOL_RESULT_MAX_CHARS",
+        "An MCP tool result longer than this (as JSON text) is cut to it, marked truncated.",
+        ge=100,
+        le=1_000_000,
     )
 
 
@@ -464,6 +491,12 @@ class Settings(BaseSettings):
         """The settings the use cases read, built from these groups."""
         runs, stream, login = self.runs, self.stream, self.login
         return DomainSettings(
+            tools=ToolServerSettings(
+                allowed_hosts=self.tools.server_allowed_hosts,
+                timeout_seconds=self.tools.server_timeout_seconds,
+                call_timeout_seconds=self.tools.call_timeout_seconds,
+                result_max_chars=self.tools.result_max_chars,
+            ),
             runs=RunSettings(
                 handoff_max_depth=runs.handoff_max_depth,
                 lease_seconds=runs.lease_seconds,

@@ -247,6 +247,28 @@ notes = Table(
     Column("updated_at", Stamp, nullable=False),
 )
 
+# -- tool servers (issue 17) ------------------------------------------------------------------
+
+# An MCP tool server of a workspace and the tools it last listed. The header values are
+# secrets: stored only sealed (Fernet token of the JSON object); their names are shown.
+tool_servers = Table(
+    "tool_servers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("header_names", JsonDoc, nullable=False),
+    Column("headers_ciphertext", Text, nullable=True),
+    Column("tools", JsonDoc, nullable=False),
+    Column("effect_classes", JsonDoc, nullable=False),
+    Column("refreshed_at", Stamp, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    UniqueConstraint("workspace_id", "name", name="uq_tool_servers_workspace_id_name"),
+)
+
 # -- authoring -------------------------------------------------------------------------------
 
 authoring_sessions = Table(
