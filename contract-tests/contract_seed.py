@@ -60,6 +60,14 @@ class Seed:
     # the pytest hooks can sign ingress deliveries that reach 202).
     trigger_ids: tuple[str, ...] = ()
     webhook_secret: str = ""
+    # A tool server registered on the real MCP server of the run (the first host of
+    # TOOL_SERVER_ALLOWED_HOSTS), and that server's URL (hooks swap it into registrations).
+    tool_server_ids: tuple[str, ...] = ()
+    tool_server_url: str = ""
+
+    @property
+    def tool_server_urls(self) -> list[str]:
+        return [self.tool_server_url] if self.tool_server_url else []
 
     @property
     def workspace_ids(self) -> list[str]:
@@ -199,6 +207,7 @@ def seed(
         use_cases.workspaces.add_workspace_membership(actor, subject, Role.VIEWER)
     codes, refresh_tokens = _login_secrets(use_cases, workspace_id)
     trigger_ids, webhook_secret = _triggers(use_cases, actor, published.id)
+    tool_server_ids, tool_server_url = tool_servers(use_cases, actor, settings)
     return Seed(
         workspace_id,
         token,
@@ -213,7 +222,22 @@ def seed(
         refresh_tokens,
         trigger_ids,
         webhook_secret,
+        tool_server_ids,
+        tool_server_url,
     )
+
+
+def tool_servers(
+    use_cases: UseCases, actor: Actor, settings: Settings
+) -> tuple[tuple[str, ...], str]:
+    """Register the run's MCP server (at the first allowed host) in the actor's workspace:
+    (the tool server's id, its URL); nothing without an allowed host."""
+    hosts = settings.tools.server_allowed_hosts
+    if not hosts:
+        return (), ""
+    url = f"http://{hosts[0]}/mcp"
+    server = use_cases.tools.create_tool_server(actor, name="contract-tools", url=url)
+    return (server.id,), url
 
 
 def _triggers(use_cases: UseCases, actor: Actor, member_id: str) -> tuple[tuple[str, ...], str]:

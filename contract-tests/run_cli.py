@@ -47,6 +47,7 @@ from domain.database import Database  # noqa: E402
 from scaicrew.migrate import upgrade  # noqa: E402
 from scaicrew.settings import SessionGroup, Settings  # noqa: E402
 from tests.support.databases import create_postgres, drop_postgres  # noqa: E402
+from tests.support.mcp_server import McpServerProcess  # noqa: E402
 from tests.support.oidc_provider import start_oidc_provider  # noqa: E402
 from tests.support.processes import free_port  # noqa: E402
 
@@ -58,6 +59,7 @@ NO_2XX_WITHOUT_SECRETS = {
     "redeemSessionCode": "a one-shot session code, handed to the browser by the callback",
     "refreshSession": "a refresh token, obtained only by redeeming a session code",
     "receiveWebhook": "an HMAC-SHA256 signature made with the trigger's secret",
+    "createToolServer": "a reachable MCP server on a host TOOL_SERVER_ALLOWED_HOSTS lists",
 }
 # Deferred operations: their only answer to a valid request is the documented 501.
 DEFERRED = {"retryRun", "upgradeTemplate", "exportMemberToScaiflow"}
@@ -221,16 +223,19 @@ def outsider_config(workdir: Path) -> Path:
 
 
 def outsider_token(database: Database, settings: Settings) -> str:
-    """A workspace with one admin and nothing in it, and that admin's session token."""
-    from contract_seed import SUBJECT, admin_token, new_workspace_id
+    """A workspace with one admin and nothing in it but the tool server the deployment's
+    operator connected (an outsider cannot supply a reachable MCP server on an allowed host,
+    so ``createToolServer`` is in ``NO_2XX_WITHOUT_SECRETS``), and that admin's session
+    token."""
+    from contract_seed import SUBJECT, admin_token, new_workspace_id, tool_servers
 
-    from domain.kernel import Role
+    from domain.kernel import Actor, Role
     from scaicrew.app import build_use_cases
 
     workspace_id = new_workspace_id()
-    build_use_cases(settings, database).workspaces.ensure_member(
-        workspace_id, SUBJECT, Role.ADMIN, name="Outsider"
-    )
+    use_cases = build_use_cases(settings, database)
+    use_cases.workspaces.ensure_member(workspace_id, SUBJECT, Role.ADMIN, name="Outsider")
+    tool_servers(use_cases, Actor(workspace_id, SUBJECT, Role.ADMIN), settings)
     return admin_token(settings, workspace_id)
 
 
@@ -367,14 +372,18 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-contract-"))
     logfile = workdir / "uvicorn.log"
     code = 1
+    mcp: McpServerProcess | None = None
     try:
+        # A real MCP server on loopback, the only host tool servers may be registered on.
+        mcp = McpServerProcess()
+        tool_env = {"TOOL_SERVER_ALLOWED_HOSTS": mcp.host}
         with fresh_database(workdir) as database_url:
             upgrade(database_url)
             settings = Settings(
                 env="test",
                 database_url=database_url,
                 session=SessionGroup(secret=SecretStr(SESSION_SECRET)),
-            )
+            ).with_changes(tool_server_allowed_hosts=mcp.host)
             database = Database(database_url)
             try:
                 if args.fresh:
@@ -393,12 +402,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.max_time:
                 extra = ["--max-time", str(args.max_time), *extra]
             with oidc_provider(workdir) as login_env:
-                with server(database_url, args.port, logfile, login_env) as base_url:
+                env = {**login_env, **tool_env}
+                with server(database_url, args.port, logfile, env) as base_url:
                     code = _runs(args, base_url, token, extra, config, workdir)
     except Exception as exc:  # report setup failures together with the server log
         log(f"setup failed: {exc!r}")
         code = 2
     finally:
+        if mcp is not None:
+            mcp.stop()
         if code != 0 and logfile.exists():
             server_log = logfile.read_text(errors="replace").strip()
             if server_log:

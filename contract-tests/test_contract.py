@@ -36,6 +36,7 @@ from domain.database import Database
 from domain.triggers import sign
 from scaicrew.app import create_app
 from scaicrew.settings import SessionGroup, Settings
+from tests.support.mcp_server import McpServerProcess
 from tests.support.oidc_provider import OidcProvider, login_settings
 
 MAX_EXAMPLES = 100
@@ -50,6 +51,10 @@ SESSION_ID = re.compile(r"^ses_[0-9a-z]{26}$")
 APPROVAL_ID = re.compile(r"^apr_[0-9a-z]{26}$")
 TEMPLATE_REF = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 TRIGGER_ID = re.compile(r"^trg_[0-9a-z]{26}$")
+TOOL_SERVER_ID = re.compile(r"^tsv_[0-9a-z]{26}$")
+TOOL_SERVER_URL = re.compile(
+    r"^https?://(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:[/?#][\x21-\x7e]*)?$"
+)
 WEBHOOK_PATH = "/v1/webhooks/{trigger_id}"
 WEBHOOK_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 WEBHOOK_SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
@@ -95,6 +100,7 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
         "session_id": (SESSION_ID, _SeededIds(seeds, "session_ids")),
         "ref": (TEMPLATE_REF, _SeededIds(seeds, "template_refs")),
         "trigger_id": (TRIGGER_ID, _SeededIds(seeds, "trigger_ids")),
+        "tool_server_id": (TOOL_SERVER_ID, _SeededIds(seeds, "tool_server_ids")),
         "subject": (SUBJECT, _SeededIds(seeds, "subjects")),
     }
     login_secrets: dict[str, tuple[re.Pattern[str], Any]] = {
@@ -144,6 +150,8 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
                 "crew_id": ids["crew_id"],
                 "member_id": ids["member_id"],
                 "subject": ids["subject"],
+                # Registrations may name the run's real MCP server.
+                "url": (TOOL_SERVER_URL, _SeededIds(seeds, "tool_server_urls")),
                 **login_secrets,
             },
         )
@@ -258,6 +266,8 @@ _register_webhook_signing(Session.seeds)
 def _bind_app(
     settings: Settings, database: Database, oidc_provider: OidcProvider
 ) -> Iterator[None]:
+    # A real MCP server on loopback, the only host tool servers may be registered on.
+    mcp = McpServerProcess()
     Session.database = database
     # Login configured against a real provider process, so login answers 200, not 502.
     Session.settings = login_settings(settings, oidc_provider).with_changes(
@@ -265,12 +275,16 @@ def _bind_app(
         session_issuer=Session.token_settings.session.issuer,
         session_audience=Session.token_settings.session.audience,
         stream_max_seconds=0.5,  # GET /v1/stream ends, so each of its cases does
+        tool_server_allowed_hosts=mcp.host,
     )
     Session.reseed(Session.workspace_id)
     app = create_app(Session.settings)
-    with app.test_client():  # runs the app's lifespan around the tests
-        APP.app = app
-        yield
+    try:
+        with app.test_client():  # runs the app's lifespan around the tests
+            APP.app = app
+            yield
+    finally:
+        mcp.stop()
 
 
 @schema.parametrize()

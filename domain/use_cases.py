@@ -92,4 +92,5 @@ class UseCases:
             self.ports.http,
             self.settings.runs,
             worker_id,
+            remote=self.tools.call_tool,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from domain.members.model import Definition, Rigidity, ToolSpec
@@ -65,23 +66,30 @@ def _system_prompt(definition: Definition, checkpoints: list[str]) -> str:
     return "\n\n".join(parts)
 
 
-def compile_definition(definition: Definition) -> Artifact:
-    """Compile ``definition`` into a program; deterministic and side-effect free."""
+def compile_definition(
+    definition: Definition, pinned: Mapping[str, Mapping[str, object]] | None = None
+) -> Artifact:
+    """Compile ``definition`` into a program; deterministic and side-effect free.
+
+    ``pinned``: the input schemas of tool server tools, by tool name, as the catalog had them
+    at publish; each is pinned in its tool's entry (so the artifact hash covers it).
+    """
     tools = []
     checkpoints = []
     for tool in definition.tools:
         gated = needs_approval(tool, definition.rigidity)
         if gated:
             checkpoints.append(tool.name)
-        tools.append(
-            {
-                "name": tool.name,
-                "effect_class": tool.effect_class.value,
-                "whitelisted": tool.whitelisted,
-                "description": tool.description,
-                "checkpoint": gated,
-            }
-        )
+        entry: dict[str, object] = {
+            "name": tool.name,
+            "effect_class": tool.effect_class.value,
+            "whitelisted": tool.whitelisted,
+            "description": tool.description,
+            "checkpoint": gated,
+        }
+        if pinned is not None and tool.name in pinned:
+            entry["input_schema"] = dict(pinned[tool.name])
+        tools.append(entry)
     program: dict[str, object] = {
         "format": PROGRAM_FORMAT,
         "system_prompt": _system_prompt(definition, checkpoints),

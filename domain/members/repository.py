@@ -26,6 +26,7 @@ from domain.members.model import (
 )
 from domain.persistence import tables
 from domain.persistence.sql import contains, keyset_page, utc, utc_or_none
+from domain.tools import ToolServerRepository
 
 
 class MemberRepository:
@@ -388,3 +389,4 @@ class MembersTx(AuditTx, Protocol):
     """What the member use cases need of a unit of work."""
 
     members: MemberRepository
+    tool_servers: ToolServerRepository

@@ -32,7 +32,7 @@ from domain.members.model import (
     VersionStatus,
 )
 from domain.members.repository import MembersTx
-from domain.tools import CATALOG
+from domain.tools import CATALOG, split_mcp_tool_name
 
 
 class Members:
@@ -193,6 +193,8 @@ class Members:
         :raises PermissionDenied: the actor is below author.
         :raises NotFound: no such member.
         :raises NoDraftToPublish: the member has no draft.
+        :raises RuleViolation: a tool server tool left the catalog or changed effect class
+            since the draft was saved.
         """
         actor.require(Role.AUTHOR)
         now = self._clock.now()
@@ -206,7 +208,8 @@ class Members:
             )
             if draft is None or draft.status is not VersionStatus.DRAFT:
                 raise NoDraftToPublish(member_id)
-            artifact = compile_definition(draft.definition)
+            pinned = pinned_schemas(tx, actor.workspace_id, draft.definition, "/definition")
+            artifact = compile_definition(draft.definition, pinned)
             changed = tx.members.mark_published(
                 draft.id,
                 program=artifact.program,
@@ -337,11 +340,13 @@ def add_member_with_draft(
     description: str,
     definition: Definition,
     crew_pointer: str = "/crew_id",
+    pointer: str = "/definition",
 ) -> Member:
     """Create a member with version 1 as a draft (the one path every origin takes).
 
     :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
     :raises DuplicateName: the workspace already has a member with this name.
+    :raises RuleViolation: a tool server tool the catalog lacks, or with another effect class.
     """
     member = Member(
         id=new_id("mem"),
@@ -359,6 +364,7 @@ def add_member_with_draft(
     )
     if tx.members.get_crew(actor.workspace_id, crew_id) is None:
         raise ReferencedResourceNotFound("crew", crew_id, crew_pointer)
+    pinned_schemas(tx, actor.workspace_id, definition, pointer)
     tx.members.add_member(member)
     tx.members.add_version(_new_draft(actor, member.id, 1, definition, now))
     tx.audit.append(
@@ -368,9 +374,18 @@ def add_member_with_draft(
 
 
 def put_draft(
-    tx: MembersTx, actor: Actor, now: datetime, member: Member, definition: Definition
+    tx: MembersTx,
+    actor: Actor,
+    now: datetime,
+    member: Member,
+    definition: Definition,
+    pointer: str = "",
 ) -> Version:
-    """Replace the member's draft, or fork a new one after a publish."""
+    """Replace the member's draft, or fork a new one after a publish.
+
+    :raises RuleViolation: a tool server tool the catalog lacks, or with another effect class.
+    """
+    pinned_schemas(tx, actor.workspace_id, definition, pointer)
     if member.draft_version_number is not None:
         number = member.draft_version_number
         current = tx.members.get_version(actor.workspace_id, member.id, number)
@@ -401,6 +416,42 @@ def runnable(
     if version is None or (not dry_run and version.program is None):
         return None
     return member, version
+
+
+def pinned_schemas(
+    tx: MembersTx, workspace_id: str, definition: Definition, pointer: str
+) -> dict[str, dict[str, object]]:
+    """The input schemas of the definition's tool server tools (``mcp:<server>/<tool>``), as
+    the workspace's catalog has them now; the schemas a publish pins.
+
+    :raises RuleViolation: ``unknown-tool`` (no such server or tool) or ``tool-effect-class``
+        (the catalog gives the tool another effect class), naming the tool.
+    """
+    schemas: dict[str, dict[str, object]] = {}
+    for index, tool in enumerate(definition.tools):
+        split = split_mcp_tool_name(tool.name)
+        if split is None:
+            continue
+        server = tx.tool_servers.get_by_name(workspace_id, split[0])
+        entry = None
+        if server is not None:
+            entry = next((t for t in server.catalog() if t.name == tool.name), None)
+        if entry is None:
+            raise RuleViolation(
+                "unknown-tool",
+                f"{pointer}/tools/{index}: the tool '{tool.name}' is not in the tool catalog "
+                "(GET /v1/tools).",
+                f"{pointer}/tools/{index}/name",
+            )
+        if entry.effect_class is not tool.effect_class:
+            raise RuleViolation(
+                "tool-effect-class",
+                f"{pointer}/tools/{index}: the tool '{tool.name}' has effect class "
+                f"'{entry.effect_class.value}' in the catalog, not '{tool.effect_class.value}'.",
+                f"{pointer}/tools/{index}/effect_class",
+            )
+        schemas[tool.name] = dict(entry.parameters)
+    return schemas
 
 
 def check_definition(definition: Definition, pointer: str) -> None:

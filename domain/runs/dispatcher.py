@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +37,9 @@ from domain.tools import EffectClass, HttpPort, ToolContext, ToolError, execute
 logger = logging.getLogger("scaicrew.dispatcher")
 
 _RESULT_LIMIT = 4000  # characters of a tool result kept in events and the conversation
+
+#: Calls a tool server's tool for a run: (workspace id, ``mcp:<server>/<tool>``, arguments).
+RemoteTools = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class Dispatcher:
         http: HttpPort,
         settings: RunSettings,
         worker_id: str,
+        remote: RemoteTools | None = None,
     ) -> None:
         self._store = store
+        self._remote = remote
         self._clock = clock
         self._model = model
         self._http = http
@@ -304,7 +309,8 @@ class Dispatcher:
         else:
             try:
                 with self._heartbeat(run.id):
-                    result = execute(call.name, call.arguments, self._tools(run))
+                    pinned = tool.get("input_schema")
+                    result = execute(call.name, call.arguments, self._tools(run), pinned)
             except ToolError as exc:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
                 return False
@@ -369,12 +375,18 @@ class Dispatcher:
                 tx.notes.write(run.workspace_id, key, value, self._clock.now())
                 tx.commit()
 
+        def call_remote(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            if self._remote is None:
+                raise ToolError(f"Tool '{name[:200]}' cannot be called: no tool servers here.")
+            return self._remote(run.workspace_id, name, arguments)
+
         return ToolContext(
             workspace_id=run.workspace_id,
             http=self._http,
             read_note=read_note,
             write_note=write_note,
             now=self._clock.now,
+            call_remote=call_remote,
         )
 
 

@@ -69,7 +69,7 @@ class RunState:
     def start(cls, program: dict[str, Any], run_input: dict[str, Any]) -> RunState:
         """The conversation a run starts from: the compiled system prompt and the input."""
         tools = tuple(
-            tool_schema(str(t["name"]), str(t.get("description", "")))
+            tool_schema(str(t["name"]), str(t.get("description", "")), t.get("input_schema"))
             for t in program.get("tools", [])
         )
         messages = (

@@ -2,7 +2,9 @@
 
 Definitions may declare other tool names (capabilities this deployment does not implement);
 calling one fails the run with a readable error. A catalog tool must be declared with its
-catalog effect class.
+catalog effect class. Tools of MCP tool servers (``mcp:<server>/<tool>``) run through the same
+``execute``: their arguments are checked against the input schema pinned at publish, then the
+call goes to the server through ``ToolContext.call_remote``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from domain.tools.model import CatalogTool, EffectClass
+from domain.tools.model import CatalogTool, EffectClass, split_mcp_tool_name
 from domain.tools.ports import HttpPort, ToolError
 
 _URL = {"type": "string", "minLength": 1, "maxLength": 2000}
@@ -72,10 +74,15 @@ CATALOG: dict[str, CatalogTool] = {
 }
 
 
-def tool_schema(name: str, description: str) -> dict[str, Any]:
-    """The function description handed to a model for tool ``name``."""
+def tool_schema(
+    name: str, description: str, pinned: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The function description handed to a model for tool ``name`` (``pinned``: the input
+    schema a published program pinned for a tool server's tool)."""
     catalog = CATALOG.get(name)
-    parameters = catalog.parameters if catalog else {"type": "object"}
+    parameters = (
+        pinned if pinned is not None else (catalog.parameters if catalog else {"type": "object"})
+    )
     return {
         "type": "function",
         "function": {
@@ -107,13 +114,22 @@ class ToolContext:
     read_note: Callable[[str], str | None]
     write_note: Callable[[str, str], None]
     now: Callable[[], datetime]
+    #: Calls a tool server's tool by its catalog name (``mcp:<server>/<tool>``).
+    call_remote: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
 
 
-def execute(name: str, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    """Run catalog tool ``name``.
+def execute(
+    name: str,
+    arguments: dict[str, Any],
+    ctx: ToolContext,
+    pinned: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run catalog tool ``name`` (``pinned``: a tool server tool's pinned input schema).
 
     :raises ToolError: unknown tool, arguments that do not fit, or the tool failed.
     """
+    if split_mcp_tool_name(name) is not None:
+        return _execute_remote(name, arguments, ctx, pinned or {"type": "object"})
     tool = CATALOG.get(name)
     if tool is None:
         raise ToolError(f"Tool '{name}' has no built-in implementation in this deployment.")
@@ -129,3 +145,17 @@ def execute(name: str, arguments: dict[str, Any], ctx: ToolContext) -> dict[str,
         return {"key": arguments["key"], "found": value is not None, "value": value}
     ctx.write_note(str(arguments["key"]), str(arguments["value"]))
     return {"key": arguments["key"], "written": True}
+
+
+def _execute_remote(
+    name: str, arguments: dict[str, Any], ctx: ToolContext, schema: dict[str, Any]
+) -> dict[str, Any]:
+    try:
+        problems = sorted(Draft7Validator(schema).iter_errors(arguments), key=str)
+    except Exception:  # a server's schema jsonschema cannot use: call without checking
+        problems = []
+    if problems:
+        raise ToolError(f"Tool '{name}' got invalid arguments: {problems[0].message[:200]}")
+    if ctx.call_remote is None:
+        raise ToolError(f"Tool '{name}' cannot be called: no tool server client is configured.")
+    return ctx.call_remote(name, arguments)

@@ -31,20 +31,21 @@ def unknown_server_tool(tool: str) -> RuleViolation:
 
 
 _TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
-# Headers the MCP client sets itself (or that would break the transport).
+# Headers that describe the message or the transport: the MCP client sets them itself.
 _RESERVED = {
     "host",
-    "content-length",
-    "content-type",
-    "accept",
+    "origin",
     "connection",
     "transfer-encoding",
-    "upgrade",
     "te",
-    "mcp-session-id",
-    "mcp-protocol-version",
+    "trailer",
+    "upgrade",
+    "expect",
+    "keep-alive",
+    "cookie",
     "last-event-id",
 }
+_RESERVED_PREFIXES = ("accept", "content-", "mcp-", "proxy-", "sec-")
 
 
 def check_headers(headers: dict[str, str]) -> None:
@@ -53,7 +54,8 @@ def check_headers(headers: dict[str, str]) -> None:
     :raises RuleViolation: ``header-refused`` naming the header (never its value).
     """
     for name in headers:
-        if not _TOKEN.match(name) or name.lower() in _RESERVED:
+        lower = name.lower()
+        if not _TOKEN.match(name) or lower in _RESERVED or lower.startswith(_RESERVED_PREFIXES):
             raise RuleViolation(
                 "header-refused",
                 f"Header '{name[:64]}' cannot be set on a tool server (not an HTTP header "
@@ -68,14 +70,15 @@ def check_server_url(url: str, allowed_hosts: tuple[str, ...]) -> None:
 
     :raises RuleViolation: ``tool-server-url-refused`` (pointer ``/url``).
     """
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)
         port = parts.port
-    except ValueError:
-        raise _refused("its port is not a number") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+        hostname = parts.hostname
+    except ValueError:  # a port out of range, a malformed IPv6 literal
+        raise _refused("its host or port is malformed") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise _refused("an absolute http(s) URL is required")
-    host = parts.hostname.lower()
+    host = hostname.lower()
     if allowed_hosts:
         allowed = {entry.lower() for entry in allowed_hosts}
         if host not in allowed and f"{host}:{port}" not in allowed:

@@ -13,7 +13,7 @@ from typing import Any
 
 from domain.kernel.actor import Actor, Role
 from domain.kernel.clock import Clock
-from domain.kernel.errors import DuplicateName, NotFound
+from domain.kernel.errors import DuplicateName, NotFound, RuleViolation
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.ports import SecretBox, SecretUnreadable
@@ -25,8 +25,14 @@ from domain.tools.errors import (
     check_server_url,
     unknown_server_tool,
 )
-from domain.tools.model import CatalogTool, EffectClass, RemoteTool, ToolServer
-from domain.tools.ports import ToolServerError, ToolServerPort
+from domain.tools.model import (
+    CatalogTool,
+    EffectClass,
+    RemoteTool,
+    ToolServer,
+    split_mcp_tool_name,
+)
+from domain.tools.ports import ToolError, ToolServerError, ToolServerPort
 from domain.tools.servers_repository import ToolServersTx
 
 
@@ -206,6 +212,30 @@ class Tools:
         for server in servers:
             tools.extend(server.catalog())
         return tools
+
+    def call_tool(self, workspace_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Call tool server tool ``name`` (``mcp:<server>/<tool>``) for a run of the workspace,
+        under the total call deadline (``TOOL_CALL_TIMEOUT_SECONDS``).
+
+        :raises ToolError: the server is gone, its URL is no longer allowed, its headers cannot
+            be opened, or the call failed (the server's message).
+        """
+        split = split_mcp_tool_name(name)
+        if split is None:
+            raise ToolError(f"'{name[:200]}' is not a tool server tool.")
+        server_name, tool_name = split
+        with self._store() as tx:
+            server = tx.tool_servers.get_by_name(workspace_id, server_name)
+        if server is None:
+            raise ToolError(f"Tool server '{server_name}' is not registered in this workspace.")
+        try:
+            check_server_url(server.url, self.settings.allowed_hosts)
+            headers = self.headers_of(server)
+        except (RuleViolation, ToolServerUnavailable) as exc:
+            raise ToolError(exc.message) from None
+        return self._client.call_tool(
+            server.url, headers, tool_name, arguments, self.settings.call_timeout_seconds
+        )
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -70,7 +70,7 @@ class McpToolServers:
             result = self._run(url, headers, timeout_seconds, work)
         except _Failure as failure:
             raise ToolError(f"Tool server call '{name}' failed: {failure.message}") from None
-        body = result.model_dump(mode="json", exclude_none=True)
+        body = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         content = body.get("content") or []
         if result.is_error:
             texts = [c.get("text", "") for c in content if isinstance(c, dict)]

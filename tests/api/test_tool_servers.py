@@ -249,3 +249,19 @@ class TestSecretsNeverLeak:
         assert audit
         haystack = "\n".join(texts + audit + [str(e._mapping) for e in events] + [caplog.text])
         assert SECRET not in haystack
+
+
+class TestMalformedUrls:
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://[0.f6FCd3A44d.35eb2a60bEEB.:3afef]:8?w",
+            "http://127.0.0.1:99999/mcp",
+            "http://[::1]/mcp",
+            "http://10.0.0.1/mcp",
+        ],
+    )
+    def test_a_malformed_or_unlisted_url_is_409_not_a_crash(self, api, tenant, mcp, url):
+        r = register(api, tenant, mcp, url=url)
+        assert r.status_code == 409, r.text
+        assert r.json()["type"] == "/problems/tool-server-url-refused"
