@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,9 @@ from tests.api.helpers import (
     publish,
     resolve,
 )
+from tests.support.mcp_server import McpServerProcess
 from tests.support.openapi_check import HttpxRequest, check_problem, spec
+from tests.support.runs import app_client
 
 TEXT_WITHOUT_NUL = "^[^\\x00]*$"
 
@@ -73,6 +76,28 @@ GATED = {
 }
 
 
+# The MCP server tool servers of workspace A are registered on (a real process, module-wide).
+MCP: list[McpServerProcess] = []
+
+
+@pytest.fixture(scope="module")
+def tools_client(settings: Any) -> Iterator[httpx.Client]:
+    """This module's app: the conftest settings plus a real MCP server it may reach."""
+    server = McpServerProcess()
+    MCP.append(server)
+    try:
+        with app_client(settings, tool_server_allowed_hosts=server.host) as c:
+            yield c
+    finally:
+        MCP.remove(server)
+        server.stop()
+
+
+@pytest.fixture
+def client(tools_client: httpx.Client) -> httpx.Client:
+    return tools_client
+
+
 def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) -> World:
     crew = create_crew(client, headers)
     member = create_member(client, headers, crew["id"])
@@ -102,6 +127,11 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
         )
         assert r.status_code == 201, r.text
         ids["trigger_id"] = r.json()["id"]
+    if "tool_server_id" in needs:
+        body = {"name": f"cross-{secrets.token_hex(4)}", "url": MCP[0].url}
+        r = client.post("/v1/tool-servers", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        ids["tool_server_id"] = r.json()["id"]
     return World(ids=ids, target_member_id=target["id"])
 
 
