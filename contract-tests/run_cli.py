@@ -59,7 +59,6 @@ NO_2XX_WITHOUT_SECRETS = {
     "redeemSessionCode": "a one-shot session code, handed to the browser by the callback",
     "refreshSession": "a refresh token, obtained only by redeeming a session code",
     "receiveWebhook": "an HMAC-SHA256 signature made with the trigger's secret",
-    "createToolServer": "a reachable MCP server on a host TOOL_SERVER_ALLOWED_HOSTS lists",
 }
 # Deferred operations: their only answer to a valid request is the documented 501.
 DEFERRED = {"retryRun", "upgradeTemplate", "exportMemberToScaiflow"}
@@ -223,10 +222,10 @@ def outsider_config(workdir: Path) -> Path:
 
 
 def outsider_token(database: Database, settings: Settings) -> str:
-    """A workspace with one admin and nothing in it but the tool server the deployment's
-    operator connected (an outsider cannot supply a reachable MCP server on an allowed host,
-    so ``createToolServer`` is in ``NO_2XX_WITHOUT_SECRETS``), and that admin's session
-    token."""
+    """A workspace with one admin and nothing in it but one tool server on the MCP server the
+    deployment allows (as its operator would connect it: an outsider has no MCP server on an
+    allowed host; the listing shows its URL, which a registration may then name), and that
+    admin's session token."""
     from contract_seed import SUBJECT, admin_token, new_workspace_id, tool_servers
 
     from domain.kernel import Actor, Role
