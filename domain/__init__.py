@@ -7,7 +7,7 @@ One package per capability, each with the same inner shape (``model``, ``use_cas
     audit        the append-only audit log every capability writes
     workspaces   workspaces and memberships
     identity     OIDC login, session codes, refresh tokens
-    tools        the tool catalog, effect classes, running a tool call, notes
+    tools        the tool catalog, effect classes, running a tool call, notes, MCP tool servers
     members      crews, members, versions, the compiler, handoff rules, input schemas
     cost         the cost ledger and its rollups
     runs         starting runs (one path), the dispatcher, run events, approvals

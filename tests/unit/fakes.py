@@ -81,6 +81,7 @@ class FakeUnitOfWork:
         self.runs = FakeRuns(self._state)
         self.cost = FakeCost(self._state)
         self.notes = FakeNotes(self._state)
+        self.tool_servers = FakeToolServers()
         self.authoring = FakeAuthoring(self._state)
         self.workspaces = FakeWorkspaces(self._state)
 
@@ -437,6 +438,13 @@ class FakeNotes:
 
     def write(self, workspace_id: str, key: str, value: str, now: datetime) -> None:
         self._s.notes[(workspace_id, key)] = value
+
+
+class FakeToolServers:
+    """No tool servers: a definition naming an ``mcp:`` tool finds it missing."""
+
+    def get_by_name(self, workspace_id: str, name: str) -> None:
+        return None
 
 
 class FakeAuthoring:

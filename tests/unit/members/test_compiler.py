@@ -59,6 +59,19 @@ class TestDeterminism:
         assert "für".encode() in artifact.canonical
         assert json.loads(artifact.canonical) == artifact.program
 
+    def test_a_pinned_input_schema_is_in_the_tool_entry_and_the_hash(self):
+        definition = Definition(
+            objective="x", tools=(ToolSpec("mcp:crm/lookup", EffectClass.EXTERNAL_READ),)
+        )
+        plain = compile_definition(definition)
+        schema: dict[str, object] = {"type": "object", "required": ["email"]}
+        pinned = compile_definition(definition, {"mcp:crm/lookup": schema})
+        [tool] = pinned.program["tools"]  # type: ignore[misc]
+        assert tool["input_schema"] == schema
+        assert pinned.hash != plain.hash
+        changed = compile_definition(definition, {"mcp:crm/lookup": {"type": "object"}})
+        assert changed.hash != pinned.hash
+
     def test_a_different_definition_gives_a_different_hash(self):
         base = compile_definition(_definition())
         changed = compile_definition(_definition(objective="Something else entirely."))

@@ -88,6 +88,15 @@ class TestCreateMember:
             members.create_member(AUTHOR, crew_id=crew.id, name="X", definition=dishonest)
         assert caught.value.pointer == "/definition/tools/0/effect_class"
 
+    def test_a_tool_server_tool_missing_from_the_catalog_is_refused_naming_it(self, members):
+        crew = members.create_crew(AUTHOR, "Ops")
+        remote = Definition(objective="x", tools=(ToolSpec("mcp:crm/lookup", EffectClass.SPEND),))
+        with pytest.raises(RuleViolation) as caught:
+            members.create_member(AUTHOR, crew_id=crew.id, name="X", definition=remote)
+        assert caught.value.rule == "unknown-tool"
+        assert "'mcp:crm/lookup'" in caught.value.message
+        assert caught.value.pointer == "/definition/tools/0/name"
+
 
 class TestDraftsAndPublishing:
     def test_publishing_freezes_the_draft_and_makes_it_active(self, members, store, clock):
