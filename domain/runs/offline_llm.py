@@ -4,6 +4,8 @@ Given the conversation, it calls each tool it was given once, in order, then ans
 input steers it, so tests and demos can reach every path:
 
 - ``tool_args``: ``{tool name: arguments}`` overrides the default arguments of a call;
+  a tool server's tool (``mcp:<server>/<tool>``) otherwise gets the run input's values of the
+  properties its input schema names;
 - ``output``: an object merged into the final output (e.g. to match a handoff condition);
 - ``simulate: "model_error"``: the model fails, as an unreachable endpoint would.
 
@@ -42,7 +44,7 @@ class OfflineLanguageModel:
                 continue
             arguments = overrides.get(name)
             if not isinstance(arguments, dict):
-                arguments = default_arguments(name, run_input)
+                arguments = default_arguments(name, run_input, tool["function"].get("parameters"))
             call = ToolCall(id=f"call_{len(called) + 1}", name=name, arguments=arguments)
             return ModelReply(tool_calls=(call,), usage=Usage(tokens_in, _tokens(arguments)))
         output: dict[str, Any] = {

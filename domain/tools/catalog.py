@@ -93,8 +93,17 @@ def tool_schema(
     }
 
 
-def default_arguments(name: str, run_input: dict[str, Any]) -> dict[str, Any]:
-    """Arguments the offline model uses when the input names none for ``name``."""
+def default_arguments(
+    name: str, run_input: dict[str, Any], parameters: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Arguments the offline model uses when the input names none for ``name``: for a tool
+    server's tool, the run input's values of the properties its schema (``parameters``) names.
+    """
+    if split_mcp_tool_name(name) is not None:
+        properties = (parameters or {}).get("properties")
+        if not isinstance(properties, dict):
+            return {}
+        return {key: run_input[key] for key in properties if key in run_input}
     if name in ("http_get", "http_post"):
         args: dict[str, Any] = {"url": run_input.get("url", "")}
         if name == "http_post":

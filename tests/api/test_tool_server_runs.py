@@ -132,6 +132,15 @@ class TestRuns:
         assert result["tool"] == "mcp:tools/lookup"
         assert json.loads(result["result"])["structured_content"]["upper"] == "HI"
 
+    def test_the_offline_model_takes_arguments_from_the_run_input_by_default(
+        self, api, tenant, server
+    ):
+        created = member(api, tenant, ("mcp:tools/lookup", "external_read"))
+        done = run_to_end(api, tenant.headers(), created["id"], {"word": "abc", "other": 1})
+        assert done["status"] == "succeeded", done["error"]
+        [result] = tool_results(api, tenant, done["id"])
+        assert json.loads(result["result"])["structured_content"]["length"] == 3
+
     def test_arguments_off_the_input_schema_fail_before_the_call(self, api, tenant, server):
         created = member(api, tenant, ("mcp:tools/lookup", "external_read"))
         done = run(api, tenant, created["id"], **{"mcp:tools/lookup": {"word": 5}})
