@@ -69,7 +69,7 @@ class Tools:
         :raises PermissionDenied: the actor is below admin.
         :raises RuleViolation: the URL's host is not allowed, or a header name is refused.
         :raises DuplicateName: the workspace has a tool server of this name.
-        :raises ToolServerUnavailable: the server could not be reached or listed no tools.
+        :raises ToolServerUnavailable: the server could not be reached or does not speak MCP.
         """
         actor.require(Role.ADMIN)
         check_server_url(url, self.settings.allowed_hosts)
