@@ -141,6 +141,7 @@ def approval(a: Approval) -> dict[str, Any]:
         "decided_by": a.decided_by,
         "decided_at": timestamp(a.decided_at),
         "created_at": timestamp(a.created_at),
+        "outcome_unknown": a.outcome_unknown,
     }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -220,6 +221,7 @@ approvals = Table(
     Column("decided_by", String(255), nullable=True),
     Column("decided_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
+    Column("outcome_unknown", Boolean, nullable=False, server_default=text("false")),
     Index("ix_approvals_workspace_id_id", "workspace_id", "id"),
 )
 

@@ -3,8 +3,11 @@
 Each step (a model reply, a tool result, a decision) is committed before the next one starts,
 so a run whose worker dies resumes from its last committed step once its lease expires (a live
 worker keeps its lease alive while a model or tool call is in flight). Model calls and tools run
-outside any transaction. Tools may therefore run twice if a worker dies between running one and
-recording its result (at-least-once).
+outside any transaction. ``internal`` and ``external_read`` tools may therefore run twice if a
+worker dies between running one and recording its result (at-least-once). ``external_write`` and
+``spend`` calls are never silently repeated: the start of such a call is committed before it is
+made, and a recovering worker that finds a call started without a result asks a human again
+(a new approval with ``outcome_unknown``) instead of repeating it.
 
 Claiming is safe across processes: on PostgreSQL ``FOR UPDATE SKIP LOCKED`` gives each claimer a
 different run, on SQLite the writing transaction holds the database lock. Every step is written
@@ -40,6 +43,9 @@ _RESULT_LIMIT = 4000  # characters of a tool result kept in events and the conve
 
 #: Calls a tool server's tool for a run: (workspace id, ``mcp:<server>/<tool>``, arguments).
 RemoteTools = Callable[[str, str, dict[str, Any]], dict[str, Any]]
+
+#: Effect classes whose calls are never silently repeated (the others are at-least-once).
+_AT_MOST_ONCE = frozenset({EffectClass.EXTERNAL_WRITE.value, EffectClass.SPEND.value})
 
 
 @dataclass(frozen=True)
@@ -121,10 +127,13 @@ class Dispatcher:
 
     def execute(self, run_id: str) -> None:
         """Drive a claimed run step by step until it stops, fails or ends."""
-        for _ in range(self.settings.max_steps):
+        while True:
             run = self._renew_lease(run_id)
             if run is None:
                 return  # no longer ours: decided, failed, or reclaimed after our lease ran out
+            if run.state.taken_steps() >= self.settings.max_steps:  # counted across resumes
+                self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
+                return
             if run.state.queue:
                 if not self._handle_call(run, run.state.queue[0]):
                     return
@@ -137,7 +146,6 @@ class Dispatcher:
                 return
             if not self._record_reply(run, reply):
                 return
-        self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
 
     @contextmanager
     def _heartbeat(self, run_id: str) -> Iterator[None]:
@@ -293,14 +301,31 @@ class Dispatcher:
         return None
 
     def _handle_call(self, run: Run, call: ToolCall) -> bool:
-        """Run the queued call at the head of the queue; False when the run must stop."""
+        """Run the queued call at the head of the queue; False when the run must stop.
+
+        An ``external_write`` or ``spend`` call (whatever the tool: built-in or not) is never
+        silently repeated: its start is committed before the call, and a call found started
+        without a result goes back to a human, with a new approval saying that the outcome of
+        the earlier attempt is unknown.
+        """
         tool = run.state.program_tool(call.name)
         assert tool is not None  # checked when the reply was recorded
+        effect_class = str(tool["effect_class"])
+        once = not run.dry_run and effect_class in _AT_MOST_ONCE
+        if once and run.state.started_without_result(call):
+            self._wait_for_approval(run, call, effect_class, outcome_unknown=True)
+            return False
         approved = run.state.is_approved(call)
         if tool.get("checkpoint") and not run.dry_run and not approved:
-            self._wait_for_approval(run, call, str(tool["effect_class"]))
+            self._wait_for_approval(run, call, effect_class)
             return False
-        if run.dry_run and tool["effect_class"] != EffectClass.INTERNAL.value:
+        key = run.state.idempotency_key(run.id, call)
+        if once:
+            started = self._record_start(run, call, key)
+            if started is None:
+                return False
+            run = started
+        if run.dry_run and effect_class != EffectClass.INTERNAL.value:
             result: dict[str, Any] = {
                 "dry_run": True,
                 "stubbed": call.name,
@@ -310,7 +335,7 @@ class Dispatcher:
             try:
                 with self._heartbeat(run.id):
                     pinned = tool.get("input_schema")
-                    result = execute(call.name, call.arguments, self._tools(run), pinned)
+                    result = execute(call.name, call.arguments, self._tools(run, key), pinned)
             except ToolError as exc:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
                 return False
@@ -332,14 +357,33 @@ class Dispatcher:
             tx.commit()
         return True
 
-    def _wait_for_approval(self, run: Run, call: ToolCall, effect_class: str) -> None:
+    def _record_start(self, run: Run, call: ToolCall, key: str) -> Run | None:
+        """Commit that ``call`` starts (its approval used up), in a unit of work of its own
+        before the call; the run as saved, or None when it is no longer ours."""
         now = self._clock.now()
-        approval = Approval.requested(run, call, effect_class, now)
+        started = {"tool": call.name, "call_id": call.id, "idempotency_key": key}
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return None
+            after = tx.runs.append_events(run, [("tool.started", started)], now)
+            after = after.stepped(after.state.starting(call), now)
+            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+                return None
+            tx.commit()
+        return after
+
+    def _wait_for_approval(
+        self, run: Run, call: ToolCall, effect_class: str, *, outcome_unknown: bool = False
+    ) -> None:
+        now = self._clock.now()
+        approval = Approval.requested(run, call, effect_class, now, outcome_unknown=outcome_unknown)
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
                 return
             tx.runs.add_approval(approval)
-            requested = {"approval_id": approval.id, "tool": call.name}
+            requested: dict[str, Any] = {"approval_id": approval.id, "tool": call.name}
+            if outcome_unknown:
+                requested["outcome_unknown"] = True
             after = tx.runs.append_events(run, [("approval.requested", requested)], now)
             after = after.awaiting_approval(now)
             tx.runs.save(after, expect_status=RunStatus.RUNNING)
@@ -365,7 +409,7 @@ class Dispatcher:
             tx.record(run.changed_signal())
             tx.commit()
 
-    def _tools(self, run: Run) -> ToolContext:
+    def _tools(self, run: Run, idempotency_key: str) -> ToolContext:
         def read_note(key: str) -> str | None:
             with self._store() as tx:
                 return tx.notes.read(run.workspace_id, key)
@@ -387,6 +431,7 @@ class Dispatcher:
             write_note=write_note,
             now=self._clock.now,
             call_remote=call_remote,
+            idempotency_key=idempotency_key,
         )
 
 

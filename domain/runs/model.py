@@ -10,6 +10,7 @@ save the value it returns.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -64,6 +65,10 @@ class RunState:
     queue: tuple[ToolCall, ...] = ()
     approved: tuple[str, ...] = ()
     steps: int = 0
+    #: The id of the queued call whose effect started (durably recorded before the call)
+    #: and whose result is not recorded yet: an ``external_write``/``spend`` call found in
+    #: this state by a recovering worker is not repeated without a human.
+    started: str | None = None
 
     @classmethod
     def start(cls, program: dict[str, Any], run_input: dict[str, Any]) -> RunState:
@@ -110,6 +115,28 @@ class RunState:
     def approving(self, call_id: str) -> RunState:
         return replace(self, approved=(*self.approved, call_id))
 
+    def starting(self, call: ToolCall) -> RunState:
+        """The state once ``call`` (the head of the queue) is about to run: its approval is
+        used up and the call is marked started, until its result is recorded."""
+        approved = list(self.approved)
+        if call.id in approved:
+            approved.remove(call.id)
+        return replace(self, approved=tuple(approved), started=call.id)
+
+    def started_without_result(self, call: ToolCall) -> bool:
+        """Whether ``call`` started before and its outcome is unknown (no approval since)."""
+        return self.started == call.id and not self.is_approved(call)
+
+    def idempotency_key(self, run_id: str, call: ToolCall) -> str:
+        """The stable id of the queued ``call``: the same for every attempt of this call,
+        different for any other call of any run (the model's call ids repeat)."""
+        digest = hashlib.sha256(call.id.encode("utf-8")).hexdigest()[:16]
+        return f"{run_id}.{self.steps}.{digest}"
+
+    def taken_steps(self) -> int:
+        """Model replies and tool results so far, across every resume of the run."""
+        return self.steps + sum(1 for m in self.messages if m.get("role") == "tool")
+
     def after_call(self, call: ToolCall, result: str) -> RunState:
         """The state once ``call`` (the head of the queue) returned ``result``.
 
@@ -124,6 +151,7 @@ class RunState:
             queue=self.queue[1:],
             approved=tuple(approved),
             messages=(*self.messages, answer),
+            started=None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -134,6 +162,7 @@ class RunState:
             "queue": [c.to_json() for c in self.queue],
             "approved": list(self.approved),
             "steps": self.steps,
+            "started": self.started,
         }
 
     @classmethod
@@ -145,6 +174,7 @@ class RunState:
             queue=tuple(ToolCall.from_json(c) for c in data.get("queue", [])),
             approved=tuple(str(a) for a in data.get("approved", [])),
             steps=int(data.get("steps", 0)),
+            started=data.get("started"),
         )
 
 
@@ -345,9 +375,20 @@ class Approval:
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    #: An earlier attempt of this call started and its outcome is unknown (its worker
+    #: stopped mid-call): approving repeats the call.
+    outcome_unknown: bool = False
 
     @classmethod
-    def requested(cls, run: Run, call: ToolCall, effect_class: str, now: datetime) -> Approval:
+    def requested(
+        cls,
+        run: Run,
+        call: ToolCall,
+        effect_class: str,
+        now: datetime,
+        *,
+        outcome_unknown: bool = False,
+    ) -> Approval:
         """A pending approval of ``call``, which ``run`` waits on."""
         return cls(
             id=new_id("apr"),
@@ -365,6 +406,7 @@ class Approval:
             decided_by=None,
             decided_at=None,
             created_at=now,
+            outcome_unknown=outcome_unknown,
         )
 
 

@@ -246,6 +246,7 @@ class RunRepository:
                 decided_by=approval.decided_by,
                 decided_at=approval.decided_at,
                 created_at=approval.created_at,
+                outcome_unknown=approval.outcome_unknown,
             )
         )
 
@@ -376,4 +377,5 @@ def _approval(row: Any) -> Approval:
         decided_by=row.decided_by,
         decided_at=utc_or_none(row.decided_at),
         created_at=utc(row.created_at),
+        outcome_unknown=bool(row.outcome_unknown),
     )

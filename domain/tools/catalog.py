@@ -125,6 +125,9 @@ class ToolContext:
     now: Callable[[], datetime]
     #: Calls a tool server's tool by its catalog name (``mcp:<server>/<tool>``).
     call_remote: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
+    #: The call's stable id (the same for every attempt of the call): HTTP tools send it as
+    #: ``Idempotency-Key`` so targets that honour it de-duplicate a repeated call.
+    idempotency_key: str | None = None
 
 
 def execute(
@@ -146,9 +149,11 @@ def execute(
     if problems:
         raise ToolError(f"Tool '{name}' got invalid arguments: {problems[0].message[:200]}")
     if name == "http_get":
-        return ctx.http.get(str(arguments["url"]))
+        return ctx.http.get(str(arguments["url"]), idempotency_key=ctx.idempotency_key)
     if name == "http_post":
-        return ctx.http.post(str(arguments["url"]), arguments.get("body"))
+        return ctx.http.post(
+            str(arguments["url"]), arguments.get("body"), idempotency_key=ctx.idempotency_key
+        )
     if name == "notes_read":
         value = ctx.read_note(str(arguments["key"]))
         return {"key": arguments["key"], "found": value is not None, "value": value}

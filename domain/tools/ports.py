@@ -12,12 +12,12 @@ class ToolError(Exception):
 
 
 class HttpPort(Protocol):
-    def get(self, url: str) -> dict[str, Any]:
-        """:raises ToolError: not allowed, unreachable, timed out."""
+    def get(self, url: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """:raises ToolError: malformed, not allowed, unreachable, timed out."""
         ...
 
-    def post(self, url: str, body: Any) -> dict[str, Any]:
-        """:raises ToolError: not allowed, unreachable, timed out."""
+    def post(self, url: str, body: Any, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """:raises ToolError: malformed, not allowed, unreachable, timed out."""
         ...
 
 

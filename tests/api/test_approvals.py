@@ -21,6 +21,7 @@ from tests.support.runs import (
     approvals_of,
     definition,
     event_types,
+    events,
     published_member,
     start,
     wait_for,
@@ -162,11 +163,15 @@ class TestDecisions:
         posts = web.received("POST", path)
         assert len(posts) == 1
         assert posts[0].json() == run["input"]
-        types = event_types(api, tenant.headers(), run["id"])
+        key = posts[0].headers.get("idempotency-key")
+        assert key and key.startswith(f"{run['id']}.")  # the call's stable id
+        timeline = events(api, tenant.headers(), run["id"])
+        types = [e["type"] for e in timeline]
         assert types[types.index("approval.requested") :] == [
             "approval.requested",
             "approval.approved",
             "run.resumed",
+            "tool.started",  # committed before the call: never silently repeated
             "tool.succeeded",
             "model.replied",
             "run.succeeded",

@@ -40,10 +40,10 @@ class RecordingHttp:
     def __init__(self) -> None:
         self.posts: list[tuple[str, Any]] = []
 
-    def get(self, url: str) -> dict[str, Any]:
+    def get(self, url: str, *, idempotency_key: str | None = None) -> dict[str, Any]:
         return {"status": 200, "url": url}
 
-    def post(self, url: str, body: Any) -> dict[str, Any]:
+    def post(self, url: str, body: Any, *, idempotency_key: str | None = None) -> dict[str, Any]:
         self.posts.append((url, body))
         return {"status": 200, "url": url}
 
