@@ -74,6 +74,11 @@ class TestHttpGet:
         assert run["status"] == "failed"
         assert run["error"]["message"] == "The URL must be an absolute http(s) URL."
 
+    def test_a_malformed_url_fails_the_call_not_the_server(self, api, tenant):
+        run = get(api, tenant, "http://h:8123:8124/")
+        assert run["status"] == "failed"
+        assert run["error"] == {"code": "ToolFailed", "message": "The URL is malformed."}
+
     def test_a_slow_server_times_out_and_fails_the_run(self, api, tenant, web):
         path = "/slow/" + tenant.workspace_id
         run = get(api, tenant, web.url(path))

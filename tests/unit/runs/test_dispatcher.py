@@ -183,3 +183,85 @@ class TestLeases:
         assert "model.replied" not in timeline(store, run.id)
         b.execute(run.id)
         assert runs.get_run(OPERATOR, run.id).status is RunStatus.SUCCEEDED
+
+
+class WorkerDied(BaseException):
+    """The worker process dies in the middle of a call (nothing after it runs)."""
+
+
+class DyingHttp(RecordingHttp):
+    """Records each POST; dies inside the first one, after the target received it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str | None] = []
+
+    def post(self, url, body, *, idempotency_key=None):
+        result = super().post(url, body, idempotency_key=idempotency_key)
+        self.keys.append(idempotency_key)
+        if len(self.posts) == 1:
+            raise WorkerDied
+        return result
+
+
+POST_FREELY = Definition(
+    objective="Post the input.",
+    tools=(ToolSpec("http_post", EffectClass.EXTERNAL_WRITE, whitelisted=True),),
+)
+POST_APPROVED = Definition(
+    objective="Post the input.", tools=(ToolSpec("http_post", EffectClass.EXTERNAL_WRITE),)
+)
+
+
+class TestEffectsAreNeverSilentlyRepeated:
+    def test_a_write_started_without_a_result_goes_back_to_a_human(
+        self, members, runs, store, clock
+    ):
+        """Even a whitelisted (never approved) write: the recovering worker does not repeat it."""
+        run, _ = runs.start_run(OPERATOR, published(members, POST_FREELY), {"url": "http://t/"})
+        http = DyingHttp()
+        a = Dispatcher(store, clock, OfflineLanguageModel(), http, run_settings(), "a")
+        with pytest.raises(WorkerDied):
+            a.run_next()
+        clock.advance(a.settings.lease_seconds + 1)
+        b = Dispatcher(store, clock, OfflineLanguageModel(), http, run_settings(), "b")
+        assert b.run_next()
+        waiting = runs.get_run(OPERATOR, run.id)
+        assert waiting.status is RunStatus.WAITING_APPROVAL
+        [approval] = store.state.approvals.values()
+        assert approval.outcome_unknown and approval.tool == "http_post"
+        assert len(http.posts) == 1
+
+        runs.approve_approval(OPERATOR, approval.id)
+        assert b.run_next()
+        assert runs.get_run(OPERATOR, run.id).status is RunStatus.SUCCEEDED
+        assert len(http.posts) == 2  # once per decision: the crash's, then the human's
+        assert http.keys[0] is not None and http.keys == [http.keys[0]] * 2
+        assert timeline(store, run.id).count("tool.started") == 2
+
+    def test_a_rejected_unknown_outcome_fails_the_run_without_repeating(
+        self, members, runs, store, clock
+    ):
+        run, _ = runs.start_run(OPERATOR, published(members, POST_FREELY), {"url": "http://t/"})
+        http = DyingHttp()
+        a = Dispatcher(store, clock, OfflineLanguageModel(), http, run_settings(), "a")
+        with pytest.raises(WorkerDied):
+            a.run_next()
+        clock.advance(a.settings.lease_seconds + 1)
+        assert a.run_next()
+        [approval] = store.state.approvals.values()
+        runs.reject_approval(OPERATOR, approval.id, "it went through")
+        assert runs.get_run(OPERATOR, run.id).error["code"] == "ApprovalRejected"
+        assert not a.run_next() and len(http.posts) == 1
+
+
+class TestStepLimit:
+    def test_the_step_limit_counts_the_steps_before_a_resume(self, members, runs, store, clock):
+        run, _ = runs.start_run(OPERATOR, published(members, POST_APPROVED), {"url": "http://t/"})
+        w = worker(store, clock, max_steps=2)
+        assert w.run_next()  # one model reply, then the approval
+        [approval] = store.state.approvals.values()
+        runs.approve_approval(OPERATOR, approval.id)
+        assert w.run_next()  # the tool call, then the limit (the final reply would be the 3rd)
+        failed = runs.get_run(OPERATOR, run.id)
+        assert (failed.status, failed.error["code"]) == (RunStatus.FAILED, "StepLimit")
