@@ -1,4 +1,4 @@
-"""Runs: start, read, timeline; retry is deferred (501)."""
+"""Runs: start, read, timeline, cancel; retry is deferred (501)."""
 
 from __future__ import annotations
 
@@ -62,6 +62,10 @@ def list_run_events(
         actor(token_info), run_id, after_seq, limit
     )
     return ok({"items": [serialise.run_event(e) for e in events], "next_after_seq": next_after})
+
+
+def cancel_run(token_info: dict[str, Any], run_id: str) -> Any:
+    return ok(serialise.run(use_cases().runs.cancel_run(actor(token_info), run_id)))
 
 
 def retry_run(token_info: dict[str, Any], run_id: str) -> Any:

@@ -1,4 +1,5 @@
-"""Errors of runs: nothing to run, a reused idempotency key, a bad input, a decided approval."""
+"""Errors of runs: nothing to run, a reused idempotency key, a bad input, a decided approval,
+a finished run."""
 
 from __future__ import annotations
 
@@ -49,4 +50,14 @@ class ApprovalAlreadyDecided(Conflict):
 
     def __init__(self, approval_id: str, status: str) -> None:
         super().__init__(f"Approval '{approval_id}' was already decided ({status}).")
+        self.status = status
+
+
+class RunFinished(Conflict):
+    """An operation that needs a live run (cancel) was asked of a finished one."""
+
+    slug = "run-finished"
+
+    def __init__(self, run_id: str, status: str) -> None:
+        super().__init__(f"Run '{run_id}' has already finished ({status}).")
         self.status = status

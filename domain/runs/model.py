@@ -2,9 +2,10 @@
 transitions are methods returning the next value.
 
 A run moves ``queued -> running -> (waiting_approval -> queued -> running)* -> succeeded |
-failed``. The dispatcher and the use cases never write a run field by field: they take the
-transition (``claimed``, ``awaiting_approval``, ``approved``, ``succeeded``, ``failed``...) and
-save the value it returns.
+failed | cancelled`` (``TRANSITIONS`` is the one table of it). The dispatcher and the use cases
+never write a run field by field: they take the transition (``claimed``, ``awaiting_approval``,
+``approved``, ``succeeded``, ``failed``, ``cancelled``...) and save the value it returns; a
+transition the table does not allow raises ``IllegalTransition``.
 """
 
 from __future__ import annotations
@@ -28,10 +29,41 @@ class RunStatus(enum.Enum):
     WAITING_APPROVAL = "waiting_approval"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+        return not TRANSITIONS[self]
+
+
+#: Every status a run may move to from each status (a run stays ``running`` from step to step;
+#: a ``running`` run whose worker was lost is claimed ``running`` again). Terminal: no move.
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.RUNNING,
+            RunStatus.WAITING_APPROVAL,
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+        }
+    ),
+    RunStatus.WAITING_APPROVAL: frozenset(
+        {RunStatus.QUEUED, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A run was asked to move where ``TRANSITIONS`` does not allow (a bug, never input)."""
+
+    def __init__(self, source: RunStatus, target: RunStatus) -> None:
+        super().__init__(f"A {source.value} run cannot become {target.value}.")
+        self.source, self.target = source, target
 
 
 class RunOrigin(enum.Enum):
@@ -45,6 +77,7 @@ class ApprovalStatus(enum.Enum):
     PENDING = "pending"
     APPROVED = "approved"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"  # its run was cancelled first
 
 
 #: An event to append to a run's timeline: its type and its data.
@@ -270,7 +303,7 @@ class Run:
         resumed = self.status is RunStatus.QUEUED and self.started_at is not None
         return replace(
             self,
-            status=RunStatus.RUNNING,
+            status=self._to(RunStatus.RUNNING),
             claimed_by=worker_id,
             lease_expires_at=lease_until,
             attempts=self.attempts + (0 if resumed else 1),
@@ -292,7 +325,7 @@ class Run:
     def awaiting_approval(self, now: datetime) -> Run:
         return replace(
             self,
-            status=RunStatus.WAITING_APPROVAL,
+            status=self._to(RunStatus.WAITING_APPROVAL),
             claimed_by=None,
             lease_expires_at=None,
             updated_at=now,
@@ -301,13 +334,16 @@ class Run:
     def approved(self, call_id: str, now: datetime) -> Run:
         """Queued again with ``call_id`` approved, for a worker to resume."""
         return replace(
-            self, status=RunStatus.QUEUED, state=self.state.approving(call_id), updated_at=now
+            self,
+            status=self._to(RunStatus.QUEUED),
+            state=self.state.approving(call_id),
+            updated_at=now,
         )
 
     def succeeded(self, output: dict[str, Any], now: datetime) -> Run:
         return replace(
             self,
-            status=RunStatus.SUCCEEDED,
+            status=self._to(RunStatus.SUCCEEDED),
             output=output,
             finished_at=now,
             updated_at=now,
@@ -318,13 +354,30 @@ class Run:
     def failed(self, code: str, message: str, now: datetime) -> Run:
         return replace(
             self,
-            status=RunStatus.FAILED,
+            status=self._to(RunStatus.FAILED),
             error={"code": code, "message": message},
             finished_at=now,
             updated_at=now,
             claimed_by=None,
             lease_expires_at=None,
         )
+
+    def cancelled(self, now: datetime) -> Run:
+        """Cancelled: a queued or waiting run at once; a running one's worker stops at its
+        next step boundary (its writes check that the run is still running and its own)."""
+        return replace(
+            self,
+            status=self._to(RunStatus.CANCELLED),
+            finished_at=now,
+            updated_at=now,
+            claimed_by=None,
+            lease_expires_at=None,
+        )
+
+    def _to(self, target: RunStatus) -> RunStatus:
+        if target not in TRANSITIONS[self.status]:
+            raise IllegalTransition(self.status, target)
+        return target
 
     def with_next_seq(self, next_seq: int) -> Run:
         return replace(self, next_seq=next_seq)

@@ -269,6 +269,22 @@ class RunRepository:
         )
         return int(result.rowcount) == 1
 
+    def close_pending_approvals(
+        self, run_id: str, status: ApprovalStatus, by: str, now: datetime
+    ) -> list[str]:
+        """Close the run's pending approvals (its run was cancelled, or gave up waiting) as
+        ``status``; the ids of those closed."""
+        a = tables.approvals
+        pending = (a.c.run_id == run_id) & (a.c.status == ApprovalStatus.PENDING.value)
+        ids = [str(row.id) for row in self._c.execute(select(a.c.id).where(pending))]
+        if ids:
+            self._c.execute(
+                update(a)
+                .where(pending, a.c.id.in_(ids))
+                .values(status=status.value, decided_by=by, decided_at=now)
+            )
+        return ids
+
     def list_approvals(
         self, workspace_id: str, after: str | None, limit: int, where: ApprovalFilter
     ) -> list[Approval]:

@@ -16,7 +16,7 @@ from domain.kernel.errors import NotFound
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import Store
-from domain.runs.errors import ApprovalAlreadyDecided, IdempotencyKeyReused
+from domain.runs.errors import ApprovalAlreadyDecided, IdempotencyKeyReused, RunFinished
 from domain.runs.model import (
     Approval,
     ApprovalFilter,
@@ -138,6 +138,38 @@ class Runs:
             return events, events[-1].seq
         return events, None
 
+    def cancel_run(self, actor: Actor, run_id: str) -> Run:
+        """Cancel a run: a queued or waiting run is ``cancelled`` at once (its pending
+        approval too); a running run is ``cancelled`` now and its worker stops at the next
+        step boundary, starting no further tool call.
+
+        :raises PermissionDenied: the actor is below operator.
+        :raises NotFound: no such run.
+        :raises RunFinished: the run had already finished (cancelled included).
+        """
+        actor.require(Role.OPERATOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            run = tx.runs.get(actor.workspace_id, run_id)
+            if run is None:
+                raise NotFound("run", run_id)
+            if run.status.finished:
+                raise RunFinished(run_id, run.status.value)
+            closed = tx.runs.close_pending_approvals(
+                run.id, ApprovalStatus.CANCELLED, actor.subject, now
+            )
+            cancelled = {"by": actor.subject, "from": run.status.value}
+            run = tx.runs.append_events(run, [("run.cancelled", cancelled)], now)
+            previous = run.status
+            run = run.cancelled(now)
+            if not tx.runs.save(run, expect_status=previous):
+                raise RunFinished(run_id, "concurrently")  # pragma: no cover - row locked
+            tx.record(run.changed_signal())
+            for approval_id in closed:
+                tx.record(_decided_signal(run, approval_id, ApprovalStatus.CANCELLED))
+            tx.commit()
+        return run
+
     def check_retryable(self, actor: Actor, run_id: str) -> Run:
         """Gate for the deferred retry operation: the role and the run must check out.
 
@@ -220,16 +252,15 @@ class Runs:
             tx.runs.save(run, expect_status=RunStatus.WAITING_APPROVAL)
             result = tx.runs.get_approval(actor.workspace_id, approval_id)
             tx.record(run.changed_signal())
-            tx.record(
-                Signal(
-                    run.workspace_id,
-                    "approval.decided",
-                    {"approval_id": approval_id, "run_id": run.id, "status": status.value},
-                )
-            )
+            tx.record(_decided_signal(run, approval_id, status))
             tx.commit()
         assert result is not None
         return result
+
+
+def _decided_signal(run: Run, approval_id: str, status: ApprovalStatus) -> Signal:
+    data = {"approval_id": approval_id, "run_id": run.id, "status": status.value}
+    return Signal(run.workspace_id, "approval.decided", data)
 
 
 def _request_hash(member_id: str, run_input: dict[str, Any], dry_run: bool) -> str:

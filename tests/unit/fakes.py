@@ -382,6 +382,18 @@ class FakeRuns:
         )
         return True
 
+    def close_pending_approvals(
+        self, run_id: str, status: ApprovalStatus, by: str, now: datetime
+    ) -> list[str]:
+        closed = [
+            a.id
+            for a in self._s.approvals.values()
+            if a.run_id == run_id and a.status is ApprovalStatus.PENDING
+        ]
+        for approval_id in closed:
+            self.decide_approval(approval_id, status, by, None, now)
+        return closed
+
     def list_approvals(
         self, workspace_id: str, after: str | None, limit: int, where: ApprovalFilter
     ) -> list[Approval]:
