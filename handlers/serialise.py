@@ -115,6 +115,7 @@ def run(r: Run) -> dict[str, Any]:
         "updated_at": timestamp(r.updated_at),
         "started_at": timestamp(r.started_at),
         "finished_at": timestamp(r.finished_at),
+        "deadline_at": timestamp(r.deadline_at),
         "attempts": r.attempts,
         "tokens_in": r.tokens_in,
         "tokens_out": r.tokens_out,
@@ -142,6 +143,7 @@ def approval(a: Approval) -> dict[str, Any]:
         "decided_at": timestamp(a.decided_at),
         "created_at": timestamp(a.created_at),
         "outcome_unknown": a.outcome_unknown,
+        "expires_at": timestamp(a.expires_at),
     }
 
 

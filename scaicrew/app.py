@@ -133,7 +133,10 @@ def create_app(
         listener = start_stream_sources(use_cases)
         if settings.runs.worker_threads:
             workers = WorkerPool(
-                use_cases, settings.runs.worker_threads, settings.runs.worker_poll_seconds
+                use_cases,
+                settings.runs.worker_threads,
+                settings.runs.worker_poll_seconds,
+                settings.runs.sweep_seconds,
             )
             workers.start()
         scheduler = None

@@ -93,7 +93,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
     use_cases = build_use_cases(settings, database)
     threads = args.threads or max(1, settings.runs.worker_threads)
-    pool = WorkerPool(use_cases, threads, settings.runs.worker_poll_seconds)
+    pool = WorkerPool(
+        use_cases, threads, settings.runs.worker_poll_seconds, settings.runs.sweep_seconds
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

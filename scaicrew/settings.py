@@ -299,6 +299,27 @@ class RunsGroup(_Group):
         "Times a run is recovered after its worker stopped before it fails with `WorkerLost`.",
         gt=0,
     )
+    max_run_seconds: float = setting(
+        3600.0,
+        "RUN_MAX_SECONDS",
+        "A run's wall-clock deadline from its start, when its definition sets no "
+        "`max_run_seconds` (time waiting for a human does not count); past it the run fails "
+        "with `RunTimedOut`.",
+        gt=0,
+    )
+    approval_timeout_seconds: float = setting(
+        259200.0,
+        "APPROVAL_TIMEOUT_SECONDS",
+        "How long an approval waits for a decision when the definition sets no "
+        "`approval_timeout_seconds`; then it expires.",
+        gt=0,
+    )
+    sweep_seconds: float = setting(
+        5.0,
+        "RUN_SWEEP_SECONDS",
+        "How often workers look for runs past their deadline and approvals past their expiry.",
+        gt=0,
+    )
     cost_units_per_1k_tokens: float = setting(
         1.0,
         "COST_UNITS_PER_1K_TOKENS",
@@ -503,6 +524,8 @@ class Settings(BaseSettings):
                 max_steps=runs.max_steps,
                 max_attempts=runs.max_attempts,
                 cost_units_per_1k_tokens=runs.cost_units_per_1k_tokens,
+                max_run_seconds=runs.max_run_seconds,
+                approval_timeout_seconds=runs.approval_timeout_seconds,
             ),
             webhooks=WebhookSettings(
                 dedup_seconds=self.webhooks.dedup_seconds,

@@ -7,6 +7,7 @@ import os
 import random
 import socket
 import threading
+import time
 
 from domain.kernel import Signal
 from domain.runs import Dispatcher
@@ -22,10 +23,20 @@ class WorkerPool:
     recovered after a lease expiry) are found by polling every ``poll_seconds``.
     """
 
-    def __init__(self, use_cases: UseCases, threads: int, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        use_cases: UseCases,
+        threads: int,
+        poll_seconds: float = 0.5,
+        sweep_seconds: float = 5.0,
+    ) -> None:
         self._use_cases = use_cases
         self._count = threads
         self._poll = poll_seconds
+        # One thread at a time sweeps deadlines and approval expiry, every ``sweep_seconds``.
+        self._sweep_every = sweep_seconds
+        self._next_sweep = 0.0
+        self._sweep_lock = threading.Lock()
         self._stop = threading.Event()
         # One wake-up event per thread: a thread clears only its own, so a wake-up (a queued
         # run, or ``stop``) reaches a thread that was busy when it came, too.
@@ -62,6 +73,7 @@ class WorkerPool:
     def _loop(self, dispatcher: Dispatcher, wake: threading.Event) -> None:
         while not self._stop.is_set():
             try:
+                self._sweep(dispatcher)
                 worked = dispatcher.run_next()
             except Exception:  # the database may be briefly unavailable; keep the worker alive
                 logger.exception("worker loop error")
@@ -70,6 +82,17 @@ class WorkerPool:
                 # Jitter, so that idle threads poll at different moments, not in step.
                 wake.wait(self._poll * self._jitter.uniform(0.5, 1.5))
                 wake.clear()
+
+    def _sweep(self, dispatcher: Dispatcher) -> None:
+        """Sweep when it is due and no other thread of this process is sweeping."""
+        now = time.monotonic()
+        if now < self._next_sweep or not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            self._next_sweep = now + self._sweep_every
+            dispatcher.sweep()
+        finally:
+            self._sweep_lock.release()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()  # before the wake-up: a thread that clears it then sees the flag

@@ -159,6 +159,9 @@ class OfflineDeriver:
             rigidity=rigidity,
             tools=tuple(tools[:32]),
             input_schema=base.input_schema if base is not None else None,
+            max_run_seconds=base.max_run_seconds if base is not None else None,
+            approval_timeout_seconds=(base.approval_timeout_seconds if base is not None else None),
+            on_approval_timeout=base.on_approval_timeout if base is not None else None,
         )
         names = ", ".join(t.name for t in definition.tools) or "no tools"
         reply = (

@@ -99,6 +99,13 @@ def compile_definition(
     }
     if definition.input_schema is not None:
         program["input_schema"] = definition.input_schema
+    for key, value in (
+        ("max_run_seconds", definition.max_run_seconds),
+        ("approval_timeout_seconds", definition.approval_timeout_seconds),
+        ("on_approval_timeout", definition.on_approval_timeout),
+    ):
+        if value is not None:  # absent: the deployment's defaults when the run runs
+            program[key] = value
     canonical = json.dumps(
         program, sort_keys=True, separators=(",", ":"), ensure_ascii=False
     ).encode("utf-8")

@@ -41,9 +41,26 @@ class Definition:
     tools: tuple[ToolSpec, ...] = ()
     # A JSON Schema that run inputs must satisfy; None accepts any object.
     input_schema: dict[str, Any] | None = field(default=None, hash=False, compare=True)
+    # The run's wall-clock deadline; None: the deployment's default (a setting).
+    max_run_seconds: int | None = None
+    # How long an approval waits for a decision; None: the deployment's default (a setting).
+    approval_timeout_seconds: int | None = None
+    # What an expired approval does to its run: ``fail`` (``ApprovalExpired``) or ``reject``
+    # (as a human reject would); None: ``fail``.
+    on_approval_timeout: str | None = None
 
     def to_json(self) -> dict[str, object]:
+        limits = {  # written only when set: definitions without them keep their exact JSON
+            key: value
+            for key, value in (
+                ("max_run_seconds", self.max_run_seconds),
+                ("approval_timeout_seconds", self.approval_timeout_seconds),
+                ("on_approval_timeout", self.on_approval_timeout),
+            )
+            if value is not None
+        }
         return {
+            **limits,
             "objective": self.objective,
             "instructions": self.instructions,
             "rules": list(self.rules),
@@ -81,11 +98,22 @@ class Definition:
                 for t in raw_tools
             ),
             input_schema=_object_or_none(data.get("input_schema")),
+            max_run_seconds=_int_or_none(data.get("max_run_seconds")),
+            approval_timeout_seconds=_int_or_none(data.get("approval_timeout_seconds")),
+            on_approval_timeout=(
+                None
+                if data.get("on_approval_timeout") is None
+                else str(data["on_approval_timeout"])
+            ),
         )
 
 
 def _object_or_none(value: object) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,7 @@ runs = Table(
     Column("tokens_in", Integer, nullable=False),
     Column("tokens_out", Integer, nullable=False),
     Column("cost_units", Float, nullable=False),
+    Column("deadline_at", Stamp, nullable=True),
     Index("ix_runs_workspace_id_id", "workspace_id", "id"),
     Index("ix_runs_status_lease", "status", "lease_expires_at"),
     Index("ix_runs_member_id", "member_id"),
@@ -222,7 +223,9 @@ approvals = Table(
     Column("decided_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("outcome_unknown", Boolean, nullable=False, server_default=text("false")),
+    Column("expires_at", Stamp, nullable=True),
     Index("ix_approvals_workspace_id_id", "workspace_id", "id"),
+    Index("ix_approvals_status_expires_at", "status", "expires_at"),
 )
 
 cost_ledger = Table(

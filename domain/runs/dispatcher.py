@@ -32,7 +32,7 @@ from domain.kernel.unit_of_work import Store
 from domain.members import nul_pointer
 from domain.runs.errors import InputSchemaMismatch, NothingToRun
 from domain.runs.llm import LanguageModel, ModelError, ModelReply, ToolCall
-from domain.runs.model import Approval, EventDraft, Run, RunOrigin, RunStatus
+from domain.runs.model import Approval, ApprovalStatus, EventDraft, Run, RunOrigin, RunStatus
 from domain.runs.repository import RunsTx
 from domain.runs.start import RunRequest, queue_run
 from domain.tools import EffectClass, HttpPort, ToolContext, ToolError, execute
@@ -55,6 +55,11 @@ class RunSettings:
     max_steps: int
     max_attempts: int
     cost_units_per_1k_tokens: float
+    #: A run's wall-clock budget when its definition names none (``max_run_seconds``).
+    max_run_seconds: float = 3600.0
+    #: How long an approval waits when the definition names nothing
+    #: (``approval_timeout_seconds``).
+    approval_timeout_seconds: float = 259200.0
 
 
 class Dispatcher:
@@ -113,7 +118,8 @@ class Dispatcher:
             else:
                 attempt = {"worker": self.worker_id, "attempt": run.attempts + 1}
                 run = tx.runs.append_events(run, [(event, attempt)], now)
-                run = run.claimed(self.worker_id, now, self._lease_until(now))
+                budget = run.max_run_seconds(self.settings.max_run_seconds)
+                run = run.claimed(self.worker_id, now, self._lease_until(now), budget)
                 tx.runs.save(run, lease=True)
                 claimed = run_id
             tx.record(run.changed_signal())
@@ -133,6 +139,9 @@ class Dispatcher:
                 return  # no longer ours: decided, failed, or reclaimed after our lease ran out
             if run.state.taken_steps() >= self.settings.max_steps:  # counted across resumes
                 self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
+                return
+            if run.overdue(self._clock.now()):
+                self._fail(run_id, "RunTimedOut", _timed_out(run, self.settings))
                 return
             if run.state.queue:
                 if not self._handle_call(run, run.state.queue[0]):
@@ -376,7 +385,19 @@ class Dispatcher:
         self, run: Run, call: ToolCall, effect_class: str, *, outcome_unknown: bool = False
     ) -> None:
         now = self._clock.now()
-        approval = Approval.requested(run, call, effect_class, now, outcome_unknown=outcome_unknown)
+        timeout = run.state.program.get("approval_timeout_seconds")
+        approval = Approval.requested(
+            run,
+            call,
+            effect_class,
+            now,
+            outcome_unknown=outcome_unknown,
+            timeout_seconds=(
+                float(timeout)
+                if isinstance(timeout, int | float)
+                else self.settings.approval_timeout_seconds
+            ),
+        )
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
                 return
@@ -396,6 +417,64 @@ class Dispatcher:
                 )
             )
             tx.commit()
+
+    # -- the sweep: deadlines and approval expiry ------------------------------------------
+
+    def sweep(self, batch: int = 50) -> int:
+        """Fail the runs past their deadline (``RunTimedOut``, whatever they were doing) and
+        expire the approvals past ``expires_at``; how many were acted on.
+
+        Safe with several sweepers: on PostgreSQL each takes different rows (``SKIP LOCKED``),
+        and every change is guarded by the status it expects (on SQLite, the write lock).
+        """
+        done = 0
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            for run_id in tx.runs.overdue_ids(now, batch):
+                run = tx.runs.get(None, run_id)
+                if run is None or not run.overdue(now) or run.status.finished:
+                    continue
+                run = _failed(tx, run, "RunTimedOut", _timed_out(run, self.settings), now)
+                tx.runs.save(run)
+                tx.record(run.changed_signal())
+                done += 1
+            tx.commit()
+        with self._store(write=True) as tx:
+            for approval_id in tx.runs.expired_approval_ids(now, batch):
+                done += self._expire(tx, approval_id, now)
+            tx.commit()
+        return done
+
+    def _expire(self, tx: RunsTx, approval_id: str, now: datetime) -> int:
+        """Expire one pending approval: its run fails with ``ApprovalExpired`` or, where the
+        definition says ``on_approval_timeout: reject``, is rejected as a human would."""
+        approval = tx.runs.get_any_approval(approval_id)
+        if approval is None or not tx.runs.decide_approval(
+            approval_id, ApprovalStatus.EXPIRED, "system", None, now
+        ):
+            return 0
+        run = tx.runs.get(None, approval.run_id)
+        if run is None or run.status is not RunStatus.WAITING_APPROVAL:
+            return 1
+        expired = {"approval_id": approval_id, "tool": approval.tool}
+        run = tx.runs.append_events(run, [("approval.expired", expired)], now)
+        if run.state.program.get("on_approval_timeout") == "reject":
+            code = "ApprovalRejected"
+            message = f"Approval of '{approval.tool}' was rejected: it expired undecided."
+        else:
+            code = "ApprovalExpired"
+            message = f"Approval of '{approval.tool}' expired undecided."
+        run = _failed(tx, run, code, message, now)
+        tx.runs.save(run, expect_status=RunStatus.WAITING_APPROVAL)
+        tx.record(run.changed_signal())
+        tx.record(
+            Signal(
+                run.workspace_id,
+                "approval.decided",
+                {"approval_id": approval_id, "run_id": run.id, "status": "expired"},
+            )
+        )
+        return 1
 
     def _fail(self, run_id: str, code: str, message: str) -> None:
         now = self._clock.now()
@@ -433,6 +512,10 @@ class Dispatcher:
             call_remote=call_remote,
             idempotency_key=idempotency_key,
         )
+
+
+def _timed_out(run: Run, settings: RunSettings) -> str:
+    return f"The run passed its deadline of {run.max_run_seconds(settings.max_run_seconds):g}s."
 
 
 def _failed(tx: RunsTx, run: Run, code: str, message: str, now: datetime) -> Run:

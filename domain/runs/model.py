@@ -14,7 +14,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.kernel.ids import new_id
@@ -78,6 +78,7 @@ class ApprovalStatus(enum.Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANCELLED = "cancelled"  # its run was cancelled first
+    EXPIRED = "expired"  # nobody decided before ``expires_at``
 
 
 #: An event to append to a run's timeline: its type and its data.
@@ -240,6 +241,9 @@ class Run:
     tokens_in: int
     tokens_out: int
     cost_units: float
+    #: The run's wall-clock deadline: set when a worker first starts it, moved on by the time
+    #: it then waits for a human (that wait is bounded by the approval's own expiry).
+    deadline_at: datetime | None = None
 
     @classmethod
     def queued(
@@ -298,9 +302,19 @@ class Run:
             return "run.recovered"
         return "run.resumed" if self.started_at is not None else "run.started"
 
-    def claimed(self, worker_id: str, now: datetime, lease_until: datetime) -> Run:
-        """Running on ``worker_id`` until ``lease_until`` (a resumed run keeps its attempt)."""
+    def claimed(
+        self,
+        worker_id: str,
+        now: datetime,
+        lease_until: datetime,
+        max_run_seconds: float | None = None,
+    ) -> Run:
+        """Running on ``worker_id`` until ``lease_until`` (a resumed run keeps its attempt);
+        a run started for the first time gets its deadline, ``max_run_seconds`` from now."""
         resumed = self.status is RunStatus.QUEUED and self.started_at is not None
+        deadline_at = self.deadline_at
+        if deadline_at is None and max_run_seconds is not None:
+            deadline_at = now + timedelta(seconds=max_run_seconds)
         return replace(
             self,
             status=self._to(RunStatus.RUNNING),
@@ -309,7 +323,16 @@ class Run:
             attempts=self.attempts + (0 if resumed else 1),
             started_at=self.started_at or now,
             updated_at=now,
+            deadline_at=deadline_at,
         )
+
+    def max_run_seconds(self, default: float) -> float:
+        """The run's time budget: its definition's ``max_run_seconds``, else ``default``."""
+        value = self.state.program.get("max_run_seconds")
+        return float(value) if isinstance(value, int | float) else default
+
+    def overdue(self, now: datetime) -> bool:
+        return self.deadline_at is not None and now >= self.deadline_at
 
     def stepped(self, state: RunState, now: datetime) -> Run:
         return replace(self, state=state, updated_at=now)
@@ -332,12 +355,17 @@ class Run:
         )
 
     def approved(self, call_id: str, now: datetime) -> Run:
-        """Queued again with ``call_id`` approved, for a worker to resume."""
+        """Queued again with ``call_id`` approved, for a worker to resume; the deadline moves
+        on by the time the run waited (since it started waiting, its last update)."""
+        deadline_at = self.deadline_at
+        if deadline_at is not None and self.status is RunStatus.WAITING_APPROVAL:
+            deadline_at += max(now - self.updated_at, timedelta(0))
         return replace(
             self,
             status=self._to(RunStatus.QUEUED),
             state=self.state.approving(call_id),
             updated_at=now,
+            deadline_at=deadline_at,
         )
 
     def succeeded(self, output: dict[str, Any], now: datetime) -> Run:
@@ -431,6 +459,8 @@ class Approval:
     #: An earlier attempt of this call started and its outcome is unknown (its worker
     #: stopped mid-call): approving repeats the call.
     outcome_unknown: bool = False
+    #: When an undecided approval expires (None: made before approvals expired).
+    expires_at: datetime | None = None
 
     @classmethod
     def requested(
@@ -441,8 +471,10 @@ class Approval:
         now: datetime,
         *,
         outcome_unknown: bool = False,
+        timeout_seconds: float | None = None,
     ) -> Approval:
-        """A pending approval of ``call``, which ``run`` waits on."""
+        """A pending approval of ``call``, which ``run`` waits on, expiring after
+        ``timeout_seconds``."""
         return cls(
             id=new_id("apr"),
             workspace_id=run.workspace_id,
@@ -460,6 +492,9 @@ class Approval:
             decided_at=None,
             created_at=now,
             outcome_unknown=outcome_unknown,
+            expires_at=None
+            if timeout_seconds is None
+            else now + timedelta(seconds=timeout_seconds),
         )
 
 

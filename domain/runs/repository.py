@@ -159,6 +159,24 @@ class RunRepository:
         row = self._c.execute(stmt).first()
         return None if row is None else str(row.id)
 
+    def overdue_ids(self, now: datetime, limit: int) -> list[str]:
+        """Queued or running runs past their deadline (a waiting run's wait is bounded by its
+        approval's expiry instead). Rows locked with ``SKIP LOCKED`` on PostgreSQL, so that
+        several sweepers share the work."""
+        r = tables.runs
+        stmt = (
+            select(r.c.id)
+            .where(
+                r.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
+                r.c.deadline_at < now,
+            )
+            .order_by(r.c.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [str(row.id) for row in self._c.execute(stmt)]
+
     # -- events --------------------------------------------------------------------------
 
     def append_events(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
@@ -247,6 +265,7 @@ class RunRepository:
                 decided_at=approval.decided_at,
                 created_at=approval.created_at,
                 outcome_unknown=approval.outcome_unknown,
+                expires_at=approval.expires_at,
             )
         )
 
@@ -268,6 +287,26 @@ class RunRepository:
             .values(status=status.value, decided_by=by, decided_at=now, reason=reason)
         )
         return int(result.rowcount) == 1
+
+    def expired_approval_ids(self, now: datetime, limit: int) -> list[str]:
+        """Pending approvals past ``expires_at`` (rows locked with ``SKIP LOCKED`` on
+        PostgreSQL, so that several sweepers share the work)."""
+        a = tables.approvals
+        stmt = (
+            select(a.c.id)
+            .where(a.c.status == ApprovalStatus.PENDING.value, a.c.expires_at < now)
+            .order_by(a.c.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        return [str(row.id) for row in self._c.execute(stmt)]
+
+    def get_any_approval(self, approval_id: str) -> Approval | None:
+        """An approval of any workspace (the sweeper acts as a system actor)."""
+        a = tables.approvals
+        row = self._c.execute(select(a).where(a.c.id == approval_id)).first()
+        return None if row is None else _approval(row)
 
     def close_pending_approvals(
         self, run_id: str, status: ApprovalStatus, by: str, now: datetime
@@ -341,6 +380,7 @@ def _run_values(run: Run) -> dict[str, Any]:
         "tokens_in": run.tokens_in,
         "tokens_out": run.tokens_out,
         "cost_units": run.cost_units,
+        "deadline_at": run.deadline_at,
     }
 
 
@@ -373,6 +413,7 @@ def _run(row: Any) -> Run:
         tokens_in=row.tokens_in,
         tokens_out=row.tokens_out,
         cost_units=float(row.cost_units),
+        deadline_at=utc_or_none(row.deadline_at),
     )
 
 
@@ -394,4 +435,5 @@ def _approval(row: Any) -> Approval:
         decided_at=utc_or_none(row.decided_at),
         created_at=utc(row.created_at),
         outcome_unknown=bool(row.outcome_unknown),
+        expires_at=utc_or_none(row.expires_at),
     )

@@ -150,14 +150,15 @@ class Runs:
         actor.require(Role.OPERATOR)
         now = self._clock.now()
         with self._store(write=True) as tx:
+            # The approvals first, then the run: the order a decision locks them in.
+            closed = tx.runs.close_pending_approvals(
+                run_id, ApprovalStatus.CANCELLED, actor.subject, now
+            )
             run = tx.runs.get(actor.workspace_id, run_id)
             if run is None:
-                raise NotFound("run", run_id)
+                raise NotFound("run", run_id)  # (rolled back: nothing was closed)
             if run.status.finished:
                 raise RunFinished(run_id, run.status.value)
-            closed = tx.runs.close_pending_approvals(
-                run.id, ApprovalStatus.CANCELLED, actor.subject, now
-            )
             cancelled = {"by": actor.subject, "from": run.status.value}
             run = tx.runs.append_events(run, [("run.cancelled", cancelled)], now)
             previous = run.status
@@ -228,6 +229,8 @@ class Runs:
                 raise NotFound("approval", approval_id)
             if approval.status is not ApprovalStatus.PENDING:
                 raise ApprovalAlreadyDecided(approval_id, approval.status.value)
+            if approval.expires_at is not None and now >= approval.expires_at:
+                raise ApprovalAlreadyDecided(approval_id, "expired")  # the sweep closes it
             if not tx.runs.decide_approval(approval_id, status, actor.subject, reason, now):
                 raise ApprovalAlreadyDecided(approval_id, "concurrently")
             run = tx.runs.get(actor.workspace_id, approval.run_id)

@@ -382,6 +382,26 @@ class FakeRuns:
         )
         return True
 
+    def overdue_ids(self, now: datetime, limit: int) -> list[str]:
+        live = (RunStatus.QUEUED, RunStatus.RUNNING)
+        return sorted(
+            r.id
+            for r in self._s.runs.values()
+            if r.status in live and r.deadline_at is not None and r.deadline_at < now
+        )[:limit]
+
+    def expired_approval_ids(self, now: datetime, limit: int) -> list[str]:
+        return sorted(
+            a.id
+            for a in self._s.approvals.values()
+            if a.status is ApprovalStatus.PENDING
+            and a.expires_at is not None
+            and a.expires_at < now
+        )[:limit]
+
+    def get_any_approval(self, approval_id: str) -> Approval | None:
+        return self._s.approvals.get(approval_id)
+
     def close_pending_approvals(
         self, run_id: str, status: ApprovalStatus, by: str, now: datetime
     ) -> list[str]:
