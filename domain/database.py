@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from domain.audit.repository import AuditLog
 from domain.authoring.repository import AuthoringRepository
@@ -162,6 +162,17 @@ class Database:
             signals=self.signals,
             clock=self._clock,
         )
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None: never migrated).
+
+        :raises sqlalchemy.exc.OperationalError: the database cannot be reached.
+        """
+        with self.engine.connect() as connection:
+            if not self.engine.dialect.has_table(connection, "alembic_version"):
+                return None
+            row = connection.execute(text("SELECT version_num FROM alembic_version")).first()
+        return None if row is None else str(row[0])
 
     @property
     def is_sqlite(self) -> bool:

@@ -14,6 +14,7 @@ from domain.cost import Cost
 from domain.database import Database
 from domain.identity import IdentityProvider, Login, LoginSettings, SessionTokens
 from domain.kernel.clock import Clock, SystemClock
+from domain.kernel.errors import NotReady
 from domain.kernel.ports import SecretBox
 from domain.kernel.signals import SignalBus
 from domain.members import Members
@@ -57,8 +58,12 @@ class UseCases:
         ports: Ports,
         settings: DomainSettings,
         clock: Clock | None = None,
+        *,
+        schema_head: str | None = None,
     ) -> None:
         self.database = database
+        #: The schema revision this code expects (None: any revision will do).
+        self.schema_head = schema_head
         self.ports = ports
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -82,6 +87,19 @@ class UseCases:
     def signals(self) -> SignalBus:
         """Where committed signals are published (the database's bus)."""
         return self.database.signals
+
+    def check_ready(self) -> None:
+        """Readiness: the database answers and its schema is at the expected revision.
+
+        :raises NotReady: the schema is at another revision (migrations not run yet).
+        :raises sqlalchemy.exc.OperationalError: the database cannot be reached.
+        """
+        revision = self.database.schema_revision()
+        if self.schema_head is not None and revision != self.schema_head:
+            raise NotReady(
+                f"The database schema is at revision {revision or 'none'}, "
+                f"not {self.schema_head}: run the migrations."
+            )
 
     def dispatcher(self, worker_id: str) -> Dispatcher:
         """A dispatcher for one worker thread or process."""

@@ -59,11 +59,13 @@ DOMAIN_ERRORS: dict[type[kernel.DomainError], int] = {
     identity.IdentityProviderUnavailable: 502,
     tools.ToolServerUnavailable: 502,
     identity.LoginNotConfigured: 501,
+    kernel.NotReady: 503,
 }
 
 # Headers a domain error's problem carries besides the defaults (most specific class wins).
 # A refused webhook is challenged for a signature, not for the bearer token of the API.
 DOMAIN_ERROR_HEADERS: dict[type[kernel.DomainError], dict[str, str]] = {
+    kernel.NotReady: {"Retry-After": str(RETRY_AFTER_SECONDS)},
     triggers.WebhookRejected: {
         "WWW-Authenticate": 'HMAC-SHA256 realm="scaicrew-webhooks", headers="X-ScaiCrew-Signature"'
     },

@@ -51,6 +51,7 @@ from scaicrew.adapters.openai_model import ChatCompletionsModel
 from scaicrew.adapters.pg_listener import PgListener
 from scaicrew.adapters.secret_box import FernetSecretBox
 from scaicrew.adapters.session_tokens import session_tokens
+from scaicrew.migrate import head_revision
 from scaicrew.scheduler import SchedulerLoop
 from scaicrew.settings import Settings
 from scaicrew.worker import WorkerPool
@@ -170,7 +171,11 @@ def create_app(
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)
     # The database cannot be reached, is locked past its timeout, or the pool is exhausted.
-    for db_class in (sqlalchemy.exc.OperationalError, sqlalchemy.exc.TimeoutError):
+    for db_class in (
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,  # a connection that died under a transaction
+        sqlalchemy.exc.TimeoutError,
+    ):
         app.add_error_handler(db_class, render_unavailable)
     app.context = context  # type: ignore[attr-defined]
     app.database = database  # type: ignore[attr-defined]
@@ -200,7 +205,7 @@ def build_use_cases(settings: Settings, database: Database, clock: Clock | None 
         tool_servers=McpToolServers(settings.tools.result_max_chars),
         identity_provider=_identity_provider(settings),
     )
-    return UseCases(database, ports, settings.domain_settings(), clock)
+    return UseCases(database, ports, settings.domain_settings(), clock, schema_head=head_revision())
 
 
 def _identity_provider(settings: Settings) -> OidcProvider | None:

@@ -28,6 +28,7 @@ general kinds; each capability raises subclasses of its own from its ``errors`` 
     ├── authoring.ModelUnusable         the model's answer could not be used (after a retry)
     ├── identity.IdentityProviderUnavailable  the OIDC provider is down or answered garbage
     ├── identity.LoginNotConfigured     no OIDC provider is configured
+    ├── NotReady                        the database answers, but not at the expected schema
     └── InvalidField                    a body value breaks a rule the contract cannot express
 """
 
@@ -50,6 +51,10 @@ class DomainError(Exception):
 
     def problem_slug(self) -> str | None:
         return self.slug
+
+
+class NotReady(DomainError):
+    """The service cannot serve yet: its database schema is not at the expected revision."""
 
 
 class NotFound(DomainError):

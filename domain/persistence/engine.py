@@ -4,7 +4,8 @@ SQLite: foreign keys on, a 30 s busy timeout, WAL for files; a writing transacti
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the database lock instead of failing when
 they upgrade a read snapshot), a reading one with a plain deferred ``BEGIN``. The writers of one
 process first queue on an in-process lock per database file (see ``sqlite_write_lock``).
-PostgreSQL: pre-ping, and a pool sized by the caller.
+PostgreSQL: pre-ping, a pool sized by the caller, and a bounded connect (an unreachable server
+fails a request in seconds, as a 503, instead of hanging it).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from sqlalchemy.pool import StaticPool
 
 #: Execution option that marks a connection as opened for a writing unit of work.
 WRITE_OPTION = "scaicrew_write"
+
+#: Seconds a new PostgreSQL connection may take before it fails.
+CONNECT_TIMEOUT_SECONDS = 5
 
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -39,6 +43,8 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
+        pool_timeout=10,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
 
 
