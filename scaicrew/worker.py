@@ -94,11 +94,15 @@ class WorkerPool:
         finally:
             self._sweep_lock.release()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads, waiting ``timeout`` seconds in all for those between steps. A
+        thread still inside a model or tool call is left behind (a daemon, it ends with the
+        process): its run keeps its lease, which runs out, and another worker recovers it."""
         self._stop.set()  # before the wake-up: a thread that clears it then sees the flag
         self._wake_all()
         self._unsubscribe()
+        deadline = time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
         self._wakes.clear()

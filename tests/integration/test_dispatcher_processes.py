@@ -192,3 +192,51 @@ def test_two_worker_processes_claim_each_run_exactly_once(
     assert len(workers) == 2, f"only {workers} claimed runs"
     for process in processes:
         assert "Traceback" not in process.output(), process.output()
+
+
+def test_sigterm_stops_a_server_mid_call_promptly_and_its_run_is_recovered(
+    settings, tenant, tmp_path, processes
+):
+    """SIGTERM a server (SQLite, in-process workers) while its run waits on a tool call: it
+    exits within 10 s, and the next server finishes the run (the lease lets it go)."""
+    peer = Peer(FirstRequestHangs(web_route)).start()
+    try:
+        overrides: dict[str, Any] = {
+            "worker_threads": 2,
+            "worker_poll_seconds": 0.1,
+            "run_lease_seconds": 2,
+            "tool_http_allowlist": "127.0.0.1",
+            "tool_http_timeout_seconds": 60,
+        }
+        first, base_url = serve(settings, tmp_path / "first.log", **overrides)
+        processes.append(first)
+        h = tenant.headers(Role.ADMIN)
+        with httpx.Client(base_url=base_url, timeout=10) as api:
+            crew = api.post("/v1/crews", json={"name": "Term crew"}, headers=h).json()
+            member = api.post(
+                "/v1/members",
+                json={"crew_id": crew["id"], "name": "Getter", "definition": GETTER},
+                headers=h,
+            ).json()
+            assert api.post(f"/v1/members/{member['id']}/publish", headers=h).status_code == 200
+            r = api.post(
+                f"/v1/members/{member['id']}/runs",
+                json={"input": {"url": peer.url("/ok/term")}},
+                headers=h,
+            )
+            run_id = r.json()["id"]
+            peer.wait_for(1, timeout=DEADLINE)  # the run is inside its tool call
+
+        began = time.monotonic()
+        first.proc.terminate()
+        first.proc.wait(15)
+        assert time.monotonic() - began < 10, first.output()
+        assert "Traceback" not in first.output(), first.output()
+
+        second, base_url = serve(settings, tmp_path / "second.log", **overrides)
+        processes.append(second)
+        with httpx.Client(base_url=base_url, timeout=10) as api:
+            run = wait_run(api, h, run_id, ("succeeded", "failed"))
+        assert run["status"] == "succeeded", (run["error"], second.output())
+    finally:
+        peer.close()
