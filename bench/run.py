@@ -58,6 +58,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -100,6 +101,10 @@ POSTGRES_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
 RUN_DEFINITION = {  # an internal tool: runs to ``succeeded`` without approvals
     "objective": "bench",
     "tools": [{"name": "notes_write", "effect_class": "internal"}],
+}
+WRITE_DEFINITION = {  # a whitelisted external_write: each call's start is recorded first
+    "objective": "bench",
+    "tools": [{"name": "http_post", "effect_class": "external_write", "whitelisted": True}],
 }
 RUN_SETUPS: dict[str, dict[str, Any]] = {
     "sqlite": {
@@ -561,6 +566,36 @@ def postgres_database(admin_url: str) -> Iterator[tuple[str, str]]:
         admin.dispose()
 
 
+class Sink:
+    """A local HTTP target for the runs' ``http_post``: answers every POST ``200 {}``."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/sink"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 def worker_command(threads: int) -> list[str]:
     script = Path(PYTHON).parent / "scaicrew"  # the console script, as an operator runs it
     command = [str(script)] if script.exists() else [PYTHON, "-m", "scaicrew.cli"]
@@ -575,16 +610,19 @@ def measure_runs(
 
     config = RUN_SETUPS[setup]
     workspace_id = new_id("wsp")
-    seeded = seed(url, workspace_id, RUN_DEFINITION, publish=True)
+    writes = args.runs_tool == "external_write"
+    seeded = seed(url, workspace_id, WRITE_DEFINITION if writes else RUN_DEFINITION, publish=True)
     token = mint_token(url, workspace_id)
     children: list[Child] = []
+    tool_env = {"TOOL_HTTP_ALLOWLIST": "127.0.0.1"} if writes else {}
+    sink = Sink() if writes else None
     try:
         server = Server(
             f"runs-{setup}",
             SERVERS["ours"],
             url,
             workdir,
-            {"WORKER_THREADS": str(config["server_threads"])},
+            {"WORKER_THREADS": str(config["server_threads"]), **tool_env},
         )
         children.append(server)
         workers = []
@@ -592,7 +630,7 @@ def measure_runs(
             worker = Child(
                 f"runs-{setup}-worker{index}",
                 worker_command(config["worker_threads"]),
-                server_environment(url),
+                server_environment(url, tool_env),
                 workdir,
             )
             children.append(worker)
@@ -632,6 +670,8 @@ def measure_runs(
             command += ["--worker-pid", str(worker.pid)]
         if pg_database:
             command += ["--pg-database", pg_database]
+        if sink is not None:
+            command += ["--input-url", sink.url]
         done = subprocess.run(
             command,
             capture_output=True,
@@ -651,6 +691,9 @@ def measure_runs(
     finally:
         for child in children:
             child.stop()
+        if sink is not None:
+            sink.close()
+    result["tool"] = args.runs_tool
     quiet = ("worker started",)
     logs = {}
     for child in children:
@@ -921,6 +964,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--runs-deadline", type=float, default=120.0, help="seconds a burst may take (120)"
+    )
+    parser.add_argument(
+        "--runs-tool",
+        choices=["internal", "external_write"],
+        default="internal",
+        help="the member's one tool: notes_write (internal, the default) or a whitelisted "
+        "http_post (external_write) to a local sink, whose start each run records first",
     )
     parser.add_argument(
         "--postgres-url",

@@ -129,7 +129,7 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
                 sent = time.perf_counter()
                 if not first_sent:
                     first_sent.append(sent)
-                run = await call(connection, "POST", path, {"input": {"n": index}}, 202)
+                run = await call(connection, "POST", path, {"input": run_input(args, index)}, 202)
                 tracked = Tracked(
                     index, sent, time.perf_counter(), str(run["id"]), str(run["created_at"])
                 )
@@ -261,7 +261,7 @@ async def sequential(args: argparse.Namespace, runs: list[Tracked]) -> None:
             # polling cycle (as they would in use), not right after the previous run ended.
             await asyncio.sleep(random.uniform(0.0, args.sequential_gap))
             sent = time.perf_counter()
-            run = await call(connection, "POST", path, {"input": {"n": index}}, 202)
+            run = await call(connection, "POST", path, {"input": run_input(args, index)}, 202)
             tracked = Tracked(
                 index, sent, time.perf_counter(), str(run["id"]), str(run["created_at"])
             )
@@ -307,6 +307,11 @@ async def collect(args: argparse.Namespace, runs: list[Tracked]) -> None:
             await connection.close()
 
     await asyncio.gather(*(reader() for _ in range(4)))
+
+
+def run_input(args: argparse.Namespace, index: int) -> dict[str, Any]:
+    """The input of run ``index`` (with ``--input-url``: the URL its tool posts to)."""
+    return {"n": index} if args.input_url is None else {"n": index, "url": args.input_url}
 
 
 # -- analysis --------------------------------------------------------------------------------
@@ -425,6 +430,7 @@ def main() -> int:
     )
     parser.add_argument("--deadline", type=float, default=120.0, help="give up after (120s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request (30s)")
+    parser.add_argument("--input-url", help="the run input's url (the member's http_post)")
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--worker-pid", type=int, action="append", default=[])
     parser.add_argument("--pg-database", help="count the CPU of this database's backends")

@@ -238,7 +238,11 @@ class ToolsGroup(_Group):
         shown="empty (no host)",
     )
     http_timeout_seconds: float = setting(
-        10.0, "TOOL_HTTP_TIMEOUT_SECONDS", "Per HTTP tool call.", gt=0
+        10.0,
+        "TOOL_HTTP_TIMEOUT_SECONDS",
+        "Total deadline of one HTTP tool call (connect, send and read, not per read); at most "
+        "64 KiB of the answer is read.",
+        gt=0,
     )
     server_allowed_hosts: CommaList = setting(
         (),

@@ -56,10 +56,10 @@ class RunSettings:
     max_attempts: int
     cost_units_per_1k_tokens: float
     #: A run's wall-clock budget when its definition names none (``max_run_seconds``).
-    max_run_seconds: float = 3600.0
+    max_run_seconds: float
     #: How long an approval waits when the definition names nothing
     #: (``approval_timeout_seconds``).
-    approval_timeout_seconds: float = 259200.0
+    approval_timeout_seconds: float
 
 
 class Dispatcher:
