@@ -18,7 +18,7 @@ from domain.runs import Approval, ApprovalFilter, Run
 from domain.use_cases import UseCases
 from tests.support.peers import Peer, Recorded, Reply, json_reply
 from tests.support.processes import Process, environment
-from tests.support.runs import POSTER
+from tests.support.runs import NOTES, POSTER
 
 DEADLINE = 30.0
 
@@ -124,3 +124,56 @@ def test_an_approved_write_cut_off_by_a_killed_worker_goes_back_to_a_human(
             assert "Traceback" not in process.output(), process.output()
     finally:
         peer.close()
+
+
+@pytest.mark.postgres
+def test_a_worker_rides_out_a_database_outage(
+    settings, use_cases, make_tenant, tmp_path, processes
+):
+    """A ``scaicrew worker`` reaches PostgreSQL through a proxy that is cut for a few seconds
+    while runs execute, then restored: every run ends ``succeeded`` (nothing lost, nothing
+    stuck), without restarting the worker."""
+    from sqlalchemy.engine import make_url
+
+    from tests.support.tcp_proxy import TcpProxy
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL)")
+    proxy = TcpProxy((url.host or "127.0.0.1", url.port or 5432))
+    try:
+        tenant = make_tenant()
+        actor = Actor(tenant.workspace_id, "user-admin", Role.ADMIN)
+        crew = use_cases.members.create_crew(actor, "Outage crew")
+        member = use_cases.members.create_member(
+            actor, crew_id=crew.id, name="Busy", definition=Definition.from_json(NOTES)
+        )
+        use_cases.members.publish_member(actor, member.id)
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        env = environment(
+            settings,
+            worker_poll_seconds=0.1,
+            run_lease_seconds=1,
+            run_max_attempts=10,
+            database_url=proxied,
+        )
+        worker = Process(["worker", "--threads", "2"], env, tmp_path / "worker.log")
+        processes.append(worker)
+        worker.wait_for_output("worker started")
+        run_ids = [use_cases.runs.start_run(actor, member.id, {"n": n})[0].id for n in range(20)]
+        time.sleep(0.3)  # some runs are mid-way
+        proxy.cut()
+        cut_short = [r for r in run_ids if not use_cases.runs.get_run(actor, r).status.finished]
+        assert cut_short, "the outage came after the work: nothing to ride out"
+        time.sleep(4)  # the outage
+        proxy.restore()
+
+        def finished() -> list[Run] | None:
+            runs = [use_cases.runs.get_run(actor, run_id) for run_id in run_ids]
+            return runs if all(r.status.finished for r in runs) else None
+
+        runs = until("every run to finish after the outage", finished)
+        assert [r.status.value for r in runs] == ["succeeded"] * 20, [r.error for r in runs]
+        assert worker.alive(), worker.output()
+    finally:
+        proxy.close()
