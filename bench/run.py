@@ -106,6 +106,10 @@ WRITE_DEFINITION = {  # a whitelisted external_write: each call's start is recor
     "objective": "bench",
     "tools": [{"name": "http_post", "effect_class": "external_write", "whitelisted": True}],
 }
+APPROVED_DEFINITION = {  # the approval path: each run waits for an approval the client gives
+    "objective": "bench",
+    "tools": [{"name": "http_post", "effect_class": "external_write"}],
+}
 RUN_SETUPS: dict[str, dict[str, Any]] = {
     "sqlite": {
         "label": "SQLite; API server with WORKER_THREADS=2 (in-process workers)",
@@ -610,8 +614,13 @@ def measure_runs(
 
     config = RUN_SETUPS[setup]
     workspace_id = new_id("wsp")
-    writes = args.runs_tool == "external_write"
-    seeded = seed(url, workspace_id, WRITE_DEFINITION if writes else RUN_DEFINITION, publish=True)
+    writes = args.runs_tool != "internal"
+    definition = {
+        "internal": RUN_DEFINITION,
+        "external_write": WRITE_DEFINITION,
+        "approved_write": APPROVED_DEFINITION,
+    }[args.runs_tool]
+    seeded = seed(url, workspace_id, definition, publish=True)
     token = mint_token(url, workspace_id)
     children: list[Child] = []
     tool_env = {"TOOL_HTTP_ALLOWLIST": "127.0.0.1"} if writes else {}
@@ -672,6 +681,8 @@ def measure_runs(
             command += ["--pg-database", pg_database]
         if sink is not None:
             command += ["--input-url", sink.url]
+        if args.runs_tool == "approved_write":
+            command += ["--approve"]
         done = subprocess.run(
             command,
             capture_output=True,
@@ -967,10 +978,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--runs-tool",
-        choices=["internal", "external_write"],
+        choices=["internal", "external_write", "approved_write"],
         default="internal",
-        help="the member's one tool: notes_write (internal, the default) or a whitelisted "
-        "http_post (external_write) to a local sink, whose start each run records first",
+        help="the member's one tool: notes_write (internal, the default), a whitelisted "
+        "http_post (external_write) to a local sink, whose start each run records first, or "
+        "that http_post gated by an approval the client gives (approved_write)",
     )
     parser.add_argument(
         "--postgres-url",

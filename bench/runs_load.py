@@ -52,7 +52,8 @@ from load import (
     percentile,
 )
 
-TERMINAL = {"succeeded", "failed", "waiting_approval"}  # the bench approves nothing
+#: Where a run stops for the client (with ``--approve``, a waiting run is approved and goes on).
+TERMINAL = {"succeeded", "failed", "waiting_approval", "cancelled"}
 
 
 @dataclasses.dataclass
@@ -157,6 +158,8 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
             if not cursor:
                 return items
 
+    terminal = TERMINAL - {"waiting_approval"} if args.approve else TERMINAL
+
     async def poller() -> float:
         connections = [RawConnection(args.url, args.token, args.timeout) for _ in range(3)]
         last_finish = 0.0
@@ -187,7 +190,7 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
                         tracked.seen_status = str(run["status"])
                         if tracked.seen_status != "queued" and tracked.seen_started is None:
                             tracked.seen_started = seen
-                        if tracked.seen_status in TERMINAL:
+                        if tracked.seen_status in terminal:
                             tracked.seen_finished = last_finish = seen
                             del outstanding[tracked.run_id]
                 await asyncio.sleep(args.poll_interval)
@@ -195,6 +198,16 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
             for connection in connections:
                 await connection.close()
         return last_finish
+
+    async def approver() -> None:
+        """With ``--approve``: approve every pending approval of the member, as it comes."""
+        connection = RawConnection(args.url, args.token, args.timeout)
+        try:
+            while not (submitted.is_set() and not outstanding):
+                await approve_pending(connection, args, f"member_id={args.member_id}")
+                await asyncio.sleep(args.poll_interval)
+        finally:
+            await connection.close()
 
     def oldest(count: int) -> list[Tracked]:
         # Run ids sort by creation time, and the dispatcher claims the smallest id first.
@@ -205,14 +218,17 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
     client_before = time.process_time()
     submit_task = asyncio.create_task(submit_all())
     poll_task = asyncio.create_task(poller())
+    tasks = [submit_task, poll_task]
+    if args.approve:
+        tasks.append(asyncio.create_task(approver()))
     try:
         await submit_task
         submit_end = time.perf_counter()
         last_finish = await poll_task
     finally:
-        for task in (submit_task, poll_task):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(submit_task, poll_task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     wall = last_finish - first_sent[0]
     after, machine_after = cpu_snapshot(), machine_cpu_seconds()
     client_cpu = time.process_time() - client_before
@@ -254,6 +270,7 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
 async def sequential(args: argparse.Namespace, runs: list[Tracked]) -> None:
     """Start runs one at a time, each after the previous one has finished."""
     path = f"/v1/members/{args.member_id}/runs"
+    terminal = TERMINAL - {"waiting_approval"} if args.approve else TERMINAL
     connection = RawConnection(args.url, args.token, args.timeout)
     try:
         for index in range(args.sequential):
@@ -276,10 +293,19 @@ async def sequential(args: argparse.Namespace, runs: list[Tracked]) -> None:
                 tracked.seen_status = status
                 if status != "queued" and tracked.seen_started is None:
                     tracked.seen_started = seen
-                if status in TERMINAL:
+                if status in terminal:
                     tracked.seen_finished = seen
+                elif status == "waiting_approval" and args.approve:
+                    await approve_pending(connection, args, f"run_id={tracked.run_id}")
     finally:
         await connection.close()
+
+
+async def approve_pending(connection: RawConnection, args: argparse.Namespace, query: str) -> None:
+    """Approve the pending approvals the query selects (one page of up to 200)."""
+    page = await call(connection, "GET", f"/v1/approvals?limit=200&{query}")
+    for approval in page["items"]:
+        await call(connection, "POST", f"/v1/approvals/{approval['id']}/approve")
 
 
 async def collect(args: argparse.Namespace, runs: list[Tracked]) -> None:
@@ -431,6 +457,9 @@ def main() -> int:
     parser.add_argument("--deadline", type=float, default=120.0, help="give up after (120s)")
     parser.add_argument("--timeout", type=float, default=30.0, help="per request (30s)")
     parser.add_argument("--input-url", help="the run input's url (the member's http_post)")
+    parser.add_argument(
+        "--approve", action="store_true", help="approve every approval the runs wait for"
+    )
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--worker-pid", type=int, action="append", default=[])
     parser.add_argument("--pg-database", help="count the CPU of this database's backends")

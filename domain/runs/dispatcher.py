@@ -82,6 +82,8 @@ class Dispatcher:
         self._http = http
         self.settings = settings
         self.worker_id = worker_id
+        #: (run id, call id) of the call whose start this worker's last commit recorded.
+        self._armed: tuple[str, str] | None = None
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -254,6 +256,7 @@ class Dispatcher:
             charged = run.charged(usage.tokens_in, usage.tokens_out, cost)
             if reply.tool_calls:
                 after = charged.stepped(charged.state.with_calls(reply.tool_calls), now)
+                after = self._arm(after, events, now)
             else:
                 assert reply.output is not None
                 after = charged.succeeded(reply.output, now)
@@ -321,7 +324,8 @@ class Dispatcher:
         assert tool is not None  # checked when the reply was recorded
         effect_class = str(tool["effect_class"])
         once = not run.dry_run and effect_class in _AT_MOST_ONCE
-        if once and run.state.started_without_result(call):
+        armed, self._armed = self._armed == (run.id, call.id), None  # started by our last commit
+        if once and run.state.started_without_result(call) and not armed:
             self._wait_for_approval(run, call, effect_class, outcome_unknown=True)
             return False
         approved = run.state.is_approved(call)
@@ -329,7 +333,7 @@ class Dispatcher:
             self._wait_for_approval(run, call, effect_class)
             return False
         key = run.state.idempotency_key(run.id, call)
-        if once:
+        if once and not armed:
             started = self._record_start(run, call, key)
             if started is None:
                 return False
@@ -359,12 +363,32 @@ class Dispatcher:
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
                 return False
-            after = tx.runs.append_events(run, [("tool.succeeded", done)], now)
-            after = after.stepped(after.state.after_call(call, text), now)
+            events: list[EventDraft] = [("tool.succeeded", done)]
+            after = self._arm(run.stepped(run.state.after_call(call, text), now), events, now)
+            after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
                 return False
             tx.commit()
         return True
+
+    def _arm(self, run: Run, events: list[EventDraft], now: datetime) -> Run:
+        """Inside the commit that makes a call the next one: when that call is an
+        ``external_write``/``spend`` call needing no approval, record its start in this same
+        commit (no extra one) and remember that this worker did. A worker that dies before
+        the call leaves it started without a result: asked again, as after a death mid-call."""
+        self._armed = None
+        if run.dry_run or not run.state.queue:
+            return run
+        call = run.state.queue[0]
+        tool = run.state.program_tool(call.name)
+        if tool is None or tool.get("checkpoint") or tool["effect_class"] not in _AT_MOST_ONCE:
+            return run
+        key = run.state.idempotency_key(run.id, call)
+        events.append(
+            ("tool.started", {"tool": call.name, "call_id": call.id, "idempotency_key": key})
+        )
+        self._armed = (run.id, call.id)
+        return run.stepped(run.state.starting(call), now)
 
     def _record_start(self, run: Run, call: ToolCall, key: str) -> Run | None:
         """Commit that ``call`` starts (its approval used up), in a unit of work of its own
