@@ -2,7 +2,7 @@
 expire; runs have a wall-clock deadline
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
