@@ -275,6 +275,10 @@ def _bind_app(
         session_issuer=Session.token_settings.session.issuer,
         session_audience=Session.token_settings.session.audience,
         stream_max_seconds=0.5,  # GET /v1/stream ends, so each of its cases does
+        # No in-process workers: a run stays where the scenario's own steps put it, so that
+        # replays see the same answers (cancelling a run a worker may have finished meanwhile
+        # would answer 200 or 409 by timing); the seed drives its runs itself.
+        worker_threads=0,
         tool_server_allowed_hosts=mcp.host,
     )
     Session.reseed(Session.workspace_id)
