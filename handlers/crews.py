@@ -26,8 +26,26 @@ def get_crew(token_info: dict[str, Any], crew_id: str) -> Any:
     return ok(serialise.crew(use_cases().members.get_crew(actor(token_info), crew_id)))
 
 
+def update_crew(token_info: dict[str, Any], crew_id: str, body: dict[str, Any]) -> Any:
+    crew = use_cases().members.update_crew(
+        actor(token_info), crew_id, name=body.get("name"), description=body.get("description")
+    )
+    return ok(serialise.crew(crew))
+
+
+def delete_crew(token_info: dict[str, Any], crew_id: str) -> Any:
+    use_cases().members.delete_crew(actor(token_info), crew_id)
+    return None, 204
+
+
 def list_crew_members(
-    token_info: dict[str, Any], crew_id: str, limit: int = 50, cursor: str | None = None
+    token_info: dict[str, Any],
+    crew_id: str,
+    limit: int = 50,
+    cursor: str | None = None,
+    include_archived: bool = False,
 ) -> Any:
-    result = use_cases().members.list_crew_members(actor(token_info), crew_id, page(limit, cursor))
+    result = use_cases().members.list_crew_members(
+        actor(token_info), crew_id, page(limit, cursor), include_archived=include_archived
+    )
     return ok(page_body(result, serialise.member))

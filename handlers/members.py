@@ -17,6 +17,7 @@ def list_members(
     crew_id: str | None = None,
     status: str | None = None,
     q: str | None = None,
+    include_archived: bool = False,
 ) -> Any:
     result = use_cases().members.list_members(
         actor(token_info),
@@ -24,6 +25,7 @@ def list_members(
         crew_id=crew_id,
         status=status,
         name_contains=q,
+        include_archived=include_archived,
     )
     return ok(page_body(result, serialise.member))
 
@@ -41,6 +43,27 @@ def create_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 def get_member(token_info: dict[str, Any], member_id: str) -> Any:
     return ok(serialise.member(use_cases().members.get_member(actor(token_info), member_id)))
+
+
+def update_member(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
+    member = use_cases().members.update_member(
+        actor(token_info), member_id, name=body.get("name"), crew_id=body.get("crew_id")
+    )
+    return ok(serialise.member(member))
+
+
+def delete_member(token_info: dict[str, Any], member_id: str) -> Any:
+    use_cases().members.delete_member(actor(token_info), member_id)
+    return None, 204
+
+
+def archive_member(token_info: dict[str, Any], member_id: str) -> Any:
+    return ok(serialise.member(use_cases().members.archive_member(actor(token_info), member_id)))
+
+
+def unarchive_member(token_info: dict[str, Any], member_id: str) -> Any:
+    member = use_cases().members.unarchive_member(actor(token_info), member_id)
+    return ok(serialise.member(member))
 
 
 def get_member_draft(token_info: dict[str, Any], member_id: str) -> Any:

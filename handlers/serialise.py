@@ -53,6 +53,8 @@ def member(m: Member) -> dict[str, Any]:
         "active_version_number": m.active_version_number,
         "draft_version_number": m.draft_version_number,
         "identity": m.identity,
+        "archived": m.archived,
+        "archived_at": timestamp(m.archived_at),
         "created_at": timestamp(m.created_at),
         "updated_at": timestamp(m.updated_at),
     }

@@ -2,7 +2,7 @@
 definition into a program, handoffs between members, and run-input schemas."""
 
 from domain.members.compiler import Artifact, compile_definition, needs_approval
-from domain.members.errors import HandoffCycle, NoDraftToPublish
+from domain.members.errors import CrewNotEmpty, HandoffCycle, MemberInUse, NoDraftToPublish
 from domain.members.input_schema import input_problems, nul_pointer
 from domain.members.model import (
     Crew,
@@ -29,6 +29,7 @@ from domain.tools import EffectClass
 __all__ = [
     "Artifact",
     "Crew",
+    "CrewNotEmpty",
     "Definition",
     "EffectClass",
     "Handoff",
@@ -36,6 +37,7 @@ __all__ = [
     "HandoffCycle",
     "HandoffSet",
     "Member",
+    "MemberInUse",
     "MemberRepository",
     "Members",
     "MembersTx",

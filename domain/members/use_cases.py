@@ -14,12 +14,17 @@ from datetime import datetime
 
 from domain.kernel.actor import Actor, Role
 from domain.kernel.clock import Clock
-from domain.kernel.errors import NotFound, ReferencedResourceNotFound, RuleViolation
+from domain.kernel.errors import (
+    DuplicateName,
+    NotFound,
+    ReferencedResourceNotFound,
+    RuleViolation,
+)
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.unit_of_work import Store
 from domain.members.compiler import compile_definition
-from domain.members.errors import NoDraftToPublish
+from domain.members.errors import CrewNotEmpty, MemberInUse, NoDraftToPublish
 from domain.members.handoff_rules import check_acyclic, check_single_branch
 from domain.members.input_schema import input_schema_problem
 from domain.members.model import (
@@ -68,6 +73,60 @@ class Members:
         with self._store() as tx:
             return _crew_or_404(tx, actor, crew_id)
 
+    def update_crew(
+        self,
+        actor: Actor,
+        crew_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+    ) -> Crew:
+        """Rename or re-describe a crew; only the fields given change.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such crew in the actor's workspace.
+        :raises DuplicateName: another crew of the workspace has the new name.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            crew = _crew_or_404(tx, actor, crew_id).edited(now, name=name, description=description)
+            tx.members.save_crew(crew)
+            changed = {"name": name, "description": description}
+            tx.audit.append(
+                actor,
+                "crew.updated",
+                "crew",
+                crew_id,
+                {k: v for k, v in changed.items() if v is not None},
+                now,
+            )
+            tx.commit()
+        return crew
+
+    def delete_crew(self, actor: Actor, crew_id: str) -> None:
+        """Delete a crew that has no members (archived ones count) and no authoring sessions.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such crew in the actor's workspace.
+        :raises CrewNotEmpty: the crew still has members or authoring sessions.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            crew = _crew_or_404(tx, actor, crew_id)
+            reasons = []
+            members = tx.members.count_crew_members(crew_id)
+            if members:
+                reasons.append(f"it has {members} member(s), archived ones included")
+            if tx.members.crew_referenced(crew_id):
+                reasons.append("authoring sessions belong to it")
+            if reasons:
+                raise CrewNotEmpty(crew_id, reasons)
+            tx.members.delete_crew(crew_id)
+            tx.audit.append(actor, "crew.deleted", "crew", crew_id, {"name": crew.name}, now)
+            tx.commit()
+
     def list_crews(
         self, actor: Actor, page: PageRequest, name_contains: str | None = None
     ) -> Page[Crew]:
@@ -77,8 +136,10 @@ class Members:
             rows = tx.members.list_crews(actor.workspace_id, page.cursor, page.limit, name_contains)
         return page_of(rows, page, lambda c: c.id)
 
-    def list_crew_members(self, actor: Actor, crew_id: str, page: PageRequest) -> Page[Member]:
-        """List the members of one crew, oldest first.
+    def list_crew_members(
+        self, actor: Actor, crew_id: str, page: PageRequest, *, include_archived: bool = False
+    ) -> Page[Member]:
+        """List the members of one crew, oldest first; archived ones only when asked.
 
         :raises NotFound: no such crew in the actor's workspace.
         """
@@ -86,7 +147,11 @@ class Members:
         with self._store() as tx:
             _crew_or_404(tx, actor, crew_id)
             rows = tx.members.list_members(
-                actor.workspace_id, page.cursor, page.limit, crew_id=crew_id
+                actor.workspace_id,
+                page.cursor,
+                page.limit,
+                crew_id=crew_id,
+                include_archived=include_archived,
             )
         return page_of(rows, page, lambda m: m.id)
 
@@ -140,8 +205,10 @@ class Members:
         crew_id: str | None = None,
         status: str | None = None,
         name_contains: str | None = None,
+        include_archived: bool = False,
     ) -> Page[Member]:
-        """List members of the actor's workspace, oldest first, optionally filtered."""
+        """List members of the actor's workspace, oldest first, optionally filtered; archived
+        members only when asked."""
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.members.list_members(
@@ -151,8 +218,100 @@ class Members:
                 crew_id=crew_id,
                 status=status,
                 name_contains=name_contains,
+                include_archived=include_archived,
             )
         return page_of(rows, page, lambda m: m.id)
+
+    def update_member(
+        self,
+        actor: Actor,
+        member_id: str,
+        *,
+        name: str | None = None,
+        crew_id: str | None = None,
+    ) -> Member:
+        """Rename a member and/or move it to another crew; only the fields given change.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member in the actor's workspace.
+        :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
+        :raises DuplicateName: another member of the workspace has the new name.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            current = _member_or_404(tx, actor, member_id)
+            if crew_id is not None and tx.members.get_crew(actor.workspace_id, crew_id) is None:
+                raise ReferencedResourceNotFound("crew", crew_id, "/crew_id")
+            member = current.edited(now, name=name, crew_id=crew_id)
+            if name is not None and tx.members.name_taken_by_other(member):
+                raise DuplicateName("member", member.name)
+            tx.members.save(member)
+            changed = {"name": name, "crew_id": crew_id}
+            tx.audit.append(
+                actor,
+                "member.updated",
+                "member",
+                member_id,
+                {k: v for k, v in changed.items() if v is not None},
+                now,
+            )
+            tx.commit()
+        return member
+
+    def archive_member(self, actor: Actor, member_id: str) -> Member:
+        """Archive a member: it cannot be run, its triggers stop firing, default lists hide it;
+        its runs and versions stay readable. Archiving an archived member changes nothing.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member in the actor's workspace.
+        """
+        return self._set_archived(actor, member_id, archive=True)
+
+    def unarchive_member(self, actor: Actor, member_id: str) -> Member:
+        """Bring an archived member back; unarchiving a live member changes nothing.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member in the actor's workspace.
+        """
+        return self._set_archived(actor, member_id, archive=False)
+
+    def _set_archived(self, actor: Actor, member_id: str, *, archive: bool) -> Member:
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            member = _member_or_404(tx, actor, member_id)
+            if member.archived is archive:
+                return member
+            member = member.with_archived(now if archive else None, now)
+            tx.members.save(member)
+            action = "member.archived" if archive else "member.unarchived"
+            tx.audit.append(actor, action, "member", member_id, {}, now)
+            tx.commit()
+        return member
+
+    def delete_member(self, actor: Actor, member_id: str) -> None:
+        """Delete a member that was never published, with its drafts and its own handoffs.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member in the actor's workspace.
+        :raises MemberInUse: the member was published, or runs, triggers, other members'
+            handoffs or an authoring session refer to it.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            tx.members.lock_handoff_graph(actor.workspace_id)
+            member = _member_or_404(tx, actor, member_id)
+            reasons = ["it was published"] if member.ever_published else []
+            reasons += tx.members.member_references(member_id)
+            if reasons:
+                raise MemberInUse(member_id, reasons)
+            tx.members.delete_member(member_id)
+            tx.audit.append(
+                actor, "member.deleted", "member", member_id, {"name": member.name}, now
+            )
+            tx.commit()
 
     def get_member_draft(self, actor: Actor, member_id: str) -> Version:
         """Return the member's open draft.

@@ -89,6 +89,8 @@ members = Table(
     Column("latest_version_number", Integer, nullable=False),
     Column("identity", String(128), nullable=True),
     Column("handoffs_updated_at", Stamp, nullable=True),
+    # Set while the member is archived (issue 14): not runnable, hidden from default lists.
+    Column("archived_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
     UniqueConstraint("workspace_id", "name", name="uq_members_workspace_id_name"),

@@ -6,6 +6,7 @@ from domain.runs.errors import (
     ApprovalAlreadyDecided,
     IdempotencyKeyReused,
     InputSchemaMismatch,
+    MemberArchived,
     NothingToRun,
 )
 from domain.runs.llm import LanguageModel, ModelError, ModelReply, ToolCall, Usage
@@ -35,6 +36,7 @@ __all__ = [
     "InputSchemaMismatch",
     "LanguageModel",
     "ModelError",
+    "MemberArchived",
     "ModelReply",
     "NothingToRun",
     "OfflineLanguageModel",

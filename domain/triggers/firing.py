@@ -23,6 +23,7 @@ from domain.kernel.unit_of_work import Store
 from domain.runs import (
     IdempotencyKeyReused,
     InputSchemaMismatch,
+    MemberArchived,
     NothingToRun,
     Run,
     RunOrigin,
@@ -151,7 +152,8 @@ class TriggerFiring:
         :raises WebhookRejected: unknown, deleted or disabled trigger, bad signature or
             timestamp outside the window (one error for all: it reveals nothing).
         :raises IdempotencyKeyReused: the Idempotency-Key came with another body before.
-        :raises NothingToRun: the member has no published version any more.
+        :raises NothingToRun: the member has no published version any more (an archived
+            member is refused as a disabled trigger is: WebhookRejected).
         :raises InputSchemaMismatch: the body breaks the member's input schema.
         """
         now = self._clock.now()
@@ -221,6 +223,8 @@ class TriggerFiring:
                 return WebhookResult(found[2], trigger.id, True)
             try:
                 run = _queue(tx, trigger, delivery.body, RunOrigin.WEBHOOK, now)
+            except MemberArchived as exc:  # the same answer as a disabled trigger
+                raise reject(exc.slug or "rejected", WebhookRejected("member-archived")) from None
             except (NothingToRun, InputSchemaMismatch) as exc:
                 raise reject(exc.slug or "rejected", exc) from None
             for key in (signature_key, delivery_key):
