@@ -6,6 +6,7 @@ from typing import Any
 
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.etags import conditional, if_match, tagged
 
 
 def list_crews(
@@ -19,18 +20,22 @@ def create_crew(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     crew = use_cases().members.create_crew(
         actor(token_info), body["name"], body.get("description", "")
     )
-    return ok(serialise.crew(crew), 201, {"Location": f"/v1/crews/{crew.id}"})
+    return tagged(serialise.crew(crew), 201, {"Location": f"/v1/crews/{crew.id}"})
 
 
 def get_crew(token_info: dict[str, Any], crew_id: str) -> Any:
-    return ok(serialise.crew(use_cases().members.get_crew(actor(token_info), crew_id)))
+    return conditional(serialise.crew(use_cases().members.get_crew(actor(token_info), crew_id)))
 
 
 def update_crew(token_info: dict[str, Any], crew_id: str, body: dict[str, Any]) -> Any:
     crew = use_cases().members.update_crew(
-        actor(token_info), crew_id, name=body.get("name"), description=body.get("description")
+        actor(token_info),
+        crew_id,
+        name=body.get("name"),
+        description=body.get("description"),
+        if_match=if_match(serialise.crew),
     )
-    return ok(serialise.crew(crew))
+    return tagged(serialise.crew(crew))
 
 
 def delete_crew(token_info: dict[str, Any], crew_id: str) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from domain.members import Definition
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.etags import conditional, if_match, tagged
 from handlers.problems import ApiError
 
 
@@ -38,18 +39,23 @@ def create_member(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
         description=body.get("description", ""),
         definition=Definition.from_json(body["definition"]),
     )
-    return ok(serialise.member(member), 201, {"Location": f"/v1/members/{member.id}"})
+    return tagged(serialise.member(member), 201, {"Location": f"/v1/members/{member.id}"})
 
 
 def get_member(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.member(use_cases().members.get_member(actor(token_info), member_id)))
+    member = use_cases().members.get_member(actor(token_info), member_id)
+    return conditional(serialise.member(member))
 
 
 def update_member(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
     member = use_cases().members.update_member(
-        actor(token_info), member_id, name=body.get("name"), crew_id=body.get("crew_id")
+        actor(token_info),
+        member_id,
+        name=body.get("name"),
+        crew_id=body.get("crew_id"),
+        if_match=if_match(serialise.member),
     )
-    return ok(serialise.member(member))
+    return tagged(serialise.member(member))
 
 
 def delete_member(token_info: dict[str, Any], member_id: str) -> Any:
@@ -58,24 +64,28 @@ def delete_member(token_info: dict[str, Any], member_id: str) -> Any:
 
 
 def archive_member(token_info: dict[str, Any], member_id: str) -> Any:
-    return ok(serialise.member(use_cases().members.archive_member(actor(token_info), member_id)))
+    member = use_cases().members.archive_member(actor(token_info), member_id)
+    return tagged(serialise.member(member))
 
 
 def unarchive_member(token_info: dict[str, Any], member_id: str) -> Any:
     member = use_cases().members.unarchive_member(actor(token_info), member_id)
-    return ok(serialise.member(member))
+    return tagged(serialise.member(member))
 
 
 def get_member_draft(token_info: dict[str, Any], member_id: str) -> Any:
     version = use_cases().members.get_member_draft(actor(token_info), member_id)
-    return ok(serialise.version(version))
+    return conditional(serialise.version(version))
 
 
 def replace_member_draft(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) -> Any:
     version = use_cases().members.replace_member_draft(
-        actor(token_info), member_id, Definition.from_json(body)
+        actor(token_info),
+        member_id,
+        Definition.from_json(body),
+        if_match=if_match(serialise.version),
     )
-    return ok(serialise.version(version))
+    return tagged(serialise.version(version))
 
 
 def publish_member(token_info: dict[str, Any], member_id: str) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from handlers import trigger_shapes
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.etags import conditional
 from handlers.problems import ApiError
 
 
@@ -41,7 +42,7 @@ def list_triggers(
 
 def get_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
     trigger = use_cases().triggers.get_trigger(actor(token_info), trigger_id)
-    return ok(trigger_shapes.trigger(trigger))
+    return conditional(trigger_shapes.trigger(trigger))
 
 
 def enable_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:

@@ -22,6 +22,7 @@ from domain.kernel.errors import (
 )
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
+from domain.kernel.preconditions import Precondition, check
 from domain.kernel.unit_of_work import Store
 from domain.members.compiler import compile_definition
 from domain.members.errors import CrewNotEmpty, MemberInUse, NoDraftToPublish
@@ -80,17 +81,21 @@ class Members:
         *,
         name: str | None = None,
         description: str | None = None,
+        if_match: Precondition[Crew] | None = None,
     ) -> Crew:
         """Rename or re-describe a crew; only the fields given change.
 
         :raises PermissionDenied: the actor is below author.
         :raises NotFound: no such crew in the actor's workspace.
+        :raises PreconditionFailed: the crew is not in the state ``if_match`` expects.
         :raises DuplicateName: another crew of the workspace has the new name.
         """
         actor.require(Role.AUTHOR)
         now = self._clock.now()
         with self._store(write=True) as tx:
-            crew = _crew_or_404(tx, actor, crew_id).edited(now, name=name, description=description)
+            current = _crew_or_404(tx, actor, crew_id)
+            check(if_match, current)
+            crew = current.edited(now, name=name, description=description)
             tx.members.save_crew(crew)
             changed = {"name": name, "description": description}
             tx.audit.append(
@@ -229,11 +234,13 @@ class Members:
         *,
         name: str | None = None,
         crew_id: str | None = None,
+        if_match: Precondition[Member] | None = None,
     ) -> Member:
         """Rename a member and/or move it to another crew; only the fields given change.
 
         :raises PermissionDenied: the actor is below author.
         :raises NotFound: no such member in the actor's workspace.
+        :raises PreconditionFailed: the member is not in the state ``if_match`` expects.
         :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
         :raises DuplicateName: another member of the workspace has the new name.
         """
@@ -241,6 +248,7 @@ class Members:
         now = self._clock.now()
         with self._store(write=True) as tx:
             current = _member_or_404(tx, actor, member_id)
+            check(if_match, current)
             if crew_id is not None and tx.members.get_crew(actor.workspace_id, crew_id) is None:
                 raise ReferencedResourceNotFound("crew", crew_id, "/crew_id")
             member = current.edited(now, name=name, crew_id=crew_id)
@@ -329,17 +337,34 @@ class Members:
         assert version is not None
         return version
 
-    def replace_member_draft(self, actor: Actor, member_id: str, definition: Definition) -> Version:
+    def replace_member_draft(
+        self,
+        actor: Actor,
+        member_id: str,
+        definition: Definition,
+        *,
+        if_match: Precondition[Version] | None = None,
+    ) -> Version:
         """Replace the draft's definition, forking a new draft when the latest is published.
 
         :raises PermissionDenied: the actor is below author.
         :raises NotFound: no such member.
+        :raises PreconditionFailed: the draft is not in the state ``if_match`` expects (with
+            no open draft, any ``if_match`` fails).
         :raises RuleViolation: the definition breaks a rule (duplicate tool names).
         """
         actor.require(Role.AUTHOR)
         check_definition(definition, "")
         with self._store(write=True) as tx:
             member = _member_or_404(tx, actor, member_id)
+            if if_match is not None:
+                number = member.draft_version_number
+                draft = (
+                    None
+                    if number is None
+                    else tx.members.get_version(actor.workspace_id, member_id, number)
+                )
+                check(if_match, draft)
             version = put_draft(tx, actor, self._clock.now(), member, definition)
             tx.commit()
         return version
@@ -445,12 +470,18 @@ class Members:
         return HandoffSet(member_id, tuple(items), updated_at)
 
     def replace_member_handoffs(
-        self, actor: Actor, member_id: str, handoffs: Sequence[Handoff]
+        self,
+        actor: Actor,
+        member_id: str,
+        handoffs: Sequence[Handoff],
+        *,
+        if_match: Precondition[HandoffSet] | None = None,
     ) -> HandoffSet:
         """Replace the member's handoff list after checking every rule.
 
         :raises PermissionDenied: the actor is below author.
         :raises NotFound: no such member.
+        :raises PreconditionFailed: the handoffs are not in the state ``if_match`` expects.
         :raises ReferencedResourceNotFound: a target is not a member of the workspace.
         :raises RuleViolation: self-handoff, a second unconditional handoff, a repeated target.
         :raises HandoffCycle: the workspace handoff graph would contain a cycle.
@@ -461,6 +492,13 @@ class Members:
         with self._store(write=True) as tx:
             tx.members.lock_handoff_graph(actor.workspace_id)
             _member_or_404(tx, actor, member_id)
+            if if_match is not None:
+                current = HandoffSet(
+                    member_id,
+                    tuple(tx.members.get_handoffs(actor.workspace_id, member_id)),
+                    tx.members.handoffs_updated_at(member_id),
+                )
+                check(if_match, current)
             known = tx.members.existing_member_ids(
                 actor.workspace_id, [h.target_member_id for h in handoffs]
             )
