@@ -307,6 +307,9 @@ triggers = Table(
     Column("input", JsonDoc, nullable=True),
     # The webhook's HMAC secret, encrypted (Fernet token); never stored in the clear.
     Column("secret_ciphertext", Text, nullable=True),
+    # After a rotation, the secret it replaced keeps verifying until it expires (issue 14).
+    Column("previous_secret_ciphertext", Text, nullable=True),
+    Column("previous_secret_expires_at", Stamp, nullable=True),
     # Slots before this instant are never fired (set at creation and on each re-enable).
     Column("active_since", Stamp, nullable=False),
     Column("created_by", String(255), nullable=False),
@@ -358,6 +361,8 @@ trigger_invocations = Table(
     Column("run_id", Id, ForeignKey("runs.id"), nullable=True),
     Column("slot", Stamp, nullable=True),
     Column("delivery_key", String(200), nullable=True),
+    # Which secret verified a webhook delivery: ``current`` or ``previous`` (after a rotation).
+    Column("secret", String(16), nullable=True),
     Index("ix_trigger_invocations_trigger_id_id", "trigger_id", "id"),
     # Counting a trigger's recent refusals (the bound on logging forged deliveries).
     Index("ix_trigger_invocations_trigger_id_at", "trigger_id", "at"),

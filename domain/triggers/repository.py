@@ -44,6 +44,8 @@ class TriggerRepository:
                 timezone=trigger.timezone,
                 input=trigger.input,
                 secret_ciphertext=trigger.secret_ciphertext,
+                previous_secret_ciphertext=trigger.previous_secret_ciphertext,
+                previous_secret_expires_at=trigger.previous_secret_expires_at,
                 active_since=trigger.active_since,
                 created_by=trigger.created_by,
                 created_at=trigger.created_at,
@@ -77,7 +79,8 @@ class TriggerRepository:
         return [_trigger(r) for r in rows]
 
     def save(self, trigger: Trigger) -> None:
-        """Write the trigger's mutable fields (enabled, active since, deletion, update time)."""
+        """Write the trigger's mutable fields (names, schedule, input, enabled, active since,
+        secrets, deletion, update time)."""
         t = tables.triggers
         self._c.execute(
             update(t)
@@ -89,6 +92,9 @@ class TriggerRepository:
                 cron=trigger.cron,
                 timezone=trigger.timezone,
                 input=trigger.input,
+                secret_ciphertext=trigger.secret_ciphertext,
+                previous_secret_ciphertext=trigger.previous_secret_ciphertext,
+                previous_secret_expires_at=trigger.previous_secret_expires_at,
                 active_since=trigger.active_since,
                 updated_at=trigger.updated_at,
                 deleted_at=trigger.deleted_at,
@@ -191,6 +197,7 @@ class TriggerRepository:
         run_id: str | None = None,
         slot: datetime | None = None,
         delivery_key: str | None = None,
+        secret: str | None = None,
     ) -> None:
         self._c.execute(
             insert(tables.trigger_invocations).values(
@@ -204,6 +211,7 @@ class TriggerRepository:
                 run_id=run_id,
                 slot=slot,
                 delivery_key=delivery_key,
+                secret=secret,
             )
         )
 
@@ -248,6 +256,8 @@ def _trigger(row: Any) -> Trigger:
         timezone=row.timezone,
         input=row.input,
         secret_ciphertext=row.secret_ciphertext,
+        previous_secret_ciphertext=row.previous_secret_ciphertext,
+        previous_secret_expires_at=utc_or_none(row.previous_secret_expires_at),
         active_since=utc(row.active_since),
         created_by=row.created_by,
         created_at=utc(row.created_at),
@@ -268,6 +278,7 @@ def _invocation(row: Any) -> Invocation:
         run_id=row.run_id,
         slot=utc_or_none(row.slot),
         delivery_key=row.delivery_key,
+        secret=row.secret,
     )
 
 
