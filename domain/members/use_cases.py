@@ -538,8 +538,10 @@ def add_member_with_draft(
     definition: Definition,
     crew_pointer: str = "/crew_id",
     pointer: str = "/definition",
+    origin: dict[str, object] | None = None,
 ) -> Member:
-    """Create a member with version 1 as a draft (the one path every origin takes).
+    """Create a member with version 1 as a draft (the one path every origin takes); its one
+    audit entry carries ``origin`` (which template, which authoring session...).
 
     :raises ReferencedResourceNotFound: ``crew_id`` names no crew of the workspace.
     :raises DuplicateName: the workspace already has a member with this name.
@@ -564,9 +566,8 @@ def add_member_with_draft(
     pinned_schemas(tx, actor.workspace_id, definition, pointer)
     tx.members.add_member(member)
     tx.members.add_version(_new_draft(actor, member.id, 1, definition, now))
-    tx.audit.append(
-        actor, "member.created", "member", member.id, {"name": name, "crew_id": crew_id}, now
-    )
+    details = {"name": name, "crew_id": crew_id, **(origin or {})}
+    tx.audit.append(actor, "member.created", "member", member.id, details, now)
     return member
 
 
@@ -589,6 +590,9 @@ def put_draft(
         assert current is not None
         tx.members.replace_draft_definition(current.id, definition, now)
         tx.members.save(member.touched(now))
+        tx.audit.append(
+            actor, "member.draft_replaced", "member", member.id, {"number": number}, now
+        )
     else:
         forked = member.with_new_draft(now)
         number = forked.latest_version_number

@@ -12,7 +12,7 @@ from typing import Any
 
 from domain.kernel.actor import Actor, Role
 from domain.kernel.clock import Clock
-from domain.kernel.errors import InvalidField, NotFound, ReferencedResourceNotFound
+from domain.kernel.errors import NotFound, ReferencedResourceNotFound, RuleViolation
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.ports import SecretBox
@@ -191,7 +191,8 @@ class Triggers:
         slot: slots it missed are never back-filled.
 
         :raises PermissionDenied: the actor is below author.
-        :raises InvalidField: a garbage cron or time zone, or a schedule field for a webhook.
+        :raises InvalidField: a garbage cron or time zone.
+        :raises RuleViolation: a schedule field (cron, time zone, input) for a webhook.
         :raises NotFound: no such (live) trigger.
         :raises PreconditionFailed: the trigger is not in the state ``if_match`` expects.
         :raises InputSchemaMismatch: the new input breaks the member's input schema.
@@ -208,8 +209,10 @@ class Triggers:
             if current.kind is not TriggerKind.SCHEDULE:
                 for name in ("cron", "timezone", "input"):
                     if getattr(changes, name) is not None:
-                        raise InvalidField(
-                            f"/{name}", "not-applicable", "Only schedule triggers have this."
+                        raise RuleViolation(
+                            "schedule-only",
+                            f"/{name}: only schedule triggers have a {name}; this is a webhook.",
+                            f"/{name}",
                         )
             if changes.input is not None:
                 _check_schedule_input(tx, current, changes.input)

@@ -250,6 +250,14 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
     return [client.get(url, headers=headers).json() for url in urls]
 
 
+DELETABLE = {
+    "deleteCrew": lambda client, h, world: {"crew_id": create_crew(client, h)["id"]},
+    "deleteMember": lambda client, h, world: {
+        "member_id": create_member(client, h, world.ids["crew_id"])["id"]
+    },
+}
+
+
 def success_statuses(op: dict[str, Any]) -> set[int]:
     """2xx, or the documented 501 of a deferred operation (its 2xx is reserved for later)."""
     documented = {int(code) for code in op["responses"] if code.isdigit()}
@@ -282,6 +290,8 @@ class TestEveryOperationWithAPathIdIsTenantScoped:
         a, b = make_tenant("Workspace A"), make_tenant("Workspace B")
         a_headers = a.headers(Role.ADMIN)
         world = build_world(client, a_headers, {p["name"] for p in params if p["in"] == "path"})
+        if op["operationId"] in DELETABLE:  # only an empty crew, an unpublished member
+            world.ids.update(DELETABLE[op["operationId"]](client, a_headers, world))
         if credential == "session":
             b_headers = b.headers(Role.ADMIN)
         else:

@@ -72,15 +72,16 @@ class TestUpdateTrigger:
         assert r.json()["ingress_url"] == trigger["ingress_url"]
         assert deliver(client, trigger, {"n": 1}).status_code == 202
 
-    def test_schedule_fields_on_a_webhook_are_a_validation_error_naming_them(self, client, tenant):
+    def test_schedule_fields_on_a_webhook_are_a_conflict_naming_them(self, client, tenant):
         trigger = _trigger(client, tenant, "webhook")
         r = client.patch(
             f"/v1/triggers/{trigger['id']}",
             json={"cron": "@daily"},
             headers=tenant.headers(Role.AUTHOR),
         )
-        body = check_problem(r, 400, "ValidationError")
-        assert errors_of(body)[0]["pointer"] == "/cron"
+        body = check_problem(r, 409, "Conflict")
+        assert body["type"] == "/problems/schedule-only"
+        assert body["error"]["details"]["pointer"] == "/cron"
 
     @pytest.mark.parametrize("field", ["kind", "member_id"])
     def test_kind_and_member_are_immutable(self, client, tenant, field):
