@@ -111,6 +111,20 @@ def get_member_version(token_info: dict[str, Any], member_id: str, number: int) 
     return ok(serialise.version(version))
 
 
+def get_member_version_diff(
+    token_info: dict[str, Any], member_id: str, number: int, against: int
+) -> Any:
+    diff = use_cases().members.diff_member_versions(actor(token_info), member_id, number, against)
+    return ok(serialise.version_diff(member_id, number, against, diff))
+
+
+def restore_member_version(token_info: dict[str, Any], member_id: str, number: int) -> Any:
+    version = use_cases().members.restore_member_version(
+        actor(token_info), member_id, number, if_match=if_match(serialise.version)
+    )
+    return tagged(serialise.version(version))
+
+
 def export_member_to_scaiflow(token_info: dict[str, Any], member_id: str) -> Any:
     use_cases().members.check_member_action(actor(token_info), member_id)
     raise ApiError(501, "The 'Open in ScaiFlow' export is not implemented yet.")

@@ -25,6 +25,7 @@ from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.preconditions import Precondition, check
 from domain.kernel.unit_of_work import Store
 from domain.members.compiler import compile_definition
+from domain.members.diff import DefinitionDiff, diff_definitions
 from domain.members.errors import CrewNotEmpty, MemberInUse, NoDraftToPublish
 from domain.members.handoff_rules import check_acyclic, check_single_branch
 from domain.members.input_schema import input_schema_problem
@@ -446,6 +447,61 @@ class Members:
             raise NotFound("version", f"{member_id}/versions/{number}")
         return version
 
+    def diff_member_versions(
+        self, actor: Actor, member_id: str, number: int, against: int
+    ) -> DefinitionDiff:
+        """What changed from version ``against`` to version ``number``, field by field.
+
+        :raises NotFound: no such member, or either version does not exist.
+        """
+        actor.require(Role.VIEWER)
+        with self._store() as tx:
+            _member_or_404(tx, actor, member_id)
+            before = tx.members.get_version(actor.workspace_id, member_id, against)
+            after = tx.members.get_version(actor.workspace_id, member_id, number)
+        if after is None:
+            raise NotFound("version", f"{member_id}/versions/{number}")
+        if before is None:
+            raise NotFound("version", f"{member_id}/versions/{against}")
+        return diff_definitions(before.definition, after.definition)
+
+    def restore_member_version(
+        self,
+        actor: Actor,
+        member_id: str,
+        number: int,
+        *,
+        if_match: Precondition[Version] | None = None,
+    ) -> Version:
+        """Make the member's draft equal to version ``number`` (forking a new draft when the
+        latest version is published); publish it as usual.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such member or version.
+        :raises PreconditionFailed: the draft is not in the state ``if_match`` expects.
+        :raises RuleViolation: the version names a tool server tool the catalog no longer has
+            (or with another effect class).
+        """
+        actor.require(Role.AUTHOR)
+        with self._store(write=True) as tx:
+            member = _member_or_404(tx, actor, member_id)
+            source = tx.members.get_version(actor.workspace_id, member_id, number)
+            if source is None:
+                raise NotFound("version", f"{member_id}/versions/{number}")
+            if if_match is not None:
+                draft_number = member.draft_version_number
+                draft = (
+                    None
+                    if draft_number is None
+                    else tx.members.get_version(actor.workspace_id, member_id, draft_number)
+                )
+                check(if_match, draft)
+            version = put_draft(
+                tx, actor, self._clock.now(), member, source.definition, restored_from=number
+            )
+            tx.commit()
+        return version
+
     def check_member_action(self, actor: Actor, member_id: str) -> Member:
         """Gate for deferred member operations: author role and an existing member.
 
@@ -578,12 +634,16 @@ def put_draft(
     member: Member,
     definition: Definition,
     pointer: str = "",
+    *,
+    restored_from: int | None = None,
 ) -> Version:
-    """Replace the member's draft, or fork a new one after a publish.
+    """Replace the member's draft, or fork a new one after a publish; its one audit entry
+    names the version it was restored from, if any.
 
     :raises RuleViolation: a tool server tool the catalog lacks, or with another effect class.
     """
     pinned_schemas(tx, actor.workspace_id, definition, pointer)
+    origin = {} if restored_from is None else {"restored_from": restored_from}
     if member.draft_version_number is not None:
         number = member.draft_version_number
         current = tx.members.get_version(actor.workspace_id, member.id, number)
@@ -591,14 +651,16 @@ def put_draft(
         tx.members.replace_draft_definition(current.id, definition, now)
         tx.members.save(member.touched(now))
         tx.audit.append(
-            actor, "member.draft_replaced", "member", member.id, {"number": number}, now
+            actor, "member.draft_replaced", "member", member.id, {"number": number, **origin}, now
         )
     else:
         forked = member.with_new_draft(now)
         number = forked.latest_version_number
         tx.members.add_version(_new_draft(actor, member.id, number, definition, now))
         tx.members.save(forked)
-        tx.audit.append(actor, "member.draft_forked", "member", member.id, {"number": number}, now)
+        tx.audit.append(
+            actor, "member.draft_forked", "member", member.id, {"number": number, **origin}, now
+        )
     version = tx.members.get_version(actor.workspace_id, member.id, number)
     assert version is not None
     return version

@@ -190,6 +190,14 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         r = client.put(f"/v1/members/{m['id']}/draft", json=DEFINITION, headers=tenant.headers())
         return r, m["id"]
 
+    @step("restoreMemberVersion", "member.draft_forked")
+    def _(client, tenant, mark):
+        m = _member(client, tenant)
+        client.post(f"/v1/members/{m['id']}/publish", headers=tenant.headers())
+        mark()
+        r = client.post(f"/v1/members/{m['id']}/versions/1/restore", headers=tenant.headers())
+        return r, m["id"]
+
     @step("publishMember", "member.published")
     def _(client, tenant, mark):
         m = _member(client, tenant)

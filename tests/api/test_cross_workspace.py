@@ -217,11 +217,16 @@ def build_request(
     for param in params:
         if param["in"] == "path":
             url = url.replace("{" + param["name"] + "}", str(path_value(param, world)))
+    query = {
+        p["name"]: example(p["schema"], world)
+        for p in params
+        if p["in"] == "query" and p.get("required")
+    }
     body = None
     if "requestBody" in op:
         content = resolve(op["requestBody"])["content"]
         body = example(content["application/json"]["schema"], world)
-    return client.build_request(method.upper(), url, json=body)
+    return client.build_request(method.upper(), url, params=query, json=body)
 
 
 def send(client: httpx.Client, request: httpx.Request, headers: dict[str, str]) -> httpx.Response:
