@@ -22,7 +22,11 @@ def _entry(e: AuditEntry) -> dict[str, Any]:
 
 
 def list_audit_entries(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, **filters: str
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
+    **filters: str,
 ) -> Any:
     # ``actor`` and ``from`` name query parameters, so they arrive as keywords.
     where = AuditFilter(
@@ -33,5 +37,7 @@ def list_audit_entries(
         at_or_after=instant("from", filters.get("from")),
         before=instant("to", filters.get("to")),
     )
-    result = use_cases().audit.list_audit_entries(actor(token_info), page(limit, cursor), where)
+    result = use_cases().audit.list_audit_entries(
+        actor(token_info), page(limit, cursor, include_total), where
+    )
     return ok(page_body(result, _entry))

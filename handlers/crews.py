@@ -10,9 +10,15 @@ from handlers.etags import conditional, if_match, tagged
 
 
 def list_crews(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, q: str | None = None
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    q: str | None = None,
+    include_total: bool = False,
 ) -> Any:
-    result = use_cases().members.list_crews(actor(token_info), page(limit, cursor), q)
+    result = use_cases().members.list_crews(
+        actor(token_info), page(limit, cursor, include_total), q
+    )
     return ok(page_body(result, serialise.crew))
 
 
@@ -49,8 +55,12 @@ def list_crew_members(
     limit: int = 50,
     cursor: str | None = None,
     include_archived: bool = False,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().members.list_crew_members(
-        actor(token_info), crew_id, page(limit, cursor), include_archived=include_archived
+        actor(token_info),
+        crew_id,
+        page(limit, cursor, include_total),
+        include_archived=include_archived,
     )
     return ok(page_body(result, serialise.member))

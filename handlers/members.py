@@ -19,10 +19,11 @@ def list_members(
     status: str | None = None,
     q: str | None = None,
     include_archived: bool = False,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().members.list_members(
         actor(token_info),
-        page(limit, cursor),
+        page(limit, cursor, include_total),
         crew_id=crew_id,
         status=status,
         name_contains=q,
@@ -99,9 +100,10 @@ def list_member_versions(
     limit: int = 50,
     cursor: str | None = None,
     status: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().members.list_member_versions(
-        actor(token_info), member_id, page(limit, cursor), status
+        actor(token_info), member_id, page(limit, cursor, include_total), status
     )
     return ok(page_body(result, serialise.version))
 

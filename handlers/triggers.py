@@ -35,9 +35,15 @@ def create_trigger(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def list_triggers(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, kind: str | None = None
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    kind: str | None = None,
+    include_total: bool = False,
 ) -> Any:
-    result = use_cases().triggers.list_triggers(actor(token_info), page(limit, cursor), kind)
+    result = use_cases().triggers.list_triggers(
+        actor(token_info), page(limit, cursor, include_total), kind
+    )
     return ok(page_body(result, trigger_shapes.trigger))
 
 

@@ -25,4 +25,5 @@ class Audit:
         actor.require(Role.ADMIN)
         with self._store() as tx:
             rows = tx.audit.list(actor.workspace_id, where, page.cursor, page.limit)
-        return page_of(rows, page, lambda e: e.id)
+            total = tx.audit.count(actor.workspace_id, where) if page.include_total else None
+        return page_of(rows, page, lambda e: e.id, total)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.audit import AuditTx
@@ -25,7 +25,7 @@ from domain.members.model import (
     VersionStatus,
 )
 from domain.persistence import tables
-from domain.persistence.sql import contains, keyset_page, utc, utc_or_none
+from domain.persistence.sql import contains, count_rows, keyset_page, utc, utc_or_none
 from domain.tools import ToolServerRepository
 
 
@@ -106,11 +106,18 @@ class MemberRepository:
     def list_crews(
         self, workspace_id: str, after: str | None, limit: int, name_contains: str | None
     ) -> list[Crew]:
+        stmt = self._crews(workspace_id, name_contains)
+        rows = self._c.execute(keyset_page(stmt, tables.crews.c.id, after, limit)).all()
+        return [_crew(r) for r in rows]
+
+    def count_crews(self, workspace_id: str, name_contains: str | None) -> int:
+        return count_rows(self._c, self._crews(workspace_id, name_contains))
+
+    def _crews(self, workspace_id: str, name_contains: str | None) -> Select[Any]:
         stmt = select(tables.crews).where(tables.crews.c.workspace_id == workspace_id)
         if name_contains:
             stmt = stmt.where(contains(tables.crews.c.name, name_contains))
-        rows = self._c.execute(keyset_page(stmt, tables.crews.c.id, after, limit)).all()
-        return [_crew(r) for r in rows]
+        return stmt
 
     # -- members -------------------------------------------------------------------------
 
@@ -220,6 +227,43 @@ class MemberRepository:
         name_contains: str | None = None,
         include_archived: bool = False,
     ) -> list[Member]:
+        stmt = self._members(
+            workspace_id,
+            crew_id=crew_id,
+            status=status,
+            name_contains=name_contains,
+            include_archived=include_archived,
+        )
+        rows = self._c.execute(keyset_page(stmt, tables.members.c.id, after, limit)).all()
+        return [_member(r) for r in rows]
+
+    def count_members(
+        self,
+        workspace_id: str,
+        *,
+        crew_id: str | None = None,
+        status: str | None = None,
+        name_contains: str | None = None,
+        include_archived: bool = False,
+    ) -> int:
+        stmt = self._members(
+            workspace_id,
+            crew_id=crew_id,
+            status=status,
+            name_contains=name_contains,
+            include_archived=include_archived,
+        )
+        return count_rows(self._c, stmt)
+
+    def _members(
+        self,
+        workspace_id: str,
+        *,
+        crew_id: str | None,
+        status: str | None,
+        name_contains: str | None,
+        include_archived: bool,
+    ) -> Select[Any]:
         m = tables.members
         stmt = select(m).where(m.c.workspace_id == workspace_id)
         if not include_archived:
@@ -232,8 +276,7 @@ class MemberRepository:
             stmt = stmt.where(m.c.active_version_id.is_(None))
         if name_contains:
             stmt = stmt.where(contains(m.c.name, name_contains))
-        rows = self._c.execute(keyset_page(stmt, m.c.id, after, limit)).all()
-        return [_member(r) for r in rows]
+        return stmt
 
     def existing_member_ids(self, workspace_id: str, ids: Iterable[str]) -> set[str]:
         wanted = set(ids)
@@ -331,12 +374,19 @@ class MemberRepository:
         limit: int,
         status: str | None = None,
     ) -> list[Version]:
+        stmt = self._versions(workspace_id, member_id, status)
+        rows = self._c.execute(keyset_page(stmt, tables.member_versions.c.id, after, limit)).all()
+        return [_version(r) for r in rows]
+
+    def count_versions(self, workspace_id: str, member_id: str, status: str | None) -> int:
+        return count_rows(self._c, self._versions(workspace_id, member_id, status))
+
+    def _versions(self, workspace_id: str, member_id: str, status: str | None) -> Select[Any]:
         v = tables.member_versions
         stmt = select(v).where(v.c.workspace_id == workspace_id, v.c.member_id == member_id)
         if status is not None:
             stmt = stmt.where(v.c.status == status)
-        rows = self._c.execute(keyset_page(stmt, v.c.id, after, limit)).all()
-        return [_version(r) for r in rows]
+        return stmt
 
     # -- handoffs ------------------------------------------------------------------------
 

@@ -140,7 +140,12 @@ class Members:
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.members.list_crews(actor.workspace_id, page.cursor, page.limit, name_contains)
-        return page_of(rows, page, lambda c: c.id)
+            total = (
+                tx.members.count_crews(actor.workspace_id, name_contains)
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda c: c.id, total)
 
     def list_crew_members(
         self, actor: Actor, crew_id: str, page: PageRequest, *, include_archived: bool = False
@@ -159,7 +164,14 @@ class Members:
                 crew_id=crew_id,
                 include_archived=include_archived,
             )
-        return page_of(rows, page, lambda m: m.id)
+            total = (
+                tx.members.count_members(
+                    actor.workspace_id, crew_id=crew_id, include_archived=include_archived
+                )
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda m: m.id, total)
 
     # -- members and versions ------------------------------------------------------------
 
@@ -226,7 +238,18 @@ class Members:
                 name_contains=name_contains,
                 include_archived=include_archived,
             )
-        return page_of(rows, page, lambda m: m.id)
+            total = (
+                tx.members.count_members(
+                    actor.workspace_id,
+                    crew_id=crew_id,
+                    status=status,
+                    name_contains=name_contains,
+                    include_archived=include_archived,
+                )
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda m: m.id, total)
 
     def update_member(
         self,
@@ -432,7 +455,12 @@ class Members:
             rows = tx.members.list_versions(
                 actor.workspace_id, member_id, page.cursor, page.limit, status
             )
-        return page_of(rows, page, lambda v: v.id)
+            total = (
+                tx.members.count_versions(actor.workspace_id, member_id, status)
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda v: v.id, total)
 
     def get_member_version(self, actor: Actor, member_id: str, number: int) -> Version:
         """Return one version of a member.

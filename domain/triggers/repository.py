@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
-from domain.persistence.sql import insert_once, utc, utc_or_none
+from domain.persistence.sql import count_rows, insert_once, utc, utc_or_none
 from domain.runs import RunsTx
 from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
 
@@ -70,13 +70,21 @@ class TriggerRepository:
         self, workspace_id: str, after: str | None, limit: int, kind: str | None = None
     ) -> list[Trigger]:
         t = tables.triggers
-        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
-        if kind is not None:
-            stmt = stmt.where(t.c.kind == kind)
+        stmt = self._live(workspace_id, kind)
         if after is not None:
             stmt = stmt.where(t.c.id > after)
         rows = self._c.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
         return [_trigger(r) for r in rows]
+
+    def count_live(self, workspace_id: str, kind: str | None = None) -> int:
+        return count_rows(self._c, self._live(workspace_id, kind))
+
+    def _live(self, workspace_id: str, kind: str | None) -> Select[Any]:
+        t = tables.triggers
+        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        return stmt
 
     def save(self, trigger: Trigger) -> None:
         """Write the trigger's mutable fields (names, schedule, input, enabled, active since,

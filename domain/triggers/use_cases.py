@@ -146,7 +146,8 @@ class Triggers:
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.triggers.list_live(actor.workspace_id, page.cursor, page.limit, kind)
-        return page_of(rows, page, lambda row: row.id)
+            total = tx.triggers.count_live(actor.workspace_id, kind) if page.include_total else None
+        return page_of(rows, page, lambda row: row.id, total)
 
     def enable_trigger(self, actor: Actor, trigger_id: str) -> Trigger:
         """Enable a trigger (idempotent). Slots from before it are never fired.
