@@ -22,10 +22,13 @@ def _membership(m: Membership) -> dict[str, Any]:
 
 
 def list_workspace_memberships(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().workspaces.list_workspace_memberships(
-        actor(token_info), page(limit, cursor)
+        actor(token_info), page(limit, cursor, include_total)
     )
     return ok(page_body(result, _membership))
 

@@ -93,14 +93,25 @@ def delete_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
 
 
 def list_trigger_invocations(
-    token_info: dict[str, Any], trigger_id: str, limit: int = 50, cursor: str | None = None
+    token_info: dict[str, Any],
+    trigger_id: str,
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().triggers.list_trigger_invocations(
-        actor(token_info), trigger_id, page(limit, cursor)
+        actor(token_info), trigger_id, page(limit, cursor, include_total)
     )
     return ok(page_body(result, trigger_shapes.invocation))
 
 
-def list_schedules(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = use_cases().triggers.list_schedules(actor(token_info), page(limit, cursor))
+def list_schedules(
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
+) -> Any:
+    result = use_cases().triggers.list_schedules(
+        actor(token_info), page(limit, cursor, include_total)
+    )
     return ok(page_body(result, trigger_shapes.schedule))

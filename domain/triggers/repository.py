@@ -76,6 +76,13 @@ class TriggerRepository:
         rows = self._c.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
         return [_trigger(r) for r in rows]
 
+    def count_invocations(self, workspace_id: str, trigger_id: str) -> int:
+        return count_rows(self._c, self._invocations(workspace_id, trigger_id))
+
+    def _invocations(self, workspace_id: str, trigger_id: str) -> Select[Any]:
+        i = tables.trigger_invocations
+        return select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+
     def count_live(self, workspace_id: str, kind: str | None = None) -> int:
         return count_rows(self._c, self._live(workspace_id, kind))
 
@@ -244,7 +251,7 @@ class TriggerRepository:
     ) -> list[Invocation]:
         """Newest first; the cursor is an upper bound."""
         i = tables.trigger_invocations
-        stmt = select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+        stmt = self._invocations(workspace_id, trigger_id)
         if before is not None:
             stmt = stmt.where(i.c.id < before)
         rows = self._c.execute(stmt.order_by(i.c.id.desc()).limit(limit + 1)).all()

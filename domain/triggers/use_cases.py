@@ -291,7 +291,12 @@ class Triggers:
             rows = tx.triggers.list_invocations(
                 actor.workspace_id, trigger_id, page.cursor, page.limit
             )
-        return page_of(rows, page, lambda row: row.id)
+            total = (
+                tx.triggers.count_invocations(actor.workspace_id, trigger_id)
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda row: row.id, total)
 
     def list_schedules(self, actor: Actor, page: PageRequest) -> Page[ScheduleView]:
         """Schedule triggers with their next run time (None when disabled), oldest first."""
@@ -302,9 +307,16 @@ class Triggers:
                 actor.workspace_id, page.cursor, page.limit, TriggerKind.SCHEDULE.value
             )
             last = tx.triggers.last_slots([t.id for t in rows])
-        triggers = page_of(rows, page, lambda row: row.id)
+            total = (
+                tx.triggers.count_live(actor.workspace_id, TriggerKind.SCHEDULE.value)
+                if page.include_total
+                else None
+            )
+        triggers = page_of(rows, page, lambda row: row.id, total)
         return Page(
-            [schedule_view(t, now, last.get(t.id)) for t in triggers.items], triggers.next_cursor
+            [schedule_view(t, now, last.get(t.id)) for t in triggers.items],
+            triggers.next_cursor,
+            total,
         )
 
 

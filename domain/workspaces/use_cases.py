@@ -183,7 +183,10 @@ class Workspaces:
             rows = tx.workspaces.list_memberships(
                 actor.workspace_id, subject_after(page.cursor), page.limit
             )
-        return page_of(rows, page, lambda m: subject_cursor(m.subject))
+            total = (
+                tx.workspaces.count_memberships(actor.workspace_id) if page.include_total else None
+            )
+        return page_of(rows, page, lambda m: subject_cursor(m.subject), total)
 
     def get_workspace_membership(self, actor: Actor, subject: str) -> Membership:
         """Return one member of the actor's workspace (admin only).

@@ -39,6 +39,12 @@ def test_the_total_counts_every_page_under_the_same_filters(client, tenant):
     assert total("/v1/triggers") == 1
     assert total("/v1/triggers", kind="schedule") == 0
     assert total("/v1/audit", action="member.created") == 4
+    schedule = create_trigger(client, h, members[0]["id"], "schedule", cron="@daily")
+    assert total("/v1/schedules") == 1
+    assert total(f"/v1/triggers/{schedule['id']}/invocations") == 0
+    client.post("/v1/workspace/members", json={"subject": "counted", "role": "viewer"}, headers=h)
+    everyone = client.get("/v1/workspace/members", params={"limit": 200}, headers=h).json()
+    assert total("/v1/workspace/members") == len(everyone["items"]) == 5  # 4 roles and one
 
 
 @pytest.mark.parametrize("path", ["/v1/crews", "/v1/members", "/v1/triggers", "/v1/audit"])
