@@ -2,7 +2,7 @@
 a grace period after a rotation, and the invocation log says which secret verified
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
