@@ -3,7 +3,7 @@ every mutating operation of the contract, checking the one entry each writes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,8 +12,12 @@ import pytest
 
 from domain.kernel import Role
 from tests.api.helpers import DEFINITION, create_crew, create_member, operations
+from tests.support.mcp_server import McpServerProcess
 from tests.support.openapi_check import check_problem
+from tests.support.runs import app_client
 from tests.support.triggers import create_trigger, published_member
+
+MCP_KEY = "sk-test-" + "audit1" * 6
 
 
 def _entries(client: httpx.Client, h: dict[str, str], **params: Any) -> list[dict[str, Any]]:
@@ -288,6 +292,14 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
 
 WALK = _walk_steps()
 
+# Tool servers need a real MCP server and an app that allows its host (tests/api/test_tool_servers).
+TOOL_SERVER_WALK = {
+    "createToolServer": "tool_server.created",
+    "updateToolServer": "tool_server.updated",
+    "refreshToolServer": "tool_server.refreshed",
+    "deleteToolServer": "tool_server.deleted",
+}
+
 # Mutating operations that write no entry (yet), and why. Every mutating operation of the
 # contract is either walked above or named here, so a new one cannot be forgotten.
 NO_ENTRY = {
@@ -319,7 +331,7 @@ def test_every_mutating_operation_is_walked_or_named():
         for _, method, op, _ in operations()
         if method in ("post", "put", "patch", "delete")
     }
-    assert set(WALK) | set(NO_ENTRY) == mutating
+    assert set(WALK) | set(TOOL_SERVER_WALK) | set(NO_ENTRY) == mutating
     assert not set(WALK) & set(NO_ENTRY)
 
 
@@ -338,3 +350,44 @@ def test_a_mutating_operation_writes_exactly_one_entry(client, make_tenant, oper
     new = [e for e in _entries(client, h) if e["id"] not in before]
     assert [(e["action"], e["target_id"]) for e in new] == [(action, target_id)], new
     assert new[0]["actor"] == "user-admin"
+
+
+@pytest.fixture(scope="module")
+def tool_api(settings: Any) -> Iterator[tuple[httpx.Client, McpServerProcess]]:
+    server = McpServerProcess(key=MCP_KEY)
+    try:
+        with app_client(settings, tool_server_allowed_hosts=server.host) as client:
+            yield client, server
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("operation", sorted(TOOL_SERVER_WALK))
+def test_a_tool_server_operation_writes_exactly_one_entry(tool_api, make_tenant, operation):
+    client, server = tool_api
+    tenant = make_tenant()
+    h = tenant.headers(Role.ADMIN)
+
+    def register() -> httpx.Response:
+        body = {"name": f"crm-{operation.lower()}", "url": server.url}
+        return client.post(
+            "/v1/tool-servers", json={**body, "headers": {"X-Api-Key": MCP_KEY}}, headers=h
+        )
+
+    server_id = None if operation == "createToolServer" else register().json()["id"]
+    before = {e["id"] for e in _entries(client, h)}
+    if operation == "createToolServer":
+        response = register()
+        server_id = response.json()["id"]
+    elif operation == "updateToolServer":
+        body = {"headers": {"X-Api-Key": MCP_KEY}}
+        response = client.patch(f"/v1/tool-servers/{server_id}", json=body, headers=h)
+    elif operation == "refreshToolServer":
+        response = client.post(f"/v1/tool-servers/{server_id}/refresh", headers=h)
+    else:
+        response = client.delete(f"/v1/tool-servers/{server_id}", headers=h)
+    assert response.status_code < 300, response.text
+    new = [e for e in _entries(client, h) if e["id"] not in before]
+    assert [(e["action"], e["target_id"]) for e in new] == [
+        (TOOL_SERVER_WALK[operation], server_id)
+    ]
