@@ -153,6 +153,8 @@ def create_app() -> Starlette:
             "active_version_number": row.active_version_number,
             "draft_version_number": row.draft_version_number,
             "identity": row.identity,
+            "archived": row.archived_at is not None,
+            "archived_at": None if row.archived_at is None else _timestamp(row.archived_at),
             "created_at": _timestamp(row.created_at),
             "updated_at": _timestamp(row.updated_at),
         }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.audit import Audit
 from domain.authoring import Authoring, Deriver
 from domain.cost import Cost
 from domain.database import Database
@@ -73,6 +74,7 @@ class UseCases:
             database, clock, ports.identity_provider, ports.session_tokens, settings.login
         )
         self.members = Members(database, clock)
+        self.audit = Audit(database)
         self.authoring = Authoring(database, clock, ports.deriver)
         self.runs = Runs(database, clock)
         self.cost = Cost(database)

@@ -31,10 +31,10 @@ def use_cases() -> UseCases:
     return app_context().use_cases
 
 
-def page(limit: int = 50, cursor: str | None = None) -> PageRequest:
+def page(limit: int = 50, cursor: str | None = None, include_total: bool = False) -> PageRequest:
     """The page a list operation asks for; ``cursor`` is checked (404 InvalidCursor) and
     unwrapped into the domain's position."""
-    return PageRequest(limit=limit, cursor=cursors.decode(cursor))
+    return PageRequest(limit=limit, cursor=cursors.decode(cursor), include_total=include_total)
 
 
 def timestamp(value: datetime | None) -> str | None:
@@ -50,10 +50,13 @@ def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -
 
 
 def page_body(result: Page[T], serialise: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    return {
+    body = {
         "items": [serialise(item) for item in result.items],
         "next_cursor": cursors.encode(result.next_cursor),
     }
+    if result.total is not None:  # asked for with include_total=true
+        body["total"] = result.total
+    return body
 
 
 def instant(name: str, value: str | None) -> datetime | None:

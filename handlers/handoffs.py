@@ -6,12 +6,13 @@ from typing import Any
 
 from domain.members import Handoff, HandoffCondition
 from handlers import serialise
-from handlers._http import actor, ok, use_cases
+from handlers._http import actor, use_cases
+from handlers.etags import conditional, if_match, tagged
 
 
 def get_member_handoffs(token_info: dict[str, Any], member_id: str) -> Any:
     handoffs = use_cases().members.get_member_handoffs(actor(token_info), member_id)
-    return ok(serialise.handoff_set(handoffs))
+    return conditional(serialise.handoff_set(handoffs))
 
 
 def replace_member_handoffs(
@@ -26,5 +27,7 @@ def replace_member_handoffs(
         )
         for item in body["handoffs"]
     ]
-    result = use_cases().members.replace_member_handoffs(actor(token_info), member_id, handoffs)
-    return ok(serialise.handoff_set(result))
+    result = use_cases().members.replace_member_handoffs(
+        actor(token_info), member_id, handoffs, if_match=if_match(serialise.handoff_set)
+    )
+    return tagged(serialise.handoff_set(result))

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from domain.kernel import Role
 from domain.workspaces import Membership
 from handlers._http import actor, ok, page, page_body, timestamp, use_cases
+from handlers.etags import conditional, if_match, tagged
 
 
 def _membership(m: Membership) -> dict[str, Any]:
@@ -21,10 +22,13 @@ def _membership(m: Membership) -> dict[str, Any]:
 
 
 def list_workspace_memberships(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().workspaces.list_workspace_memberships(
-        actor(token_info), page(limit, cursor)
+        actor(token_info), page(limit, cursor, include_total)
     )
     return ok(page_body(result, _membership))
 
@@ -38,18 +42,17 @@ def add_workspace_membership(token_info: dict[str, Any], body: dict[str, Any]) -
 
 
 def get_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
-    return ok(
-        _membership(use_cases().workspaces.get_workspace_membership(actor(token_info), subject))
-    )
+    membership = use_cases().workspaces.get_workspace_membership(actor(token_info), subject)
+    return conditional(_membership(membership))
 
 
 def update_workspace_membership(
     token_info: dict[str, Any], subject: str, body: dict[str, Any]
 ) -> Any:
     membership = use_cases().workspaces.update_workspace_membership(
-        actor(token_info), subject, Role.parse(body["role"])
+        actor(token_info), subject, Role.parse(body["role"]), if_match=if_match(_membership)
     )
-    return ok(_membership(membership))
+    return tagged(_membership(membership))
 
 
 def remove_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:

@@ -6,7 +6,7 @@ from typing import Any
 
 from domain.authoring import AuthoringSession, Template
 from domain.cost import MemberCost
-from domain.members import Crew, HandoffSet, Member, Version
+from domain.members import Change, Crew, DefinitionDiff, HandoffSet, Member, ToolSpec, Version
 from domain.runs import Approval, Run, RunEvent
 from domain.workspaces import Workspace, WorkspaceAccess
 from handlers._http import timestamp
@@ -42,6 +42,42 @@ def crew(c: Crew) -> dict[str, Any]:
     }
 
 
+def _tool(t: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": t.name,
+        "effect_class": t.effect_class.value,
+        "whitelisted": t.whitelisted,
+        "description": t.description,
+    }
+
+
+def _change(c: Change | None) -> dict[str, Any] | None:
+    return None if c is None else {"before": c.before, "after": c.after}
+
+
+def version_diff(member_id: str, number: int, against: int, d: DefinitionDiff) -> dict[str, Any]:
+    return {
+        "member_id": member_id,
+        "number": number,
+        "against": against,
+        "identical": d.identical,
+        "objective": _change(d.objective),
+        "instructions": _change(d.instructions),
+        "rigidity": _change(d.rigidity),
+        "input_schema": _change(d.input_schema),
+        "rules": {"added": list(d.rules_added), "removed": list(d.rules_removed)},
+        "tools": {
+            "added": [_tool(t) for t in d.tools_added],
+            "removed": [_tool(t) for t in d.tools_removed],
+            "changed": [
+                {"name": c.name, "before": _tool(c.before), "after": _tool(c.after)}
+                for c in d.tools_changed
+            ],
+        },
+        "approvals": {"added": list(d.approvals_added), "removed": list(d.approvals_removed)},
+    }
+
+
 def member(m: Member) -> dict[str, Any]:
     return {
         "id": m.id,
@@ -53,6 +89,8 @@ def member(m: Member) -> dict[str, Any]:
         "active_version_number": m.active_version_number,
         "draft_version_number": m.draft_version_number,
         "identity": m.identity,
+        "archived": m.archived,
+        "archived_at": timestamp(m.archived_at),
         "created_at": timestamp(m.created_at),
         "updated_at": timestamp(m.updated_at),
     }

@@ -29,6 +29,7 @@ def trigger(t: Trigger) -> dict[str, Any]:
         "timezone": t.timezone,
         "input": t.input,
         "ingress_url": ingress_url(t.id) if t.kind is TriggerKind.WEBHOOK else None,
+        "previous_secret_expires_at": timestamp(t.previous_secret_expires_at),
         "created_by": t.created_by,
         "created_at": timestamp(t.created_at),
         "updated_at": timestamp(t.updated_at),
@@ -64,4 +65,5 @@ def invocation(i: Invocation) -> dict[str, Any]:
         "run_id": i.run_id,
         "slot": timestamp(i.slot),
         "delivery_key": i.delivery_key,
+        "secret": i.secret,
     }

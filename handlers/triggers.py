@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.triggers import TriggerChanges
 from handlers import trigger_shapes
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.etags import conditional, etag_of, if_match, tagged
 from handlers.problems import ApiError
 
 
@@ -33,15 +35,21 @@ def create_trigger(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
 
 
 def list_triggers(
-    token_info: dict[str, Any], limit: int = 50, cursor: str | None = None, kind: str | None = None
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    kind: str | None = None,
+    include_total: bool = False,
 ) -> Any:
-    result = use_cases().triggers.list_triggers(actor(token_info), page(limit, cursor), kind)
+    result = use_cases().triggers.list_triggers(
+        actor(token_info), page(limit, cursor, include_total), kind
+    )
     return ok(page_body(result, trigger_shapes.trigger))
 
 
 def get_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
     trigger = use_cases().triggers.get_trigger(actor(token_info), trigger_id)
-    return ok(trigger_shapes.trigger(trigger))
+    return conditional(trigger_shapes.trigger(trigger))
 
 
 def enable_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
@@ -54,20 +62,56 @@ def disable_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
     return ok(trigger_shapes.trigger(trigger))
 
 
+def update_trigger(token_info: dict[str, Any], trigger_id: str, body: dict[str, Any]) -> Any:
+    trigger = use_cases().triggers.update_trigger(
+        actor(token_info),
+        trigger_id,
+        TriggerChanges(
+            name=body.get("name"),
+            description=body.get("description"),
+            cron=body.get("cron"),
+            timezone=body.get("timezone"),
+            input=body.get("input"),
+        ),
+        if_match=if_match(trigger_shapes.trigger),
+    )
+    return tagged(trigger_shapes.trigger(trigger))
+
+
+def rotate_trigger_secret(token_info: dict[str, Any], trigger_id: str, body: Any = None) -> Any:
+    # Without a body Connexion passes the schema's default as raw bytes: no options given.
+    options = body if isinstance(body, dict) else {}
+    grace = {k: v for k, v in options.items() if k == "grace_seconds"}  # else the default
+    rotated = use_cases().triggers.rotate_trigger_secret(actor(token_info), trigger_id, **grace)
+    shape = trigger_shapes.trigger(rotated.trigger)
+    return ok({**shape, "secret": rotated.secret}, 200, {"ETag": etag_of(shape)})
+
+
 def delete_trigger(token_info: dict[str, Any], trigger_id: str) -> Any:
     use_cases().triggers.delete_trigger(actor(token_info), trigger_id)
     return None, 204
 
 
 def list_trigger_invocations(
-    token_info: dict[str, Any], trigger_id: str, limit: int = 50, cursor: str | None = None
+    token_info: dict[str, Any],
+    trigger_id: str,
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     result = use_cases().triggers.list_trigger_invocations(
-        actor(token_info), trigger_id, page(limit, cursor)
+        actor(token_info), trigger_id, page(limit, cursor, include_total)
     )
     return ok(page_body(result, trigger_shapes.invocation))
 
 
-def list_schedules(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:
-    result = use_cases().triggers.list_schedules(actor(token_info), page(limit, cursor))
+def list_schedules(
+    token_info: dict[str, Any],
+    limit: int = 50,
+    cursor: str | None = None,
+    include_total: bool = False,
+) -> Any:
+    result = use_cases().triggers.list_schedules(
+        actor(token_info), page(limit, cursor, include_total)
+    )
     return ok(page_body(result, trigger_shapes.schedule))

@@ -168,8 +168,13 @@ class ReportingParameterValidator(ParameterValidator):
             ("path", lambda p: request.path_params.get(p["name"].replace("-", "_"))),
             ("header", lambda p: request.headers.get(p["name"])),
         ):
+            # Connexion lists a path-level parameter once more per operation-level one: check
+            # each name once.
+            seen: set[str] = set()
             for param in self.parameters.get(location, []):
-                problems.extend(self._check(location, param, getter(param)))
+                if param["name"] not in seen:
+                    seen.add(param["name"])
+                    problems.extend(self._check(location, param, getter(param)))
         if problems:
             _raise(problems)
 

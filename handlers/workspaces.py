@@ -6,6 +6,7 @@ from typing import Any
 
 from handlers import serialise
 from handlers._http import actor, ok, page, page_body, use_cases
+from handlers.etags import conditional, if_match, tagged
 
 
 def list_my_workspaces(
@@ -17,14 +18,18 @@ def list_my_workspaces(
 
 
 def get_workspace(token_info: dict[str, Any]) -> Any:
-    return ok(serialise.workspace(use_cases().workspaces.get_workspace(actor(token_info))))
+    workspace = use_cases().workspaces.get_workspace(actor(token_info))
+    return conditional(serialise.workspace(workspace))
 
 
 def update_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
     workspace = use_cases().workspaces.update_workspace(
-        actor(token_info), name=body.get("name"), description=body.get("description")
+        actor(token_info),
+        name=body.get("name"),
+        description=body.get("description"),
+        if_match=if_match(serialise.workspace),
     )
-    return ok(serialise.workspace(workspace))
+    return tagged(serialise.workspace(workspace))
 
 
 def create_workspace(token_info: dict[str, Any], body: dict[str, Any]) -> Any:

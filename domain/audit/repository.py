@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Select, insert, select
 
-from domain.audit.model import AuditEntry
+from domain.audit.model import AuditEntry, AuditFilter
 from domain.kernel.actor import Actor
 from domain.kernel.ids import new_id
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
-from domain.persistence.sql import utc
+from domain.persistence.sql import count_rows, utc
 
 
 class AuditLog:
@@ -50,20 +50,52 @@ class AuditLog:
             .where(a.c.workspace_id == workspace_id, a.c.subject_id == subject_id)
             .order_by(a.c.id)
         ).all()
-        return [
-            AuditEntry(
-                id=r.id,
-                workspace_id=r.workspace_id,
-                at=utc(r.at),
-                actor_subject=r.actor_subject,
-                actor_kind=r.actor_kind,
-                action=r.action,
-                subject_type=r.subject_type,
-                subject_id=r.subject_id,
-                data=dict(r.data),
-            )
-            for r in rows
-        ]
+        return [_entry(r) for r in rows]
+
+    def list(
+        self, workspace_id: str, where: AuditFilter, before_id: str | None, limit: int
+    ) -> list[AuditEntry]:
+        """Newest first; the cursor is an upper bound (``limit + 1`` rows)."""
+        a = tables.audit_log
+        stmt = self._filtered(workspace_id, where)
+        if before_id is not None:
+            stmt = stmt.where(a.c.id < before_id)
+        rows = self._c.execute(stmt.order_by(a.c.id.desc()).limit(limit + 1)).all()
+        return [_entry(r) for r in rows]
+
+    def count(self, workspace_id: str, where: AuditFilter) -> int:
+        return count_rows(self._c, self._filtered(workspace_id, where))
+
+    def _filtered(self, workspace_id: str, where: AuditFilter) -> Select[Any]:
+        a = tables.audit_log
+        stmt = select(a).where(a.c.workspace_id == workspace_id)
+        for column, value in (
+            (a.c.actor_subject, where.actor),
+            (a.c.action, where.action),
+            (a.c.subject_type, where.target_type),
+            (a.c.subject_id, where.target_id),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == value)
+        if where.at_or_after is not None:
+            stmt = stmt.where(a.c.at >= where.at_or_after)
+        if where.before is not None:
+            stmt = stmt.where(a.c.at < where.before)
+        return stmt
+
+
+def _entry(r: Any) -> AuditEntry:
+    return AuditEntry(
+        id=r.id,
+        workspace_id=r.workspace_id,
+        at=utc(r.at),
+        actor_subject=r.actor_subject,
+        actor_kind=r.actor_kind,
+        action=r.action,
+        subject_type=r.subject_type,
+        subject_id=r.subject_id,
+        data=dict(r.data),
+    )
 
 
 class AuditTx(UnitOfWork, Protocol):

@@ -197,14 +197,7 @@ class Authoring:
                 name=name,
                 description=description or template.summary,
                 definition=definition,
-            )
-            tx.audit.append(
-                actor,
-                "member.installed_from_template",
-                "member",
-                member.id,
-                {"template": ref},
-                now,
+                origin={"template": ref},
             )
             tx.commit()
         return member

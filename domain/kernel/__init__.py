@@ -12,12 +12,14 @@ from domain.kernel.errors import (
     NotFound,
     NotReady,
     PermissionDenied,
+    PreconditionFailed,
     ReferencedResourceNotFound,
     RuleViolation,
 )
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.ports import SecretBox, SecretUnreadable
+from domain.kernel.preconditions import Precondition
 from domain.kernel.signals import Signal, SignalBus
 from domain.kernel.unit_of_work import Store, UnitOfWork
 
@@ -39,6 +41,8 @@ __all__ = [
     "Page",
     "PageRequest",
     "PermissionDenied",
+    "Precondition",
+    "PreconditionFailed",
     "ReferencedResourceNotFound",
     "Role",
     "RuleViolation",

@@ -22,6 +22,7 @@ general kinds; each capability raises subclasses of its own from its ``errors`` 
     │   ├── workspaces.AlreadyMember    a subject is added to a workspace twice
     │   ├── workspaces.LastAdmin        the last admin of a workspace would be removed/demoted
     │   └── triggers.MemberNotPublished a trigger targets a member with no published version
+    ├── PreconditionFailed              the resource changed since the caller read it (If-Match)
     ├── CredentialRejected              a credential names something that does not exist
     │   ├── identity.LoginRejected      a login state, session code or refresh token is refused
     │   └── triggers.WebhookRejected    a webhook delivery was refused (one answer for all)
@@ -121,6 +122,18 @@ class RuleViolation(Conflict):
 
     def problem_slug(self) -> str | None:
         return self.rule
+
+
+class PreconditionFailed(DomainError):
+    """An update was based on a state of the resource that is no longer current."""
+
+    slug = "precondition-failed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The resource changed since it was read (its entity tag no longer matches "
+            "If-Match); read it again and re-apply the change."
+        )
 
 
 class CredentialRejected(DomainError):

@@ -125,6 +125,15 @@ class Crew:
     created_at: datetime
     updated_at: datetime
 
+    def edited(self, now: datetime, *, name: str | None, description: str | None) -> Crew:
+        """The crew renamed and/or re-described (None keeps a field)."""
+        return replace(
+            self,
+            name=self.name if name is None else name,
+            description=self.description if description is None else description,
+            updated_at=now,
+        )
+
 
 @dataclass(frozen=True)
 class Member:
@@ -140,10 +149,32 @@ class Member:
     identity: str | None
     created_at: datetime
     updated_at: datetime
+    #: When the member was archived; None while it is not (issue 14).
+    archived_at: datetime | None = None
 
     @property
     def status(self) -> str:
         return "published" if self.active_version_id else "draft"
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def ever_published(self) -> bool:
+        return self.identity is not None
+
+    def edited(self, now: datetime, *, name: str | None, crew_id: str | None) -> Member:
+        """The member renamed and/or moved to another crew (None keeps a field)."""
+        return replace(
+            self,
+            name=self.name if name is None else name,
+            crew_id=self.crew_id if crew_id is None else crew_id,
+            updated_at=now,
+        )
+
+    def with_archived(self, archived_at: datetime | None, now: datetime) -> Member:
+        return replace(self, archived_at=archived_at, updated_at=now)
 
     def version_to_run(self, *, dry_run: bool) -> int | None:
         """The number of the version a run executes: the active one, or for a dry run the

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.audit import AuditTx
@@ -25,7 +25,7 @@ from domain.members.model import (
     VersionStatus,
 )
 from domain.persistence import tables
-from domain.persistence.sql import contains, keyset_page, utc, utc_or_none
+from domain.persistence.sql import contains, count_rows, keyset_page, utc, utc_or_none
 from domain.tools import ToolServerRepository
 
 
@@ -64,14 +64,60 @@ class MemberRepository:
         ).first()
         return None if row is None else _crew(row)
 
+    def save_crew(self, crew: Crew) -> None:
+        """Write the crew's name, description and update time.
+
+        :raises DuplicateName: another crew of the workspace has the new name.
+        """
+        c = tables.crews
+        taken = self._c.execute(
+            select(c.c.id).where(
+                c.c.workspace_id == crew.workspace_id, c.c.name == crew.name, c.c.id != crew.id
+            )
+        ).first()
+        if taken is not None:
+            raise DuplicateName("crew", crew.name)
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    update(c)
+                    .where(c.c.id == crew.id)
+                    .values(
+                        name=crew.name, description=crew.description, updated_at=crew.updated_at
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateName("crew", crew.name) from exc
+
+    def count_crew_members(self, crew_id: str) -> int:
+        """Members of the crew, archived ones included."""
+        m = tables.members
+        return int(self._c.execute(select(func.count()).where(m.c.crew_id == crew_id)).scalar_one())
+
+    def crew_referenced(self, crew_id: str) -> bool:
+        """Whether anything but members refers to the crew (authoring sessions)."""
+        a = tables.authoring_sessions
+        return self._c.execute(select(a.c.id).where(a.c.crew_id == crew_id)).first() is not None
+
+    def delete_crew(self, crew_id: str) -> None:
+        c = tables.crews
+        self._c.execute(delete(c).where(c.c.id == crew_id))
+
     def list_crews(
         self, workspace_id: str, after: str | None, limit: int, name_contains: str | None
     ) -> list[Crew]:
+        stmt = self._crews(workspace_id, name_contains)
+        rows = self._c.execute(keyset_page(stmt, tables.crews.c.id, after, limit)).all()
+        return [_crew(r) for r in rows]
+
+    def count_crews(self, workspace_id: str, name_contains: str | None) -> int:
+        return count_rows(self._c, self._crews(workspace_id, name_contains))
+
+    def _crews(self, workspace_id: str, name_contains: str | None) -> Select[Any]:
         stmt = select(tables.crews).where(tables.crews.c.workspace_id == workspace_id)
         if name_contains:
             stmt = stmt.where(contains(tables.crews.c.name, name_contains))
-        rows = self._c.execute(keyset_page(stmt, tables.crews.c.id, after, limit)).all()
-        return [_crew(r) for r in rows]
+        return stmt
 
     # -- members -------------------------------------------------------------------------
 
@@ -92,6 +138,7 @@ class MemberRepository:
                         draft_version_number=member.draft_version_number,
                         latest_version_number=member.latest_version_number,
                         identity=member.identity,
+                        archived_at=member.archived_at,
                         created_at=member.created_at,
                         updated_at=member.updated_at,
                     )
@@ -109,23 +156,65 @@ class MemberRepository:
         return None if row is None else _member(row)
 
     def save(self, member: Member) -> None:
-        """Write the member's mutable fields (names, crew, version pointers, identity)."""
+        """Write the member's mutable fields (names, crew, version pointers, identity,
+        archival).
+
+        :raises DuplicateName: another member of the workspace has the member's name.
+        """
         m = tables.members
-        self._c.execute(
-            update(m)
-            .where(m.c.id == member.id)
-            .values(
-                crew_id=member.crew_id,
-                name=member.name,
-                description=member.description,
-                active_version_id=member.active_version_id,
-                active_version_number=member.active_version_number,
-                draft_version_number=member.draft_version_number,
-                latest_version_number=member.latest_version_number,
-                identity=member.identity,
-                updated_at=member.updated_at,
-            )
+        try:
+            with self._c.begin_nested():
+                self._c.execute(
+                    update(m)
+                    .where(m.c.id == member.id)
+                    .values(
+                        crew_id=member.crew_id,
+                        name=member.name,
+                        description=member.description,
+                        active_version_id=member.active_version_id,
+                        active_version_number=member.active_version_number,
+                        draft_version_number=member.draft_version_number,
+                        latest_version_number=member.latest_version_number,
+                        identity=member.identity,
+                        archived_at=member.archived_at,
+                        updated_at=member.updated_at,
+                    )
+                )
+        except IntegrityError as exc:  # a concurrent rename took the name
+            raise DuplicateName("member", member.name) from exc
+
+    def name_taken_by_other(self, member: Member) -> bool:
+        m = tables.members
+        stmt = select(m.c.id).where(
+            m.c.workspace_id == member.workspace_id, m.c.name == member.name, m.c.id != member.id
         )
+        return self._c.execute(stmt).first() is not None
+
+    def member_references(self, member_id: str) -> list[str]:
+        """What refers to the member besides its own versions and outgoing handoffs."""
+        checks = [
+            (tables.runs, tables.runs.c.member_id, "it has runs"),
+            (tables.triggers, tables.triggers.c.member_id, "it has triggers (deleted ones too)"),
+            (tables.handoffs, tables.handoffs.c.target_member_id, "other members hand off to it"),
+            (
+                tables.authoring_sessions,
+                tables.authoring_sessions.c.member_id,
+                "an authoring session edits it",
+            ),
+        ]
+        return [
+            reason
+            for table, column, reason in checks
+            if self._c.execute(select(table.c[column.name]).where(column == member_id)).first()
+            is not None
+        ]
+
+    def delete_member(self, member_id: str) -> None:
+        """Delete the member with its versions and outgoing handoffs."""
+        m, v, h = tables.members, tables.member_versions, tables.handoffs
+        self._c.execute(delete(h).where(h.c.member_id == member_id))
+        self._c.execute(delete(v).where(v.c.member_id == member_id))
+        self._c.execute(delete(m).where(m.c.id == member_id))
 
     def list_members(
         self,
@@ -136,9 +225,49 @@ class MemberRepository:
         crew_id: str | None = None,
         status: str | None = None,
         name_contains: str | None = None,
+        include_archived: bool = False,
     ) -> list[Member]:
+        stmt = self._members(
+            workspace_id,
+            crew_id=crew_id,
+            status=status,
+            name_contains=name_contains,
+            include_archived=include_archived,
+        )
+        rows = self._c.execute(keyset_page(stmt, tables.members.c.id, after, limit)).all()
+        return [_member(r) for r in rows]
+
+    def count_members(
+        self,
+        workspace_id: str,
+        *,
+        crew_id: str | None = None,
+        status: str | None = None,
+        name_contains: str | None = None,
+        include_archived: bool = False,
+    ) -> int:
+        stmt = self._members(
+            workspace_id,
+            crew_id=crew_id,
+            status=status,
+            name_contains=name_contains,
+            include_archived=include_archived,
+        )
+        return count_rows(self._c, stmt)
+
+    def _members(
+        self,
+        workspace_id: str,
+        *,
+        crew_id: str | None,
+        status: str | None,
+        name_contains: str | None,
+        include_archived: bool,
+    ) -> Select[Any]:
         m = tables.members
         stmt = select(m).where(m.c.workspace_id == workspace_id)
+        if not include_archived:
+            stmt = stmt.where(m.c.archived_at.is_(None))
         if crew_id is not None:
             stmt = stmt.where(m.c.crew_id == crew_id)
         if status == "published":
@@ -147,8 +276,7 @@ class MemberRepository:
             stmt = stmt.where(m.c.active_version_id.is_(None))
         if name_contains:
             stmt = stmt.where(contains(m.c.name, name_contains))
-        rows = self._c.execute(keyset_page(stmt, m.c.id, after, limit)).all()
-        return [_member(r) for r in rows]
+        return stmt
 
     def existing_member_ids(self, workspace_id: str, ids: Iterable[str]) -> set[str]:
         wanted = set(ids)
@@ -246,12 +374,19 @@ class MemberRepository:
         limit: int,
         status: str | None = None,
     ) -> list[Version]:
+        stmt = self._versions(workspace_id, member_id, status)
+        rows = self._c.execute(keyset_page(stmt, tables.member_versions.c.id, after, limit)).all()
+        return [_version(r) for r in rows]
+
+    def count_versions(self, workspace_id: str, member_id: str, status: str | None) -> int:
+        return count_rows(self._c, self._versions(workspace_id, member_id, status))
+
+    def _versions(self, workspace_id: str, member_id: str, status: str | None) -> Select[Any]:
         v = tables.member_versions
         stmt = select(v).where(v.c.workspace_id == workspace_id, v.c.member_id == member_id)
         if status is not None:
             stmt = stmt.where(v.c.status == status)
-        rows = self._c.execute(keyset_page(stmt, v.c.id, after, limit)).all()
-        return [_version(r) for r in rows]
+        return stmt
 
     # -- handoffs ------------------------------------------------------------------------
 
@@ -354,6 +489,7 @@ def _member(row: Any) -> Member:
         identity=row.identity,
         created_at=utc(row.created_at),
         updated_at=utc(row.updated_at),
+        archived_at=utc_or_none(row.archived_at),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -26,6 +26,12 @@ def keyset_page(stmt: Select[Any], id_column: Any, after: str | None, limit: int
     if after is not None:
         stmt = stmt.where(id_column > after)
     return stmt.order_by(id_column).limit(limit + 1)
+
+
+def count_rows(connection: Connection, stmt: Select[Any]) -> int:
+    """How many rows ``stmt`` (a filtered select, unordered and unlimited) selects."""
+    counted = select(func.count()).select_from(stmt.order_by(None).subquery())
+    return int(connection.execute(counted).scalar_one())
 
 
 def contains(column: Any, text: str) -> Any:

@@ -90,6 +90,8 @@ members = Table(
     Column("latest_version_number", Integer, nullable=False),
     Column("identity", String(128), nullable=True),
     Column("handoffs_updated_at", Stamp, nullable=True),
+    # Set while the member is archived (issue 14): not runnable, hidden from default lists.
+    Column("archived_at", Stamp, nullable=True),
     Column("created_at", Stamp, nullable=False),
     Column("updated_at", Stamp, nullable=False),
     UniqueConstraint("workspace_id", "name", name="uq_members_workspace_id_name"),
@@ -310,6 +312,9 @@ triggers = Table(
     Column("input", JsonDoc, nullable=True),
     # The webhook's HMAC secret, encrypted (Fernet token); never stored in the clear.
     Column("secret_ciphertext", Text, nullable=True),
+    # After a rotation, the secret it replaced keeps verifying until it expires (issue 14).
+    Column("previous_secret_ciphertext", Text, nullable=True),
+    Column("previous_secret_expires_at", Stamp, nullable=True),
     # Slots before this instant are never fired (set at creation and on each re-enable).
     Column("active_since", Stamp, nullable=False),
     Column("created_by", String(255), nullable=False),
@@ -361,6 +366,8 @@ trigger_invocations = Table(
     Column("run_id", Id, ForeignKey("runs.id"), nullable=True),
     Column("slot", Stamp, nullable=True),
     Column("delivery_key", String(200), nullable=True),
+    # Which secret verified a webhook delivery: ``current`` or ``previous`` (after a rotation).
+    Column("secret", String(16), nullable=True),
     Index("ix_trigger_invocations_trigger_id_id", "trigger_id", "id"),
     # Counting a trigger's recent refusals (the bound on logging forged deliveries).
     Index("ix_trigger_invocations_trigger_id_at", "trigger_id", "at"),

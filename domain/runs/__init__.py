@@ -6,6 +6,7 @@ from domain.runs.errors import (
     ApprovalAlreadyDecided,
     IdempotencyKeyReused,
     InputSchemaMismatch,
+    MemberArchived,
     NothingToRun,
     RunFinished,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "InputSchemaMismatch",
     "LanguageModel",
     "ModelError",
+    "MemberArchived",
     "ModelReply",
     "NothingToRun",
     "OfflineLanguageModel",

@@ -17,6 +17,16 @@ class NothingToRun(Conflict):
         self.member_id = member_id
 
 
+class MemberArchived(NothingToRun):
+    """A run was asked of an archived member (by hand, a trigger or a handoff)."""
+
+    slug = "member-archived"
+
+    def __init__(self, member_id: str) -> None:
+        Conflict.__init__(self, f"Member '{member_id}' is archived; unarchive it to run it.")
+        self.member_id = member_id
+
+
 class IdempotencyKeyReused(Conflict):
     """An Idempotency-Key was sent again with a different request."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from domain.kernel.signals import Signal
 from domain.members import compile_definition, input_problems, nul_pointer, runnable
-from domain.runs.errors import InputSchemaMismatch, NothingToRun
+from domain.runs.errors import InputSchemaMismatch, MemberArchived, NothingToRun
 from domain.runs.model import Run, RunOrigin
 from domain.runs.repository import RunsTx
 
@@ -40,12 +40,18 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
     """Queue a run of the member's version to run, inside ``tx``; return it.
 
     :raises NothingToRun: no published version (no draft, for a dry run).
+    :raises MemberArchived: the member is archived.
     :raises InputSchemaMismatch: the input breaks the version's input schema.
     """
     found = runnable(tx, workspace_id, request.member_id, dry_run=request.dry_run)
     if found is None:
+        member_row = tx.members.get_member(workspace_id, request.member_id)
+        if member_row is not None and member_row.archived:
+            raise MemberArchived(request.member_id)
         raise NothingToRun(request.member_id, request.dry_run)
     member, version = found
+    if member.archived:
+        raise MemberArchived(member.id)
     if request.dry_run:
         program = compile_definition(version.definition).program
     else:

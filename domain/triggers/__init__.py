@@ -1,13 +1,15 @@
 """Triggers: cron schedules and signed webhooks that start a member's runs, and their logs."""
 
-from domain.triggers.errors import MemberNotPublished, WebhookRejected
+from domain.triggers.errors import MemberNotPublished, NotAWebhook, WebhookRejected
 from domain.triggers.firing import Firing, TriggerFiring
 from domain.triggers.model import (
     CreatedTrigger,
     Invocation,
     InvocationOutcome,
+    RotatedSecret,
     ScheduleView,
     Trigger,
+    TriggerChanges,
     TriggerKind,
     WebhookDelivery,
     WebhookResult,
@@ -23,8 +25,11 @@ __all__ = [
     "Invocation",
     "InvocationOutcome",
     "MemberNotPublished",
+    "NotAWebhook",
+    "RotatedSecret",
     "ScheduleView",
     "Trigger",
+    "TriggerChanges",
     "TriggerFiring",
     "TriggerKind",
     "TriggerRepository",

@@ -1,4 +1,5 @@
-"""Errors of triggers: a member that cannot be triggered, a refused webhook delivery."""
+"""Errors of triggers: a member that cannot be triggered, a webhook-only operation on a
+schedule, a refused webhook delivery."""
 
 from __future__ import annotations
 
@@ -18,6 +19,16 @@ class MemberNotPublished(Conflict):
 
     def details(self) -> dict[str, object]:
         return {"pointer": "/member_id"}
+
+
+class NotAWebhook(Conflict):
+    """A webhook-only operation (secret rotation) was asked of a schedule trigger."""
+
+    slug = "not-a-webhook"
+
+    def __init__(self, trigger_id: str) -> None:
+        super().__init__(f"Trigger '{trigger_id}' is not a webhook trigger: it has no secret.")
+        self.trigger_id = trigger_id
 
 
 class WebhookRejected(CredentialRejected):

@@ -23,6 +23,7 @@ from domain.kernel.unit_of_work import Store
 from domain.runs import (
     IdempotencyKeyReused,
     InputSchemaMismatch,
+    MemberArchived,
     NothingToRun,
     Run,
     RunOrigin,
@@ -151,7 +152,8 @@ class TriggerFiring:
         :raises WebhookRejected: unknown, deleted or disabled trigger, bad signature or
             timestamp outside the window (one error for all: it reveals nothing).
         :raises IdempotencyKeyReused: the Idempotency-Key came with another body before.
-        :raises NothingToRun: the member has no published version any more.
+        :raises NothingToRun: the member has no published version any more (an archived
+            member is refused as a disabled trigger is: WebhookRejected).
         :raises InputSchemaMismatch: the body breaks the member's input schema.
         """
         now = self._clock.now()
@@ -195,7 +197,7 @@ class TriggerFiring:
             def reject(reason: str, error: Exception) -> Exception:
                 return _log_rejection(tx, known, reason, delivery_key, now, error)
 
-            reason = self._refusal(trigger, delivery, now)
+            reason, verified_by = self._refusal(trigger, delivery, now)
             if reason is not None:
                 limit = self.settings.refusals_logged_per_minute
                 if _refusals_flooding(tx, trigger, now, limit):
@@ -216,11 +218,14 @@ class TriggerFiring:
                     run_id=found[2],
                     delivery_key=found[0],
                     at=now,
+                    secret=verified_by,
                 )
                 tx.commit()
                 return WebhookResult(found[2], trigger.id, True)
             try:
                 run = _queue(tx, trigger, delivery.body, RunOrigin.WEBHOOK, now)
+            except MemberArchived as exc:  # the same answer as a disabled trigger
+                raise reject(exc.slug or "rejected", WebhookRejected("member-archived")) from None
             except (NothingToRun, InputSchemaMismatch) as exc:
                 raise reject(exc.slug or "rejected", exc) from None
             for key in (signature_key, delivery_key):
@@ -233,24 +238,41 @@ class TriggerFiring:
                 run_id=run.id,
                 delivery_key=delivery_key,
                 at=now,
+                secret=verified_by,
             )
             tx.commit()
         return WebhookResult(run.id, trigger.id, False)
 
-    def _refusal(self, trigger: Trigger, delivery: WebhookDelivery, now: datetime) -> str | None:
+    def _refusal(
+        self, trigger: Trigger, delivery: WebhookDelivery, now: datetime
+    ) -> tuple[str | None, str | None]:
+        """(why the delivery is refused or None, which secret verified it: ``current`` or
+        ``previous``, the one a rotation replaced, while its grace period lasts)."""
         assert trigger.secret_ciphertext is not None
-        try:
-            secret = self._secret_box.open(trigger.secret_ciphertext)
-        except SecretUnreadable:
-            return "secret-unreadable"
-        reason = refusal(secret, delivery.timestamp, delivery.signature, delivery.raw_body, now)
+        candidates = [("current", trigger.secret_ciphertext)]
+        expires = trigger.previous_secret_expires_at
+        if trigger.previous_secret_ciphertext is not None and expires is not None and now < expires:
+            candidates.append(("previous", trigger.previous_secret_ciphertext))
+        reason: str | None = "secret-unreadable"
+        verified_by = None
+        for which, ciphertext in candidates:
+            try:
+                secret = self._secret_box.open(ciphertext)
+            except SecretUnreadable:
+                continue
+            why = refusal(secret, delivery.timestamp, delivery.signature, delivery.raw_body, now)
+            if why is None:
+                reason, verified_by = None, which
+                break
+            if reason == "secret-unreadable" or why != "bad-signature":
+                reason = why  # the most telling reason: a stale timestamp over a mismatch
         if reason is not None:
-            return reason
+            return reason, None
         if not trigger.live:
-            return "deleted"
+            return "deleted", verified_by
         if not trigger.enabled:
-            return "disabled"
-        return None
+            return "disabled", verified_by
+        return None, verified_by
 
 
 def _queue(

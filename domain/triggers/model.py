@@ -38,6 +38,9 @@ class Trigger:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    #: The secret a rotation replaced, and until when it still verifies deliveries.
+    previous_secret_ciphertext: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
 
     @property
     def subject(self) -> str:
@@ -56,8 +59,60 @@ class Trigger:
         since = now if enabled else self.active_since
         return replace(self, enabled=enabled, active_since=since, updated_at=now)
 
+    def edited(self, now: datetime, changes: TriggerChanges) -> Trigger:
+        """The trigger with ``changes`` applied. A new cron or time zone takes effect from
+        the next slot: ``active_since`` moves to now, so no missed slot is ever back-filled."""
+        rescheduled = (changes.cron is not None and changes.cron != self.cron) or (
+            changes.timezone is not None and changes.timezone != self.timezone
+        )
+        return replace(
+            self,
+            name=self.name if changes.name is None else changes.name,
+            description=self.description if changes.description is None else changes.description,
+            cron=self.cron if changes.cron is None else changes.cron,
+            timezone=self.timezone if changes.timezone is None else changes.timezone,
+            input=self.input if changes.input is None else changes.input,
+            active_since=now if rescheduled else self.active_since,
+            updated_at=now,
+        )
+
+    def with_rotated_secret(
+        self, ciphertext: str, previous_expires_at: datetime | None, now: datetime
+    ) -> Trigger:
+        """The trigger with a new secret; the old one verifies until ``previous_expires_at``
+        (None: not at all)."""
+        return replace(
+            self,
+            secret_ciphertext=ciphertext,
+            previous_secret_ciphertext=None
+            if previous_expires_at is None
+            else self.secret_ciphertext,
+            previous_secret_expires_at=previous_expires_at,
+            updated_at=now,
+        )
+
     def deleted(self, now: datetime) -> Trigger:
         return replace(self, enabled=False, deleted_at=now, updated_at=now)
+
+
+@dataclass(frozen=True)
+class TriggerChanges:
+    """What a trigger edit changes; None keeps a field."""
+
+    name: str | None = None
+    description: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    input: dict[str, Any] | None = field(default=None, hash=False)
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    """A trigger with a new secret, shown this once, and until when the old one verifies."""
+
+    trigger: Trigger
+    secret: str
+    previous_secret_expires_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +143,8 @@ class Invocation:
     run_id: str | None
     slot: datetime | None
     delivery_key: str | None
+    #: Which secret verified a webhook delivery: ``current`` or ``previous``.
+    secret: str | None = None
 
 
 @dataclass(frozen=True)

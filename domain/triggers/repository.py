@@ -13,11 +13,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, delete, func, insert, select, update
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
-from domain.persistence.sql import insert_once, utc, utc_or_none
+from domain.persistence.sql import count_rows, insert_once, utc, utc_or_none
 from domain.runs import RunsTx
 from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
 
@@ -44,6 +44,8 @@ class TriggerRepository:
                 timezone=trigger.timezone,
                 input=trigger.input,
                 secret_ciphertext=trigger.secret_ciphertext,
+                previous_secret_ciphertext=trigger.previous_secret_ciphertext,
+                previous_secret_expires_at=trigger.previous_secret_expires_at,
                 active_since=trigger.active_since,
                 created_by=trigger.created_by,
                 created_at=trigger.created_at,
@@ -68,16 +70,32 @@ class TriggerRepository:
         self, workspace_id: str, after: str | None, limit: int, kind: str | None = None
     ) -> list[Trigger]:
         t = tables.triggers
-        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
-        if kind is not None:
-            stmt = stmt.where(t.c.kind == kind)
+        stmt = self._live(workspace_id, kind)
         if after is not None:
             stmt = stmt.where(t.c.id > after)
         rows = self._c.execute(stmt.order_by(t.c.id).limit(limit + 1)).all()
         return [_trigger(r) for r in rows]
 
+    def count_invocations(self, workspace_id: str, trigger_id: str) -> int:
+        return count_rows(self._c, self._invocations(workspace_id, trigger_id))
+
+    def _invocations(self, workspace_id: str, trigger_id: str) -> Select[Any]:
+        i = tables.trigger_invocations
+        return select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+
+    def count_live(self, workspace_id: str, kind: str | None = None) -> int:
+        return count_rows(self._c, self._live(workspace_id, kind))
+
+    def _live(self, workspace_id: str, kind: str | None) -> Select[Any]:
+        t = tables.triggers
+        stmt = select(t).where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
+        if kind is not None:
+            stmt = stmt.where(t.c.kind == kind)
+        return stmt
+
     def save(self, trigger: Trigger) -> None:
-        """Write the trigger's mutable fields (enabled, active since, deletion, update time)."""
+        """Write the trigger's mutable fields (names, schedule, input, enabled, active since,
+        secrets, deletion, update time)."""
         t = tables.triggers
         self._c.execute(
             update(t)
@@ -89,6 +107,9 @@ class TriggerRepository:
                 cron=trigger.cron,
                 timezone=trigger.timezone,
                 input=trigger.input,
+                secret_ciphertext=trigger.secret_ciphertext,
+                previous_secret_ciphertext=trigger.previous_secret_ciphertext,
+                previous_secret_expires_at=trigger.previous_secret_expires_at,
                 active_since=trigger.active_since,
                 updated_at=trigger.updated_at,
                 deleted_at=trigger.deleted_at,
@@ -191,6 +212,7 @@ class TriggerRepository:
         run_id: str | None = None,
         slot: datetime | None = None,
         delivery_key: str | None = None,
+        secret: str | None = None,
     ) -> None:
         self._c.execute(
             insert(tables.trigger_invocations).values(
@@ -204,6 +226,7 @@ class TriggerRepository:
                 run_id=run_id,
                 slot=slot,
                 delivery_key=delivery_key,
+                secret=secret,
             )
         )
 
@@ -228,7 +251,7 @@ class TriggerRepository:
     ) -> list[Invocation]:
         """Newest first; the cursor is an upper bound."""
         i = tables.trigger_invocations
-        stmt = select(i).where(i.c.workspace_id == workspace_id, i.c.trigger_id == trigger_id)
+        stmt = self._invocations(workspace_id, trigger_id)
         if before is not None:
             stmt = stmt.where(i.c.id < before)
         rows = self._c.execute(stmt.order_by(i.c.id.desc()).limit(limit + 1)).all()
@@ -248,6 +271,8 @@ def _trigger(row: Any) -> Trigger:
         timezone=row.timezone,
         input=row.input,
         secret_ciphertext=row.secret_ciphertext,
+        previous_secret_ciphertext=row.previous_secret_ciphertext,
+        previous_secret_expires_at=utc_or_none(row.previous_secret_expires_at),
         active_since=utc(row.active_since),
         created_by=row.created_by,
         created_at=utc(row.created_at),
@@ -268,6 +293,7 @@ def _invocation(row: Any) -> Invocation:
         run_id=row.run_id,
         slot=utc_or_none(row.slot),
         delivery_key=row.delivery_key,
+        secret=row.secret,
     )
 
 

@@ -6,28 +6,35 @@ is ``firing.py``'s.
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.kernel.actor import Actor, Role
 from domain.kernel.clock import Clock
-from domain.kernel.errors import NotFound, ReferencedResourceNotFound
+from domain.kernel.errors import NotFound, ReferencedResourceNotFound, RuleViolation
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.ports import SecretBox
+from domain.kernel.preconditions import Precondition, check
 from domain.kernel.unit_of_work import Store
 from domain.runs import check_input
-from domain.triggers.errors import MemberNotPublished
+from domain.triggers.errors import MemberNotPublished, NotAWebhook
 from domain.triggers.model import (
     CreatedTrigger,
     Invocation,
+    RotatedSecret,
     ScheduleView,
     Trigger,
+    TriggerChanges,
     TriggerKind,
 )
 from domain.triggers.repository import TriggersTx
 from domain.triggers.schedule import DEFAULT_TIMEZONE, next_slot, normalise_cron, zone
 from domain.triggers.webhook_signature import new_secret
+
+#: How long a webhook's previous secret keeps verifying after a rotation, unless told.
+DEFAULT_GRACE_SECONDS = 24 * 3600
 
 
 class Triggers:
@@ -139,7 +146,8 @@ class Triggers:
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.triggers.list_live(actor.workspace_id, page.cursor, page.limit, kind)
-        return page_of(rows, page, lambda row: row.id)
+            total = tx.triggers.count_live(actor.workspace_id, kind) if page.include_total else None
+        return page_of(rows, page, lambda row: row.id, total)
 
     def enable_trigger(self, actor: Actor, trigger_id: str) -> Trigger:
         """Enable a trigger (idempotent). Slots from before it are never fired.
@@ -171,6 +179,90 @@ class Triggers:
             tx.commit()
         return changed
 
+    def update_trigger(
+        self,
+        actor: Actor,
+        trigger_id: str,
+        changes: TriggerChanges,
+        *,
+        if_match: Precondition[Trigger] | None = None,
+    ) -> Trigger:
+        """Edit a trigger's name, description, and a schedule's cron, time zone and input (its
+        kind and member never change). A new cron or time zone takes effect from the next
+        slot: slots it missed are never back-filled.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises InvalidField: a garbage cron or time zone.
+        :raises RuleViolation: a schedule field (cron, time zone, input) for a webhook.
+        :raises NotFound: no such (live) trigger.
+        :raises PreconditionFailed: the trigger is not in the state ``if_match`` expects.
+        :raises InputSchemaMismatch: the new input breaks the member's input schema.
+        """
+        actor.require(Role.AUTHOR)
+        if changes.cron is not None:
+            changes = replace(changes, cron=normalise_cron(changes.cron))
+        if changes.timezone is not None:
+            zone(changes.timezone)
+        now = self._clock.now()
+        with self._store(write=True) as tx:
+            current = _trigger_or_404(tx, actor, trigger_id)
+            check(if_match, current)
+            if current.kind is not TriggerKind.SCHEDULE:
+                for name in ("cron", "timezone", "input"):
+                    if getattr(changes, name) is not None:
+                        raise RuleViolation(
+                            "schedule-only",
+                            f"/{name}: only schedule triggers have a {name}; this is a webhook.",
+                            f"/{name}",
+                        )
+            if changes.input is not None:
+                _check_schedule_input(tx, current, changes.input)
+            trigger = current.edited(now, changes)
+            tx.triggers.save(trigger)
+            fields = [
+                name
+                for name in ("name", "description", "cron", "timezone", "input")
+                if getattr(changes, name) is not None
+            ]
+            tx.audit.append(
+                actor, "trigger.updated", "trigger", trigger_id, {"fields": fields}, now
+            )
+            tx.commit()
+        return trigger
+
+    def rotate_trigger_secret(
+        self, actor: Actor, trigger_id: str, grace_seconds: int = DEFAULT_GRACE_SECONDS
+    ) -> RotatedSecret:
+        """Give a webhook trigger a new secret, returned this once. The old one keeps
+        verifying deliveries for ``grace_seconds`` (0: it stops at once), so a sender can
+        switch without losing deliveries; a secret replaced earlier stops at once.
+
+        :raises PermissionDenied: the actor is below author.
+        :raises NotFound: no such (live) trigger.
+        :raises NotAWebhook: the trigger is a schedule.
+        """
+        actor.require(Role.AUTHOR)
+        now = self._clock.now()
+        secret = new_secret()
+        ciphertext = self._secret_box.seal(secret)
+        expires = now + timedelta(seconds=grace_seconds) if grace_seconds > 0 else None
+        with self._store(write=True) as tx:
+            current = _trigger_or_404(tx, actor, trigger_id)
+            if current.kind is not TriggerKind.WEBHOOK:
+                raise NotAWebhook(trigger_id)
+            trigger = current.with_rotated_secret(ciphertext, expires, now)
+            tx.triggers.save(trigger)
+            tx.audit.append(
+                actor,
+                "trigger.secret_rotated",
+                "trigger",
+                trigger_id,
+                {"grace_seconds": grace_seconds},
+                now,
+            )
+            tx.commit()
+        return RotatedSecret(trigger, secret, expires)
+
     def delete_trigger(self, actor: Actor, trigger_id: str) -> None:
         """Delete a trigger: it never fires again and reads answer NotFound; its invocation
         log and the runs it started are kept.
@@ -199,7 +291,12 @@ class Triggers:
             rows = tx.triggers.list_invocations(
                 actor.workspace_id, trigger_id, page.cursor, page.limit
             )
-        return page_of(rows, page, lambda row: row.id)
+            total = (
+                tx.triggers.count_invocations(actor.workspace_id, trigger_id)
+                if page.include_total
+                else None
+            )
+        return page_of(rows, page, lambda row: row.id, total)
 
     def list_schedules(self, actor: Actor, page: PageRequest) -> Page[ScheduleView]:
         """Schedule triggers with their next run time (None when disabled), oldest first."""
@@ -210,9 +307,16 @@ class Triggers:
                 actor.workspace_id, page.cursor, page.limit, TriggerKind.SCHEDULE.value
             )
             last = tx.triggers.last_slots([t.id for t in rows])
-        triggers = page_of(rows, page, lambda row: row.id)
+            total = (
+                tx.triggers.count_live(actor.workspace_id, TriggerKind.SCHEDULE.value)
+                if page.include_total
+                else None
+            )
+        triggers = page_of(rows, page, lambda row: row.id, total)
         return Page(
-            [schedule_view(t, now, last.get(t.id)) for t in triggers.items], triggers.next_cursor
+            [schedule_view(t, now, last.get(t.id)) for t in triggers.items],
+            triggers.next_cursor,
+            total,
         )
 
 
@@ -221,6 +325,17 @@ def schedule_view(trigger: Trigger, now: datetime, last_slot: datetime | None) -
     if trigger.enabled and trigger.cron and trigger.timezone:
         upcoming = next_slot(trigger.cron, trigger.timezone, max(now, trigger.active_since))
     return ScheduleView(trigger, upcoming, last_slot)
+
+
+def _check_schedule_input(tx: TriggersTx, trigger: Trigger, run_input: dict[str, Any]) -> None:
+    member = tx.members.get_member(trigger.workspace_id, trigger.member_id)
+    if member is None or member.active_version_number is None:
+        return  # nothing to check against; firing will log the slot as rejected
+    version = tx.members.get_version(
+        trigger.workspace_id, trigger.member_id, member.active_version_number
+    )
+    if version is not None and version.program is not None:
+        check_input(version.program, run_input)
 
 
 def _trigger_or_404(tx: TriggersTx, actor: Actor, trigger_id: str) -> Trigger:

@@ -105,6 +105,11 @@ class WorkspaceRepository:
         rows = self._c.execute(stmt.order_by(wm.c.subject).limit(limit + 1)).all()
         return [_membership(r) for r in rows]
 
+    def count_memberships(self, workspace_id: str) -> int:
+        wm = tables.workspace_members
+        stmt = select(func.count()).where(wm.c.workspace_id == workspace_id)
+        return int(self._c.execute(stmt).scalar_one())
+
     def get_membership(self, workspace_id: str, subject: str) -> Membership | None:
         wm, users = tables.workspace_members, tables.users
         row = self._c.execute(

@@ -16,6 +16,7 @@ from domain.kernel.clock import Clock
 from domain.kernel.errors import CredentialRejected, NotFound
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
+from domain.kernel.preconditions import Precondition, check
 from domain.kernel.unit_of_work import Store
 from domain.workspaces.errors import AlreadyMember, LastAdmin
 from domain.workspaces.model import (
@@ -85,19 +86,27 @@ class Workspaces:
         return workspace
 
     def update_workspace(
-        self, actor: Actor, *, name: str | None = None, description: str | None = None
+        self,
+        actor: Actor,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        if_match: Precondition[Workspace] | None = None,
     ) -> Workspace:
         """Rename or re-describe the actor's workspace (admin only).
 
         :raises PermissionDenied: the actor is not an admin.
         :raises CredentialRejected: the workspace does not exist.
+        :raises PreconditionFailed: the workspace is not in the state ``if_match`` expects.
         """
         actor.require(Role.ADMIN)
         now = self._clock.now()
         with self._store(write=True) as tx:
+            tx.workspaces.lock(actor.workspace_id)
             current = tx.workspaces.get(actor.workspace_id)
             if current is None:
                 raise CredentialRejected(_UNKNOWN_WORKSPACE)
+            check(if_match, current)
             workspace = replace(
                 current,
                 name=current.name if name is None else name,
@@ -174,7 +183,10 @@ class Workspaces:
             rows = tx.workspaces.list_memberships(
                 actor.workspace_id, subject_after(page.cursor), page.limit
             )
-        return page_of(rows, page, lambda m: subject_cursor(m.subject))
+            total = (
+                tx.workspaces.count_memberships(actor.workspace_id) if page.include_total else None
+            )
+        return page_of(rows, page, lambda m: subject_cursor(m.subject), total)
 
     def get_workspace_membership(self, actor: Actor, subject: str) -> Membership:
         """Return one member of the actor's workspace (admin only).
@@ -213,11 +225,19 @@ class Workspaces:
             tx.commit()
         return membership
 
-    def update_workspace_membership(self, actor: Actor, subject: str, role: Role) -> Membership:
+    def update_workspace_membership(
+        self,
+        actor: Actor,
+        subject: str,
+        role: Role,
+        *,
+        if_match: Precondition[Membership] | None = None,
+    ) -> Membership:
         """Change a member's role (admin only); the last admin cannot be demoted.
 
         :raises PermissionDenied: the actor is not an admin.
         :raises NotFound: ``subject`` is not a member of the workspace.
+        :raises PreconditionFailed: the membership is not in the state ``if_match`` expects.
         :raises LastAdmin: the member is the workspace's only admin and ``role`` is lower.
         """
         actor.require(Role.ADMIN)
@@ -225,6 +245,7 @@ class Workspaces:
         with self._store(write=True) as tx:
             tx.workspaces.lock(actor.workspace_id)
             current = _membership_or_404(tx, actor, subject)
+            check(if_match, current)
             if current.role is Role.ADMIN and role is not Role.ADMIN:
                 _keep_an_admin(tx, actor, subject)
             if current.role is not role:

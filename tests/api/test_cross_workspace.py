@@ -217,11 +217,16 @@ def build_request(
     for param in params:
         if param["in"] == "path":
             url = url.replace("{" + param["name"] + "}", str(path_value(param, world)))
+    query = {
+        p["name"]: example(p["schema"], world)
+        for p in params
+        if p["in"] == "query" and p.get("required")
+    }
     body = None
     if "requestBody" in op:
         content = resolve(op["requestBody"])["content"]
         body = example(content["application/json"]["schema"], world)
-    return client.build_request(method.upper(), url, json=body)
+    return client.build_request(method.upper(), url, params=query, json=body)
 
 
 def send(client: httpx.Client, request: httpx.Request, headers: dict[str, str]) -> httpx.Response:
@@ -248,6 +253,14 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
     if "run_id" in world.ids:
         urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
     return [client.get(url, headers=headers).json() for url in urls]
+
+
+DELETABLE = {
+    "deleteCrew": lambda client, h, world: {"crew_id": create_crew(client, h)["id"]},
+    "deleteMember": lambda client, h, world: {
+        "member_id": create_member(client, h, world.ids["crew_id"])["id"]
+    },
+}
 
 
 def success_statuses(op: dict[str, Any]) -> set[int]:
@@ -282,6 +295,8 @@ class TestEveryOperationWithAPathIdIsTenantScoped:
         a, b = make_tenant("Workspace A"), make_tenant("Workspace B")
         a_headers = a.headers(Role.ADMIN)
         world = build_world(client, a_headers, {p["name"] for p in params if p["in"] == "path"})
+        if op["operationId"] in DELETABLE:  # only an empty crew, an unpublished member
+            world.ids.update(DELETABLE[op["operationId"]](client, a_headers, world))
         if credential == "session":
             b_headers = b.headers(Role.ADMIN)
         else:

@@ -155,16 +155,57 @@ class FakeMembers:
         crew_id: str | None = None,
         status: str | None = None,
         name_contains: str | None = None,
+        include_archived: bool = False,
     ) -> list[Member]:
         rows = [
             m
             for m in sorted(self._s.members.values(), key=lambda m: m.id)
             if m.workspace_id == workspace_id
+            and (include_archived or not m.archived)
             and (crew_id is None or m.crew_id == crew_id)
             and (status is None or m.status == status)
             and (name_contains is None or name_contains.lower() in m.name.lower())
         ]
         return _page(rows, after, limit)
+
+    def name_taken_by_other(self, member: Member) -> bool:
+        return any(
+            m.workspace_id == member.workspace_id and m.name == member.name and m.id != member.id
+            for m in self._s.members.values()
+        )
+
+    def member_references(self, member_id: str) -> list[str]:
+        reasons = []
+        if any(r.member_id == member_id for r in self._s.runs.values()):
+            reasons.append("it has runs")
+        if any(member_id in targets for targets in self.handoff_graph_all().values()):
+            reasons.append("other members hand off to it")
+        return reasons
+
+    def handoff_graph_all(self) -> dict[str, list[str]]:
+        return {m: [h.target_member_id for h in hs] for m, hs in self._s.handoffs.items()}
+
+    def delete_member(self, member_id: str) -> None:
+        self._s.members.pop(member_id, None)
+        self._s.handoffs.pop(member_id, None)
+        self._s.versions = {k: v for k, v in self._s.versions.items() if v.member_id != member_id}
+
+    def save_crew(self, crew: Crew) -> None:
+        if any(
+            c.workspace_id == crew.workspace_id and c.name == crew.name and c.id != crew.id
+            for c in self._crews()
+        ):
+            raise DuplicateName("crew", crew.name)
+        self._s.crews[crew.id] = crew
+
+    def count_crew_members(self, crew_id: str) -> int:
+        return sum(1 for m in self._s.members.values() if m.crew_id == crew_id)
+
+    def crew_referenced(self, crew_id: str) -> bool:
+        return False
+
+    def delete_crew(self, crew_id: str) -> None:
+        self._s.crews.pop(crew_id, None)
 
     def existing_member_ids(self, workspace_id: str, ids: Any) -> set[str]:
         return {i for i in ids if self.get_member(workspace_id, i) is not None}
