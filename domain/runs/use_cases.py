@@ -82,6 +82,14 @@ class Runs:
                 dry_run=dry_run,
             )
             run = queue_run(tx, actor.workspace_id, request, now)
+            tx.audit.append(
+                actor,
+                "run.started",
+                "run",
+                run.id,
+                {"member_id": member_id, "dry_run": dry_run},
+                now,
+            )
             if idempotency_key is not None:
                 try:
                     tx.runs.add_idempotency_key(
@@ -165,6 +173,7 @@ class Runs:
             run = run.cancelled(now)
             if not tx.runs.save(run, expect_status=previous):
                 raise RunFinished(run_id, "concurrently")  # pragma: no cover - row locked
+            tx.audit.append(actor, "run.cancelled", "run", run_id, cancelled, now)
             tx.record(run.changed_signal())
             for approval_id in closed:
                 tx.record(_decided_signal(run, approval_id, ApprovalStatus.CANCELLED))
@@ -253,6 +262,14 @@ class Runs:
                 )
                 run = run.failed("ApprovalRejected", message, now)
             tx.runs.save(run, expect_status=RunStatus.WAITING_APPROVAL)
+            tx.audit.append(
+                actor,
+                f"approval.{status.value}",
+                "approval",
+                approval_id,
+                {"run_id": run.id, "tool": approval.tool, "reason": reason},
+                now,
+            )
             result = tx.runs.get_approval(actor.workspace_id, approval_id)
             tx.record(run.changed_signal())
             tx.record(_decided_signal(run, approval_id, status))

@@ -14,7 +14,9 @@ from domain.kernel import Role
 from tests.api.helpers import DEFINITION, create_crew, create_member, operations
 from tests.support.mcp_server import McpServerProcess
 from tests.support.openapi_check import check_problem
-from tests.support.runs import app_client
+from tests.support.peers import Peer, web_route
+from tests.support.runs import POSTER, app_client, approvals_of, start, wait_for
+from tests.support.runs import published_member as run_published_member
 from tests.support.triggers import create_trigger, published_member
 
 MCP_KEY = "sk-test-" + "audit1" * 6
@@ -300,6 +302,14 @@ TOOL_SERVER_WALK = {
     "deleteToolServer": "tool_server.deleted",
 }
 
+# Runs and their approvals need a worker and a tool target (a local peer): walked below.
+RUN_WALK = {
+    "startRun": "run.started",
+    "cancelRun": "run.cancelled",
+    "approveApproval": "approval.approved",
+    "rejectApproval": "approval.rejected",
+}
+
 # Mutating operations that write no entry (yet), and why. Every mutating operation of the
 # contract is either walked above or named here, so a new one cannot be forgotten.
 NO_ENTRY = {
@@ -309,11 +319,6 @@ NO_ENTRY = {
     "exportMemberToScaiflow": "deferred (501)",
     # Change no workspace state an admin audits: a ticket opens the caller's own stream.
     "createStreamTicket": "opens the caller's stream, changes nothing",
-    # Runs and their approvals: recorded in each run's append-only event timeline, with who
-    # decided; audit entries for them come with issue 13 (runs: cancel, approval expiry).
-    "startRun": "in the run's timeline (issue 13)",
-    "approveApproval": "in the run's timeline, with the decider (issue 13)",
-    "rejectApproval": "in the run's timeline, with the decider (issue 13)",
     "receiveWebhook": "in the trigger's invocation log",
     # Logins and session tokens: issue 15 (API keys, login binding, rate limits).
     "startLogin": "issue 15",
@@ -331,7 +336,7 @@ def test_every_mutating_operation_is_walked_or_named():
         for _, method, op, _ in operations()
         if method in ("post", "put", "patch", "delete")
     }
-    assert set(WALK) | set(TOOL_SERVER_WALK) | set(NO_ENTRY) == mutating
+    assert set(WALK) | set(TOOL_SERVER_WALK) | set(RUN_WALK) | set(NO_ENTRY) == mutating
     assert not set(WALK) & set(NO_ENTRY)
 
 
@@ -391,3 +396,49 @@ def test_a_tool_server_operation_writes_exactly_one_entry(tool_api, make_tenant,
     assert [(e["action"], e["target_id"]) for e in new] == [
         (TOOL_SERVER_WALK[operation], server_id)
     ]
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Peer]:
+    peer = Peer(web_route).start()
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(scope="module")
+def run_api(settings: Any) -> Iterator[httpx.Client]:
+    with app_client(settings, tool_http_allowlist=("127.0.0.1",)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("operation", sorted(RUN_WALK))
+def test_a_run_operation_writes_exactly_one_entry(run_api, make_tenant, web, operation):
+    client, tenant = run_api, make_tenant()
+    h = tenant.headers(Role.ADMIN)
+    member = run_published_member(client, h, POSTER)
+    run_input = {"url": web.url(f"/hook/audit-{operation}"), "note": "audited"}
+    if operation == "startRun":
+        before = {e["id"] for e in _entries(client, h)}
+        response = client.post(
+            f"/v1/members/{member['id']}/runs", json={"input": run_input}, headers=h
+        )
+        target_id = response.json()["id"]
+    else:
+        run = start(client, h, member["id"], run_input)
+        wait_for(client, h, run["id"], ("waiting_approval",))
+        approval = approvals_of(client, h, run["id"])[0]
+        before = {e["id"] for e in _entries(client, h)}
+        if operation == "cancelRun":
+            response = client.post(f"/v1/runs/{run['id']}/cancel", headers=h)
+            target_id = run["id"]
+        elif operation == "approveApproval":
+            response = client.post(f"/v1/approvals/{approval['id']}/approve", headers=h)
+            target_id = approval["id"]
+        else:
+            body = {"reason": "not today"}
+            response = client.post(f"/v1/approvals/{approval['id']}/reject", json=body, headers=h)
+            target_id = approval["id"]
+    assert response.status_code < 300, response.text
+    new = [e for e in _entries(client, h) if e["id"] not in before]
+    assert [(e["action"], e["target_id"]) for e in new] == [(RUN_WALK[operation], target_id)], new
+    assert new[0]["actor"] == "user-admin"
