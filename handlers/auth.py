@@ -19,8 +19,8 @@ def _login() -> Login:
     return use_cases().login
 
 
-def start_login() -> Any:
-    started = _login().start_login()
+def start_login(body: dict[str, Any]) -> Any:
+    started = _login().start_login(login_challenge=body["login_challenge"])
     body = {
         "authorization_url": started.authorization_url,
         "state": started.state,
@@ -46,7 +46,9 @@ def complete_login(
 
 def redeem_session_code(body: dict[str, Any]) -> Any:
     result = _login().redeem_session_code(
-        session_code=body["session_code"], workspace_id=body.get("workspace_id")
+        session_code=body["session_code"],
+        login_verifier=body["login_verifier"],
+        workspace_id=body.get("workspace_id"),
     )
     if isinstance(result, SessionGrant):
         return ok(_grant(result), 200, NO_STORE)
