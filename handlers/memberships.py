@@ -8,6 +8,7 @@ from urllib.parse import quote
 from domain.kernel import Role
 from domain.workspaces import Membership
 from handlers._http import actor, ok, page, page_body, timestamp, use_cases
+from handlers.context import app_context
 
 
 def _membership(m: Membership) -> dict[str, Any]:
@@ -33,6 +34,7 @@ def add_workspace_membership(token_info: dict[str, Any], body: dict[str, Any]) -
     membership = use_cases().workspaces.add_workspace_membership(
         actor(token_info), body["subject"], Role.parse(body["role"])
     )
+    app_context().credentials.clear()  # this process sees the change at once (ADR 0032)
     location = f"/v1/workspace/members/{quote(membership.subject, safe='')}"
     return ok(_membership(membership), 201, {"Location": location})
 
@@ -49,9 +51,11 @@ def update_workspace_membership(
     membership = use_cases().workspaces.update_workspace_membership(
         actor(token_info), subject, Role.parse(body["role"])
     )
+    app_context().credentials.clear()
     return ok(_membership(membership))
 
 
 def remove_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     use_cases().workspaces.remove_workspace_membership(actor(token_info), subject)
+    app_context().credentials.clear()
     return None, 204

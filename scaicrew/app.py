@@ -31,7 +31,7 @@ from domain.database import Database
 from domain.kernel import Clock, DomainError
 from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.use_cases import Ports, UseCases
-from handlers.context import AllowedMethods, AppContext
+from handlers.context import AllowedMethods, AppContext, CredentialCache
 from handlers.media import ContractMedia
 from handlers.middleware import (
     BodyLimitMiddleware,
@@ -126,6 +126,7 @@ def create_app(
         use_cases=use_cases,
         jwks_client=jwks_client,
         allowed_methods=AllowedMethods(spec["paths"]),
+        credentials=CredentialCache(settings.access.auth_cache_seconds),
     )
 
     @asynccontextmanager

@@ -199,6 +199,18 @@ class ServiceTokenGroup(_Group):
         return self
 
 
+class AccessGroup(_Group):
+    auth_cache_seconds: float = setting(
+        5,
+        "AUTH_CACHE_SECONDS",
+        "How long a process may reuse a credential check (membership, role, API key); removal, "
+        "demotion and key revocation take effect within it on every process (`0`: every "
+        "request reads the database).",
+        ge=0,
+        le=60,
+    )
+
+
 class ModelGroup(_Group):
     kind: Literal["offline", "openai"] = setting(
         "offline",
@@ -454,6 +466,7 @@ class Settings(BaseSettings):
     session: SessionGroup = Field(default_factory=SessionGroup)
     service_tokens: ServiceTokenGroup = Field(default_factory=ServiceTokenGroup)
     login: LoginGroup = Field(default_factory=LoginGroup)
+    access: AccessGroup = Field(default_factory=AccessGroup)
     model: ModelGroup = Field(default_factory=ModelGroup)
     tools: ToolsGroup = Field(default_factory=ToolsGroup)
     runs: RunsGroup = Field(default_factory=RunsGroup)
