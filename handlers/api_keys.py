@@ -33,8 +33,7 @@ def _expiry(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
         if parsed.tzinfo is None:
             raise ValueError("no offset")
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
+    except ValueError:
         reason = "an RFC 3339 date-time with a UTC offset is required"
         raise ApiError(
             400,
@@ -50,6 +49,10 @@ def _expiry(value: str | None) -> datetime | None:
                 ]
             },
         ) from None
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # past the year 9999 in UTC: as good as never
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def create_api_key(token_info: dict[str, Any], body: dict[str, Any]) -> Any:

@@ -454,6 +454,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = setting(
         1_048_576, "MAX_BODY_BYTES", "Larger request bodies answer `413 PayloadTooLarge`.", ge=1024
     )
+    max_header_bytes: int = setting(
+        16_384,
+        "MAX_HEADER_BYTES",
+        "Request header fields larger than this in total answer `431` (`scaicrew serve` stops "
+        "reading them).",
+        ge=1024,
+        le=1_048_576,
+    )
+    docs_enabled: bool | None = setting(
+        None,
+        "DOCS_ENABLED",
+        "Serve Swagger UI at `/docs` and the contract at `/openapi.json`/`/openapi.yaml`.",
+        shown="on with `ENV=dev`/`test`, off in `production`",
+    )
+    cors_origins: CommaList = setting(
+        (),
+        "CORS_ORIGINS",
+        "Comma-separated origins (`https://app.example.com`) a browser front end may call "
+        "from; preflights answered for them.",
+        shown="none",
+    )
     db_pool_size: int = setting(
         10, "DB_POOL_SIZE", "PostgreSQL connection pool size (and as many overflow).", gt=0
     )
