@@ -44,6 +44,7 @@ from handlers.middleware import (
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
 from handlers.operations import OperationResolver
 from handlers.problems import render_exception, render_unavailable
+from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.mcp_client import McpToolServers
@@ -77,6 +78,17 @@ def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) 
             )
         )
     stack.append(functools.partial(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes))
+    limits = settings.rate_limits
+    if limits.enabled if limits.enabled is not None else settings.env == "production":
+        rules = RateRules(limits.credential, limits.ip, limits.auth, limits.webhook)
+        stack.append(
+            functools.partial(
+                RateLimitMiddleware,
+                rules=rules,
+                storage=limits.storage,
+                key_prefix=limits.key_prefix,
+            )
+        )
     if docs_enabled(settings):
         stack.append(
             functools.partial(

@@ -211,6 +211,46 @@ class AccessGroup(_Group):
     )
 
 
+def _rate(value: Any) -> Any:
+    if isinstance(value, str):
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit such as '600/minute': {value!r}") from None
+    return value
+
+
+#: A rate in the ``limits`` notation (``600/minute``, ``10 per second``).
+Rate = Annotated[str, BeforeValidator(_rate)]
+
+
+class RateLimitGroup(_Group):
+    enabled: bool | None = setting(
+        None,
+        "RATE_LIMIT_ENABLED",
+        "Apply the rate limits below (`429 RateLimited` past them).",
+        shown="on in `production`, off in `dev`/`test`",
+    )
+    storage: str = setting(
+        "memory://",
+        "RATE_LIMIT_STORAGE",
+        "`memory://` (per process) or `redis://host:6379/0`: one budget shared by every process.",
+    )
+    key_prefix: str = setting(
+        "scaicrew", "RATE_LIMIT_KEY_PREFIX", "Prefix of the rate-limit keys in Redis."
+    )
+    credential: Rate = setting(
+        "600/minute", "RATE_LIMIT_CREDENTIAL", "Requests per credential (`Authorization` value)."
+    )
+    ip: Rate = setting("1200/minute", "RATE_LIMIT_IP", "Requests per client IP address.")
+    auth: Rate = setting(
+        "30/minute", "RATE_LIMIT_AUTH", "Requests to `/v1/auth/*` per client IP address."
+    )
+    webhook: Rate = setting("120/minute", "RATE_LIMIT_WEBHOOK", "Webhook deliveries per trigger.")
+
+
 class ModelGroup(_Group):
     kind: Literal["offline", "openai"] = setting(
         "offline",
@@ -488,6 +528,7 @@ class Settings(BaseSettings):
     service_tokens: ServiceTokenGroup = Field(default_factory=ServiceTokenGroup)
     login: LoginGroup = Field(default_factory=LoginGroup)
     access: AccessGroup = Field(default_factory=AccessGroup)
+    rate_limits: RateLimitGroup = Field(default_factory=RateLimitGroup)
     model: ModelGroup = Field(default_factory=ModelGroup)
     tools: ToolsGroup = Field(default_factory=ToolsGroup)
     runs: RunsGroup = Field(default_factory=RunsGroup)
