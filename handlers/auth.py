@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from starlette.responses import RedirectResponse
 
 from domain.identity import Login, SessionGrant
+from domain.kernel import DomainError
 from handlers._http import ok, timestamp, use_cases
 from handlers.context import app_context
 
@@ -59,10 +60,19 @@ def redeem_session_code(body: dict[str, Any]) -> Any:
     return ok({"requires_selection": True, "workspaces": workspaces}, 200, NO_STORE)
 
 
+# Refusals that revoke the whole login: its session tokens must stop at once here too.
+_REVOKING = {"refresh-token-reused", "membership-revoked"}
+
+
 def refresh_session(body: dict[str, Any]) -> Any:
-    grant = _login().refresh_session(
-        refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
-    )
+    try:
+        grant = _login().refresh_session(
+            refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
+        )
+    except DomainError as exc:
+        if getattr(exc, "slug", None) in _REVOKING:
+            app_context().credentials.clear()
+        raise
     return ok(_grant(grant), 200, NO_STORE)
 
 

@@ -144,6 +144,11 @@ async def verify_session_token(token: str) -> Any:
     current = await member_role(context, workspace_id, subject)
     if current is None:
         raise _unauthorized(_NOT_A_MEMBER)
+    login_id = claims.get("sid")
+    if isinstance(login_id, str):
+        read = context.use_cases.access.login_revoked
+        if await _cached(context, ("login", login_id), read, login_id):
+            raise _unauthorized("The login this session token belongs to was revoked.")
     return {
         "sub": subject,
         "workspace_id": workspace_id,

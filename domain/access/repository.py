@@ -29,6 +29,18 @@ class AccessRepository:
         ).scalar()
         return None if role is None else Role.parse(role)
 
+    def login_revoked(self, login_id: str) -> bool:
+        """Whether the login (refresh family) ``login_id`` was revoked."""
+        r = tables.refresh_tokens
+        return (
+            self._c.execute(
+                select(r.c.id)
+                .where(r.c.family_id == login_id, r.c.revoked_at.is_not(None))
+                .limit(1)
+            ).first()
+            is not None
+        )
+
     def add_key(self, key: ApiKey, secret_hash: str) -> None:
         self._c.execute(
             insert(tables.api_keys).values(

@@ -43,6 +43,12 @@ class Access:
         with self._store() as tx:
             return tx.access.member_role(workspace_id, subject)
 
+    def login_revoked(self, login_id: str) -> bool:
+        """Whether a login's refresh family was revoked (reuse, removal): its session tokens
+        are refused too."""
+        with self._store() as tx:
+            return tx.access.login_revoked(login_id)
+
     def api_key_role(self, workspace_id: str, key_id: str) -> Role | None:
         """The role of a key now; None if it is revoked, expired or unknown."""
         with self._store() as tx:

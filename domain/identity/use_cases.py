@@ -210,9 +210,11 @@ class Login:
             access = accesses[0]
             if not tx.identity.redeem_session_code(code_hash, now):
                 raise _invalid_session_code()
-            refresh, refresh_expires = self._new_family(tx, code.subject, code.tenant_id, access)
+            family, refresh, refresh_expires = self._new_family(
+                tx, code.subject, code.tenant_id, access
+            )
             tx.commit()
-        return self._grant(code.tenant_id, access, refresh, refresh_expires)
+        return self._grant(code.tenant_id, access, refresh, refresh_expires, family)
 
     def refresh_session(
         self, *, refresh_token: str, workspace_id: str | None = None
@@ -263,17 +265,18 @@ class Login:
                 found.expires_at,
             )
             tx.commit()
-        return self._grant(found.tenant_id, access, token, found.expires_at)
+        return self._grant(found.tenant_id, access, token, found.expires_at, found.family_id)
 
     def _new_family(
         self, tx: IdentityTx, subject: str, tenant_id: str, access: WorkspaceAccess
-    ) -> tuple[str, datetime]:
+    ) -> tuple[str, str, datetime]:
         now = self._clock.now()
         token = "rt_" + _secret()
+        family = new_id("rtf")
         expires_at = now + timedelta(seconds=self.settings.refresh_ttl_seconds)
         tx.identity.add_refresh_token(
             new_id("rft"),
-            new_id("rtf"),
+            family,
             digest(token),
             subject,
             tenant_id,
@@ -281,16 +284,23 @@ class Login:
             now,
             expires_at,
         )
-        return token, expires_at
+        return family, token, expires_at
 
     def _grant(
-        self, tenant_id: str, access: WorkspaceAccess, refresh: str, refresh_expires: datetime
+        self,
+        tenant_id: str,
+        access: WorkspaceAccess,
+        refresh: str,
+        refresh_expires: datetime,
+        login_id: str,
     ) -> SessionGrant:
+        # ``login_id`` (the refresh family) lets a revoked login refuse its session tokens too.
         token = self._tokens.mint(
             subject=access.subject,
             tenant_id=tenant_id,
             workspace_id=access.workspace_id,
             role=access.role.label,
+            login_id=login_id,
         )
         return SessionGrant(token, self._tokens.ttl_seconds, refresh, refresh_expires, access)
 

@@ -290,6 +290,27 @@ class TestLoginBoundToItsBrowser:
         assert "login_challenge" in r.text
 
 
+class TestRevokedLogins:
+    def test_reusing_a_refresh_token_also_stops_the_logins_session_tokens(
+        self, browser, web, oidc_provider
+    ):
+        grant = browser.tokens(new_user(oidc_provider, new_tenant()))
+        assert web.get("/v1/workspace", headers=bearer(grant)).status_code == 200
+        rotated = browser.refresh(grant["refresh_token"])
+        assert rotated.status_code == 200, rotated.text
+        assert web.get("/v1/workspace", headers=bearer(rotated.json())).status_code == 200
+        # Someone presents the spent refresh token again: the whole login is revoked ...
+        rejected(
+            browser.refresh(grant["refresh_token"]), 401, "Unauthorized", "refresh-token-reused"
+        )
+        # ... and every session token of that login stops working on the next request.
+        for token in (grant, rotated.json()):
+            body = check_problem(
+                web.get("/v1/workspace", headers=bearer(token)), 401, "Unauthorized"
+            )
+            assert "revoked" in body["detail"]
+
+
 class TestCallback:
     def test_an_unknown_state_is_refused(self, browser, oidc_provider):
         params = browser.at_provider(new_user(oidc_provider, new_tenant()))
