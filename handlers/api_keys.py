@@ -62,7 +62,8 @@ def create_api_key(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
         Role.parse(body["role"]),
         _expiry(body.get("expires_at")),
     )
-    return ok({**_key(issued.key), "secret": issued.secret}, 201, NO_STORE)
+    headers = {**NO_STORE, "Location": f"/v1/api-keys/{issued.key.id}"}
+    return ok({**_key(issued.key), "secret": issued.secret}, 201, headers)
 
 
 def list_api_keys(token_info: dict[str, Any], limit: int = 50, cursor: str | None = None) -> Any:

@@ -28,6 +28,7 @@ def create(client, tenant, role: str = "operator", **extra) -> dict:
     )
     assert r.status_code == 201, r.text
     assert r.headers["cache-control"] == "no-store"
+    assert r.headers["location"] == f"/v1/api-keys/{r.json()['id']}"
     return dict(r.json())
 
 
