@@ -10,6 +10,7 @@ Proof that it bites: deleting ``actor.require(Role.ADMIN)`` from
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import httpx
@@ -17,8 +18,21 @@ import pytest
 
 from domain.kernel import Role
 from tests.api.helpers import operations, publish
-from tests.api.test_cross_workspace import build_request, build_world, send, success_statuses
+from tests.api.test_cross_workspace import (
+    MCP,
+    build_request,
+    build_world,
+    send,
+    success_statuses,
+    tools_client,  # noqa: F401 (the fixture: an app that may reach a real MCP server)
+)
 from tests.support.openapi_check import check_problem
+
+
+@pytest.fixture
+def client(tools_client: httpx.Client) -> httpx.Client:  # noqa: F811
+    return tools_client
+
 
 _REQUIRES = re.compile(r"Requires role `(viewer|operator|author|admin)`")
 
@@ -57,6 +71,9 @@ def request_for(client: httpx.Client, tenant: Any, path, method, op, params) -> 
         world.ids["ref"] = client.get("/v1/templates", headers=admin).json()["items"][0]["ref"]
     if op["operationId"] == "createTrigger":  # its body names the target member: publish it
         publish(client, admin, world.target_member_id)
+    if op["operationId"] == "createToolServer":  # a URL the example builder cannot draw
+        body = {"name": f"matrix-{secrets.token_hex(4)}", "url": MCP[0].url}
+        return client.build_request("POST", "/v1/tool-servers", json=body)
     request = build_request(client, path, method, op, params, world)
     if op["operationId"] == "streamEvents":  # an endless stream: bound it
         request = client.build_request("GET", "/v1/stream", params={"max_seconds": 1})
