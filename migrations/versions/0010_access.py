@@ -1,7 +1,7 @@
 """access that holds: logins bound to the browser that started them, workspace API keys
 
 Revision ID: 0010
-Revises: 0011
+Revises: 0008
 Create Date: 2026-11-30
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0011"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
