@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.authoring import templates
 from domain.database import Database
-from domain.identity import SessionGrant, digest
+from domain.identity import SessionGrant, digest, pkce_challenge
 from domain.kernel import DEFAULT_TENANT, Actor, Role
 from domain.members import Definition, EffectClass, Rigidity, ToolSpec
 from domain.runs import ApprovalFilter, RunStatus
@@ -39,6 +39,8 @@ from scaicrew.settings import Settings
 SUBJECT = "contract-admin"
 MEMBERS = 12  # viewers of the seeded workspace, for membership reads, role changes, removals
 SESSION_CODES = 12  # one-shot session codes of the admin (half are redeemed for refresh tokens)
+# The front end's login verifier every seeded session code is bound to (RFC 7636's example).
+LOGIN_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 APPROVALS = 16  # pending approvals seeded for the example, coverage and fuzzing phases
 APPROVAL_INPUT = {"url": "http://127.0.0.1:9/contract"}  # never reached: not allow-listed
 
@@ -72,6 +74,10 @@ class Seed:
     @property
     def workspace_ids(self) -> list[str]:
         return [self.workspace_id]
+
+    @property
+    def login_verifiers(self) -> list[str]:
+        return [LOGIN_VERIFIER]
 
     @property
     def crew_ids(self) -> list[str]:
@@ -262,12 +268,19 @@ def _login_secrets(
     with use_cases.database(write=True) as tx:
         for code in codes:
             tx.identity.add_session_code(
-                digest(code), SUBJECT, DEFAULT_TENANT, now, now + timedelta(hours=6)
+                digest(code),
+                SUBJECT,
+                DEFAULT_TENANT,
+                now,
+                now + timedelta(hours=6),
+                login_challenge=pkce_challenge(LOGIN_VERIFIER),
             )
         tx.commit()
     refresh_tokens = []
     for code in codes[SESSION_CODES // 2 :]:
-        grant = use_cases.login.redeem_session_code(session_code=code, workspace_id=workspace_id)
+        grant = use_cases.login.redeem_session_code(
+            session_code=code, login_verifier=LOGIN_VERIFIER, workspace_id=workspace_id
+        )
         assert isinstance(grant, SessionGrant)
         refresh_tokens.append(grant.refresh_token)
     return tuple(codes[: SESSION_CODES // 2]), tuple(refresh_tokens)

@@ -60,6 +60,7 @@ WEBHOOK_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 WEBHOOK_SIGNATURE = re.compile(r"^sha256=[0-9a-f]{64}$")
 SUBJECT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:|+-]{0,254}$")
 LOGIN_SECRET = re.compile(r"^[A-Za-z0-9_-]{20,200}$")
+LOGIN_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 LOGIN_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -106,6 +107,7 @@ def _register_seed_hooks(schema: Any, seeds: list[Seed]) -> None:
     login_secrets: dict[str, tuple[re.Pattern[str], Any]] = {
         "session_code": (LOGIN_SECRET, _SeededIds(seeds, "session_codes")),
         "refresh_token": (LOGIN_SECRET, _SeededIds(seeds, "refresh_tokens")),
+        "login_verifier": (LOGIN_VERIFIER, _SeededIds(seeds, "login_verifiers")),
         "workspace_id": (LOGIN_WORKSPACE, _SeededIds(seeds, "workspace_ids")),
     }
 

@@ -18,6 +18,7 @@ from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
 
+from domain.access.repository import AccessRepository
 from domain.audit.repository import AuditLog
 from domain.authoring.repository import AuthoringRepository
 from domain.cost.repository import CostLedger
@@ -39,6 +40,7 @@ _WRITE_LOCK_TIMEOUT = 60.0
 class SqlUnitOfWork:
     """A transaction on one pooled connection, exposing every repository over it."""
 
+    access: AccessRepository
     audit: AuditLog
     authoring: AuthoringRepository
     cost: CostLedger
@@ -85,6 +87,7 @@ class SqlUnitOfWork:
         self._connection = connection
         self._transaction = connection.begin()
         lock = self._write
+        self.access = AccessRepository(connection)
         self.audit = AuditLog(connection)
         self.authoring = AuthoringRepository(connection, for_update=lock)
         self.cost = CostLedger(connection)

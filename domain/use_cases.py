@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.access import Access
 from domain.audit import Audit
 from domain.authoring import Authoring, Deriver
 from domain.cost import Cost
@@ -70,6 +71,7 @@ class UseCases:
         self.clock = clock or SystemClock()
         clock = self.clock
         self.workspaces = Workspaces(database, clock)
+        self.access = Access(database, clock)
         self.login = Login(
             database, clock, ports.identity_provider, ports.session_tokens, settings.login
         )

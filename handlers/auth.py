@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from starlette.responses import RedirectResponse
 
 from domain.identity import Login, SessionGrant
+from domain.kernel import DomainError
 from handlers._http import ok, timestamp, use_cases
 from handlers.context import app_context
 
@@ -19,8 +20,8 @@ def _login() -> Login:
     return use_cases().login
 
 
-def start_login() -> Any:
-    started = _login().start_login()
+def start_login(body: dict[str, Any]) -> Any:
+    started = _login().start_login(login_challenge=body["login_challenge"])
     body = {
         "authorization_url": started.authorization_url,
         "state": started.state,
@@ -46,7 +47,9 @@ def complete_login(
 
 def redeem_session_code(body: dict[str, Any]) -> Any:
     result = _login().redeem_session_code(
-        session_code=body["session_code"], workspace_id=body.get("workspace_id")
+        session_code=body["session_code"],
+        login_verifier=body["login_verifier"],
+        workspace_id=body.get("workspace_id"),
     )
     if isinstance(result, SessionGrant):
         return ok(_grant(result), 200, NO_STORE)
@@ -57,10 +60,19 @@ def redeem_session_code(body: dict[str, Any]) -> Any:
     return ok({"requires_selection": True, "workspaces": workspaces}, 200, NO_STORE)
 
 
+# Refusals that revoke the whole login: its session tokens must stop at once here too.
+_REVOKING = {"refresh-token-reused", "membership-revoked"}
+
+
 def refresh_session(body: dict[str, Any]) -> Any:
-    grant = _login().refresh_session(
-        refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
-    )
+    try:
+        grant = _login().refresh_session(
+            refresh_token=body["refresh_token"], workspace_id=body.get("workspace_id")
+        )
+    except DomainError as exc:
+        if getattr(exc, "slug", None) in _REVOKING:
+            app_context().credentials.clear()
+        raise
     return ok(_grant(grant), 200, NO_STORE)
 
 

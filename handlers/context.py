@@ -8,6 +8,8 @@ follow the request into Connexion's thread pool, where sync handlers run.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,49 @@ class AllowedMethods:
         return None
 
 
+MISSING: Any = object()
+
+
+class CredentialCache:
+    """Answers of credential checks (membership, API key) reused for ``seconds`` (ADR 0032).
+
+    Bounded twice: in time (``AUTH_CACHE_SECONDS``, so a removal or revocation made by another
+    process takes effect within it) and in size (cleared whole when full, so made-up
+    credentials cannot grow it). ``clear()`` makes this process's own changes immediate.
+    """
+
+    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self._max = max_entries
+        self._entries: dict[tuple[str, ...], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+        #: Bumped by ``clear()``: an answer read before a clear is not stored after it.
+        self.generation = 0
+
+    def get(self, key: tuple[str, ...]) -> Any:
+        """The cached answer, or ``MISSING``."""
+        found = self._entries.get(key)
+        if found is None or found[0] < time.monotonic():
+            return MISSING
+        return found[1]
+
+    def put(self, key: tuple[str, ...], value: Any, generation: int) -> None:
+        """Store ``value``, read when ``generation`` was current (else drop it: stale)."""
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if generation != self.generation:
+                return
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[key] = (time.monotonic() + self.seconds, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.clear()
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -53,6 +98,7 @@ class AppContext:
     allowed_methods: AllowedMethods | None = None
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
+    credentials: CredentialCache = field(default_factory=lambda: CredentialCache(0))
 
 
 def bind_context(context: AppContext) -> None:

@@ -9,6 +9,7 @@ from domain.kernel import Role
 from domain.workspaces import Membership
 from handlers._http import actor, ok, page, page_body, timestamp, use_cases
 from handlers.etags import conditional, if_match, tagged
+from handlers.context import app_context
 
 
 def _membership(m: Membership) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def add_workspace_membership(token_info: dict[str, Any], body: dict[str, Any]) -
     membership = use_cases().workspaces.add_workspace_membership(
         actor(token_info), body["subject"], Role.parse(body["role"])
     )
+    app_context().credentials.clear()  # this process sees the change at once (ADR 0032)
     location = f"/v1/workspace/members/{quote(membership.subject, safe='')}"
     return ok(_membership(membership), 201, {"Location": location})
 
@@ -52,9 +54,11 @@ def update_workspace_membership(
     membership = use_cases().workspaces.update_workspace_membership(
         actor(token_info), subject, Role.parse(body["role"]), if_match=if_match(_membership)
     )
+    app_context().credentials.clear()
     return tagged(_membership(membership))
 
 
 def remove_workspace_membership(token_info: dict[str, Any], subject: str) -> Any:
     use_cases().workspaces.remove_workspace_membership(actor(token_info), subject)
+    app_context().credentials.clear()
     return None, 204

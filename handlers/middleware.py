@@ -2,6 +2,8 @@
 
 - ``RequestContextMiddleware``: starts the trace id (echoed as ``X-Request-ID``) and binds the
   application context (settings, database) for the request.
+- ``HeaderLimitMiddleware``: 431 for header fields over ``MAX_HEADER_BYTES`` in total.
+- ``ProblemCorsMiddleware`` (only with ``CORS_ORIGINS``): CORS, refusals as problem+json.
 - ``BodyLimitMiddleware``: refuses bodies over the configured size with 413 and malformed
   ``Content-Length`` headers with 400, before anything buffers them (Connexion reads whole
   bodies into memory and would crash on a non-numeric length). A chunked body (no
@@ -23,7 +25,9 @@ from typing import Any
 from connexion.frameworks.starlette import IntegerConverter
 from connexion.middleware.routing import RoutingMiddleware
 from starlette.convertors import register_url_convertor
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import AppContext, bind_context
@@ -55,6 +59,45 @@ class RequestContextMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_trace)
+
+
+class ProblemCorsMiddleware(CORSMiddleware):
+    """Starlette's CORS handling (``CORS_ORIGINS``) with refused preflights answered as
+    problem+json like every other 4xx."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode("utf-8", "replace")
+        return Response(
+            problem_bytes(response.status_code, f"CORS preflight refused: {reason}."),
+            response.status_code,
+            media_type=PROBLEM_JSON,
+        )
+
+
+def header_limit_message(limit: int) -> str:
+    return f"The request header fields exceed the limit of {limit} bytes."
+
+
+class HeaderLimitMiddleware:
+    """431 problem+json for a request whose header fields exceed ``max_bytes`` in total (name,
+    value and the four bytes of ``: `` and CRLF per field). ``scaicrew serve`` refuses such a
+    request earlier, before reading it whole (``scaicrew.http_protocol``)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+            if size > self.max_bytes:
+                message = header_limit_message(self.max_bytes)
+                await BodyLimitMiddleware._reject(scope, send, 431, message)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

@@ -40,6 +40,11 @@ _STATUS_CODES: dict[int, tuple[str, str, str]] = {
     413: ("PayloadTooLarge", "payload-too-large", "Payload Too Large"),
     415: ("UnsupportedMediaType", "unsupported-media-type", "Unsupported Media Type"),
     429: ("RateLimited", "rate-limited", "Too Many Requests"),
+    431: (
+        "RequestHeaderFieldsTooLarge",
+        "request-header-fields-too-large",
+        "Request Header Fields Too Large",
+    ),
     500: ("InternalError", "internal-error", "Internal Server Error"),
     501: ("NotImplemented", "not-implemented", "Not Implemented"),
     502: ("BadGateway", "bad-gateway", "Bad Gateway"),

@@ -8,6 +8,7 @@ the token: HS256 for session tokens, the configured asymmetric list for service 
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -15,13 +16,20 @@ import jwt
 from connexion.security import NO_VALUE
 from starlette.concurrency import run_in_threadpool
 
-from domain.kernel import DEFAULT_TENANT, Role
-from handlers.context import AppContext, app_context
+from domain.access import KEY_PREFIX, ApiKeyRejected
+from domain.kernel import DEFAULT_TENANT, ActorKind, Role
+from handlers.context import MISSING, AppContext, app_context
 from handlers.problems import ApiError
 
 SESSION_ALGORITHM = "HS256"
 _DEV_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _DEV_SUBJECT = re.compile(r"^[A-Za-z0-9_.@:-]{1,255}$")
+_API_KEY = re.compile(r"^sck_[A-Za-z0-9_-]{43}$")
+_NOT_A_MEMBER = (
+    "The credential names a workspace that does not exist or that its subject is not a member "
+    "of (any more)."
+)
+_BAD_API_KEY = "Invalid API key: it is unknown, revoked or expired."
 _LEEWAY_SECONDS = 30
 
 
@@ -73,8 +81,42 @@ def _role(value: object) -> Role:
         raise _unauthorized("The credential carries an unknown role.") from None
 
 
+async def _cached(context: AppContext, key: tuple[str, ...], read: Any, *args: Any) -> Any:
+    found = context.credentials.get(key)
+    if found is MISSING:
+        generation = context.credentials.generation
+        found = await run_in_threadpool(read, *args)
+        context.credentials.put(key, found, generation)
+    return found
+
+
+async def member_role(context: AppContext, workspace_id: str, subject: str) -> Role | None:
+    """The subject's role in the workspace now (within ``AUTH_CACHE_SECONDS``)."""
+    read = context.use_cases.access.member_role
+    return await _cached(context, ("member", workspace_id, subject), read, workspace_id, subject)
+
+
+async def current_role(token_info: dict[str, Any]) -> Role | None:
+    """What verified claims are worth now: the role they still carry, or None if the member
+    was removed or the key revoked since (stream tickets, open streams)."""
+    context = app_context()
+    kind, workspace_id = token_info.get("kind", "user"), token_info["workspace_id"]
+    claimed = Role.parse(token_info["role"])
+    if kind == ActorKind.USER.value:
+        current = await member_role(context, workspace_id, token_info["sub"])
+    elif kind == ActorKind.API_KEY.value:
+        read = context.use_cases.access.api_key_role
+        key_id = token_info["sub"]
+        current = await _cached(context, ("key-id", key_id), read, workspace_id, key_id)
+    else:
+        return claimed
+    return None if current is None else min(claimed, current)
+
+
 async def verify_session_token(token: str) -> Any:
-    """Verify our own HS256 session token."""
+    """Verify our own HS256 session token; the subject must still be a member (ADR 0032)."""
+    if token.startswith(KEY_PREFIX):
+        return NO_VALUE  # an API key: the apiKeyAuth scheme decides
     context = app_context()
     header = _header(token)
     if header is None:
@@ -98,11 +140,20 @@ async def verify_session_token(token: str) -> Any:
     if not isinstance(workspace_id, str) or not workspace_id:
         raise _unauthorized("Invalid session token: the token lacks the claim 'workspace_id'.")
     role = _role(claims.get("role"))
-    await _require_workspace(context, workspace_id)
+    subject = str(claims["sub"])
+    current = await member_role(context, workspace_id, subject)
+    if current is None:
+        raise _unauthorized(_NOT_A_MEMBER)
+    login_id = claims.get("sid")
+    if isinstance(login_id, str):
+        read = context.use_cases.access.login_revoked
+        if await _cached(context, ("login", login_id), read, login_id):
+            raise _unauthorized("The login this session token belongs to was revoked.")
     return {
-        "sub": str(claims["sub"]),
+        "sub": subject,
         "workspace_id": workspace_id,
-        "role": role.label,
+        # Never more than the token says, nor more than the membership now gives.
+        "role": min(role, current).label,
         "kind": "user",
         "tenant_id": str(claims.get("tenant_id", DEFAULT_TENANT)),
     }
@@ -158,6 +209,30 @@ async def verify_service_token(token: str) -> Any:
         "workspace_id": workspace_id,
         "role": Role.ADMIN.label,
         "kind": "service",
+    }
+
+
+async def verify_api_key(token: str) -> Any:
+    """Verify a workspace API key (``Authorization: Bearer sck_...``), ADR 0033."""
+    if not token.startswith(KEY_PREFIX):
+        return NO_VALUE
+    if not _API_KEY.match(token):
+        raise _unauthorized(_BAD_API_KEY)
+    context = app_context()
+    cache_key = ("key", hashlib.sha256(token.encode("ascii")).hexdigest())
+    grant = context.credentials.get(cache_key)
+    if grant is MISSING:
+        generation = context.credentials.generation
+        try:
+            grant = await run_in_threadpool(context.use_cases.access.authenticate_api_key, token)
+        except ApiKeyRejected:
+            raise _unauthorized(_BAD_API_KEY) from None
+        context.credentials.put(cache_key, grant, generation)
+    return {
+        "sub": grant.key_id,
+        "workspace_id": grant.workspace_id,
+        "role": grant.role.label,
+        "kind": ActorKind.API_KEY.value,
     }
 
 

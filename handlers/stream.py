@@ -16,7 +16,7 @@ import functools
 import json
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from connexion import request
@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from domain.kernel import Actor, Signal
 from domain.stream import Stream, StreamOpening
 from handlers._http import actor, ok, timestamp, use_cases
+from handlers.context import app_context
+from handlers.security import current_role
 
 _PAGE = 500  # events per replay read
 _QUEUE = 1000  # live events a slow client may lag behind before it is refilled from the log
@@ -47,8 +49,13 @@ async def stream_events(
     )
     inbox = _Inbox(_LoopRelay.of(asyncio.get_running_loop()))
     opening = await run_in_threadpool(stream.open_stream, who, after, inbox.offer)
+
+    async def still_allowed() -> bool:
+        return await current_role(token_info) is not None
+
+    recheck = max(app_context().credentials.seconds, 1.0)
     return _StreamResponse(
-        _events(stream, who, opening, inbox, lifetime),
+        _events(stream, who, opening, inbox, lifetime, _Recheck(still_allowed, recheck)),
         on_close=opening.unsubscribe,
         ping=settings.keepalive_seconds,
         headers={"Cache-Control": "no-store"},
@@ -150,12 +157,22 @@ def _reset(after: int) -> bytes:
     return f"id: {after}\nevent: reset\ndata: {data}\n\n".encode()
 
 
+class _Recheck:
+    """Whether the stream's credential still has access, asked every ``seconds`` (ADR 0032):
+    a removed member's or revoked key's open stream ends within that time."""
+
+    def __init__(self, allowed: Callable[[], Awaitable[bool]], seconds: float) -> None:
+        self.allowed = allowed
+        self.seconds = seconds
+
+
 async def _events(
     stream: Stream,
     who: Actor,
     opening: StreamOpening,
     inbox: _Inbox,
     lifetime: float,
+    recheck: _Recheck,
 ) -> AsyncIterator[bytes]:
     deadline = asyncio.get_running_loop().time() + lifetime
     last = opening.after
@@ -166,14 +183,19 @@ async def _events(
         async for frame, seq in _from_log(stream, who, last, None):  # the replay
             yield frame
             last = seq
-        async for frames in _follow(stream, who, inbox, last, deadline):
+        async for frames in _follow(stream, who, inbox, last, deadline, recheck):
             yield frames
     finally:
         opening.unsubscribe()
 
 
 async def _follow(
-    stream: Stream, who: Actor, inbox: _Inbox, last: int, deadline: float
+    stream: Stream,
+    who: Actor,
+    inbox: _Inbox,
+    last: int,
+    deadline: float,
+    recheck: _Recheck | None = None,
 ) -> AsyncIterator[bytes]:
     """The live part of a stream after event ``last``, until ``deadline`` (loop time).
 
@@ -181,17 +203,23 @@ async def _follow(
     never got (an out-of-order delivery) is read back from the log.
     """
     loop = asyncio.get_running_loop()
+    every = recheck.seconds if recheck is not None else float("inf")
+    next_check = loop.time() + every
     while (remaining := deadline - loop.time()) > 0:
+        if recheck is not None and loop.time() >= next_check:
+            if not await recheck.allowed():
+                return  # removed, demoted below viewer, or revoked: the stream ends
+            next_check = loop.time() + every
         if inbox.lagged:  # live events were dropped: everything committed is in the log
             inbox.lagged = False
             async for frame, seq in _from_log(stream, who, last, None):
                 yield frame
                 last = seq
         try:
-            async with asyncio.timeout(remaining):
+            async with asyncio.timeout(min(remaining, max(next_check - loop.time(), 0.01))):
                 arrived = [await inbox.queue.get()]
         except TimeoutError:
-            return
+            continue
         while not inbox.queue.empty():  # a burst goes out in one write
             arrived.append(inbox.queue.get_nowait())
         frames: list[bytes] = []

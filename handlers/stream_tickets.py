@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from domain.kernel import Actor
 from handlers._http import use_cases
 from handlers.problems import ApiError
+from handlers.security import current_role
 
 _TICKET = re.compile(r"^stk_[A-Za-z0-9_-]{43}$")
 
@@ -25,9 +26,14 @@ async def verify_stream_ticket(apikey: str, request: Any = None) -> Any:
     who: Actor | None = await run_in_threadpool(redeem, apikey)
     if who is None:
         raise ApiError(401, "The stream ticket is unknown, already used or expired.")
-    return {
+    info = {
         "sub": who.subject,
         "workspace_id": who.workspace_id,
         "role": who.role.label,
         "kind": who.kind.value,
     }
+    # Issued before a removal, demotion or key revocation: worth what the identity is now.
+    role = await current_role(info)
+    if role is None:
+        raise ApiError(401, "The stream ticket's identity no longer has access to the workspace.")
+    return {**info, "role": role.label}

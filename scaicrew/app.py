@@ -31,17 +31,20 @@ from domain.database import Database
 from domain.kernel import Clock, DomainError
 from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.use_cases import Ports, UseCases
-from handlers.context import AllowedMethods, AppContext
+from handlers.context import AllowedMethods, AppContext, CredentialCache
 from handlers.media import ContractMedia
 from handlers.middleware import (
     BodyLimitMiddleware,
     BoundedRoutingMiddleware,
     ContentNegotiationMiddleware,
+    HeaderLimitMiddleware,
+    ProblemCorsMiddleware,
     RequestContextMiddleware,
 )
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
 from handlers.operations import OperationResolver
 from handlers.problems import render_exception, render_unavailable
+from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.mcp_client import McpToolServers
@@ -62,14 +65,38 @@ logger = logging.getLogger("scaicrew")
 
 
 def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) -> list[Any]:
-    stack: list[Any] = [
-        functools.partial(RequestContextMiddleware, context=context),
-        functools.partial(
-            SpecDocumentMiddleware,
-            path=SPEC_PATH,
-            document=spec if settings.env == "dev" else None,
-        ),
-    ]
+    stack: list[Any] = [functools.partial(RequestContextMiddleware, context=context)]
+    if settings.cors_origins:
+        stack.append(
+            functools.partial(
+                ProblemCorsMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_RESPONSE_HEADERS,
+                max_age=600,
+            )
+        )
+    stack.append(functools.partial(HeaderLimitMiddleware, max_bytes=settings.max_header_bytes))
+    limits = settings.rate_limits
+    if limits.enabled if limits.enabled is not None else settings.env == "production":
+        rules = RateRules(limits.credential, limits.ip, limits.auth, limits.webhook)
+        stack.append(
+            functools.partial(
+                RateLimitMiddleware,
+                rules=rules,
+                storage=limits.storage,
+                key_prefix=limits.key_prefix,
+            )
+        )
+    if docs_enabled(settings):
+        stack.append(
+            functools.partial(
+                SpecDocumentMiddleware,
+                path=SPEC_PATH,
+                document=spec if settings.env == "dev" else None,
+            )
+        )
     for middleware in ConnexionMiddleware.default_middlewares:
         if middleware is ServerErrorMiddleware:
             # Connexion's default handler is broken (connexion#2059): give it ours.
@@ -94,6 +121,34 @@ def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) 
         else:
             stack.append(middleware)
     return stack
+
+
+# What a browser front end on another origin may send and read (CORS_ORIGINS).
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-Match",
+    "If-None-Match",
+    "Last-Event-ID",
+    "X-Request-ID",
+]
+CORS_RESPONSE_HEADERS = [
+    "ETag",
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "X-Request-ID",
+]
+
+
+def docs_enabled(settings: Settings) -> bool:
+    """``DOCS_ENABLED``, or by default: on in dev and test, off in production."""
+    if settings.docs_enabled is not None:
+        return settings.docs_enabled
+    return settings.env != "production"
 
 
 def create_app(
@@ -126,6 +181,7 @@ def create_app(
         use_cases=use_cases,
         jwks_client=jwks_client,
         allowed_methods=AllowedMethods(spec["paths"]),
+        credentials=CredentialCache(settings.access.auth_cache_seconds),
     )
 
     @asynccontextmanager
@@ -154,6 +210,11 @@ def create_app(
             await run_in_threadpool(stop_stream_sources, use_cases, listener)
             database.dispose()
 
+    docs = SwaggerUIOptions(
+        swagger_ui_path="/docs",
+        swagger_ui=docs_enabled(settings),
+        serve_spec=docs_enabled(settings),
+    )
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
@@ -161,13 +222,9 @@ def create_app(
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
+        swagger_ui_options=docs,
     )
-    app.add_api(
-        spec,
-        resolver=OperationResolver(spec),
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs"),
-    )
+    app.add_api(spec, resolver=OperationResolver(spec), swagger_ui_options=docs)
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)
     # The database cannot be reached, is locked past its timeout, or the pool is exhausted.

@@ -38,6 +38,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from scaicrew.app import create_app
+    from scaicrew.http_protocol import bounded_protocol
 
     if not args.no_migrate:
         upgrade(settings.database_url)
@@ -48,6 +49,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         port=args.port or settings.port,
         log_level=settings.log_level,
         workers=1,
+        http=bounded_protocol(settings.max_header_bytes),
     )
     return 0
 

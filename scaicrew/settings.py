@@ -199,6 +199,58 @@ class ServiceTokenGroup(_Group):
         return self
 
 
+class AccessGroup(_Group):
+    auth_cache_seconds: float = setting(
+        5,
+        "AUTH_CACHE_SECONDS",
+        "How long a process may reuse a credential check (membership, role, API key); removal, "
+        "demotion and key revocation take effect within it on every process (`0`: every "
+        "request reads the database).",
+        ge=0,
+        le=60,
+    )
+
+
+def _rate(value: Any) -> Any:
+    if isinstance(value, str):
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError(f"not a rate limit such as '600/minute': {value!r}") from None
+    return value
+
+
+#: A rate in the ``limits`` notation (``600/minute``, ``10 per second``).
+Rate = Annotated[str, BeforeValidator(_rate)]
+
+
+class RateLimitGroup(_Group):
+    enabled: bool | None = setting(
+        None,
+        "RATE_LIMIT_ENABLED",
+        "Apply the rate limits below (`429 RateLimited` past them).",
+        shown="on in `production`, off in `dev`/`test`",
+    )
+    storage: str = setting(
+        "memory://",
+        "RATE_LIMIT_STORAGE",
+        "`memory://` (per process) or `redis://host:6379/0`: one budget shared by every process.",
+    )
+    key_prefix: str = setting(
+        "scaicrew", "RATE_LIMIT_KEY_PREFIX", "Prefix of the rate-limit keys in Redis."
+    )
+    credential: Rate = setting(
+        "600/minute", "RATE_LIMIT_CREDENTIAL", "Requests per credential (`Authorization` value)."
+    )
+    ip: Rate = setting("1200/minute", "RATE_LIMIT_IP", "Requests per client IP address.")
+    auth: Rate = setting(
+        "30/minute", "RATE_LIMIT_AUTH", "Requests to `/v1/auth/*` per client IP address."
+    )
+    webhook: Rate = setting("120/minute", "RATE_LIMIT_WEBHOOK", "Webhook deliveries per trigger.")
+
+
 class ModelGroup(_Group):
     kind: Literal["offline", "openai"] = setting(
         "offline",
@@ -442,6 +494,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = setting(
         1_048_576, "MAX_BODY_BYTES", "Larger request bodies answer `413 PayloadTooLarge`.", ge=1024
     )
+    max_header_bytes: int = setting(
+        16_384,
+        "MAX_HEADER_BYTES",
+        "Request header fields larger than this in total answer `431` (`scaicrew serve` stops "
+        "reading them).",
+        ge=1024,
+        le=1_048_576,
+    )
+    docs_enabled: bool | None = setting(
+        None,
+        "DOCS_ENABLED",
+        "Serve Swagger UI at `/docs` and the contract at `/openapi.json`/`/openapi.yaml`.",
+        shown="on with `ENV=dev`/`test`, off in `production`",
+    )
+    cors_origins: CommaList = setting(
+        (),
+        "CORS_ORIGINS",
+        "Comma-separated origins (`https://app.example.com`) a browser front end may call "
+        "from; preflights answered for them.",
+        shown="none",
+    )
     db_pool_size: int = setting(
         10, "DB_POOL_SIZE", "PostgreSQL connection pool size (and as many overflow).", gt=0
     )
@@ -454,6 +527,8 @@ class Settings(BaseSettings):
     session: SessionGroup = Field(default_factory=SessionGroup)
     service_tokens: ServiceTokenGroup = Field(default_factory=ServiceTokenGroup)
     login: LoginGroup = Field(default_factory=LoginGroup)
+    access: AccessGroup = Field(default_factory=AccessGroup)
+    rate_limits: RateLimitGroup = Field(default_factory=RateLimitGroup)
     model: ModelGroup = Field(default_factory=ModelGroup)
     tools: ToolsGroup = Field(default_factory=ToolsGroup)
     runs: RunsGroup = Field(default_factory=RunsGroup)

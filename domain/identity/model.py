@@ -20,6 +20,7 @@ class LoginState:
     nonce: str
     code_verifier: str
     expires_at: datetime
+    login_challenge: str | None
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class SessionCode:
     tenant_id: str
     expires_at: datetime
     redeemed_at: datetime | None
+    login_challenge: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,15 @@ class SessionTokens(Protocol):
 
     ttl_seconds: int
 
-    def mint(self, *, subject: str, tenant_id: str, workspace_id: str, role: str) -> str:
-        """A signed session token for ``subject`` acting in ``workspace_id`` with ``role``."""
+    def mint(
+        self,
+        *,
+        subject: str,
+        tenant_id: str,
+        workspace_id: str,
+        role: str,
+        login_id: str | None = None,
+    ) -> str:
+        """A signed session token for ``subject`` acting in ``workspace_id`` with ``role``;
+        ``login_id`` names the login (refresh family) it belongs to, if any."""
         ...

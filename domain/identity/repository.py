@@ -29,13 +29,20 @@ class IdentityRepository:
     # -- login states --------------------------------------------------------------------
 
     def add_login_state(
-        self, state_hash: str, nonce: str, verifier: str, now: datetime, expires_at: datetime
+        self,
+        state_hash: str,
+        nonce: str,
+        verifier: str,
+        login_challenge: str,
+        now: datetime,
+        expires_at: datetime,
     ) -> None:
         self._c.execute(
             insert(tables.login_states).values(
                 state_hash=state_hash,
                 nonce=nonce,
                 code_verifier=verifier,
+                login_challenge=login_challenge,
                 created_at=now,
                 expires_at=expires_at,
             )
@@ -55,7 +62,7 @@ class IdentityRepository:
         deleted = self._c.execute(delete(table).where(table.c.state_hash == state_hash))
         if deleted.rowcount != 1:
             return None
-        return LoginState(row.nonce, row.code_verifier, utc(row.expires_at))
+        return LoginState(row.nonce, row.code_verifier, utc(row.expires_at), row.login_challenge)
 
     # -- users and tenants ---------------------------------------------------------------
 
@@ -104,11 +111,19 @@ class IdentityRepository:
     # -- session codes -------------------------------------------------------------------
 
     def add_session_code(
-        self, code_hash: str, subject: str, tenant_id: str, now: datetime, expires_at: datetime
+        self,
+        code_hash: str,
+        subject: str,
+        tenant_id: str,
+        now: datetime,
+        expires_at: datetime,
+        *,
+        login_challenge: str,
     ) -> None:
         self._c.execute(
             insert(tables.session_codes).values(
                 code_hash=code_hash,
+                login_challenge=login_challenge,
                 subject=subject,
                 tenant_id=tenant_id,
                 created_at=now,
@@ -122,7 +137,9 @@ class IdentityRepository:
         if row is None:
             return None
         redeemed = None if row.redeemed_at is None else utc(row.redeemed_at)
-        return SessionCode(row.subject, row.tenant_id, utc(row.expires_at), redeemed)
+        return SessionCode(
+            row.subject, row.tenant_id, utc(row.expires_at), redeemed, row.login_challenge
+        )
 
     def redeem_session_code(self, code_hash: str, now: datetime) -> bool:
         """Mark the code redeemed; False if it was redeemed (or expired) meanwhile."""

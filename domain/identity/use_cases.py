@@ -3,11 +3,13 @@
 The flow (ADR 0014):
 
 1. ``start_login`` stores a fresh state, nonce and PKCE verifier (hashed state, with an
-   expiry) and returns the provider's authorize URL.
+   expiry) with the front end's login challenge, and returns the provider's authorize URL.
 2. ``complete_login`` takes the state (single use), redeems the provider's code, finds or
    creates the user, bootstraps the tenant's first user into a default workspace as admin, and
    returns a one-shot session code for the front end.
-3. ``redeem_session_code`` turns the code into a session token and a refresh token (or, with
+3. ``redeem_session_code`` checks the front end's login verifier against the challenge the
+   login started with (ADR 0031: a code handed to another browser is worthless), then turns it
+   into a session token and a refresh token (or, with
    several workspaces and none named, lists them; the code stays redeemable until it expires).
 4. ``refresh_session`` rotates the refresh token, re-reads the role, optionally switches
    workspace. Presenting a rotated token again revokes its whole family.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import re
 import secrets
 from datetime import datetime, timedelta
@@ -85,8 +88,11 @@ class Login:
             raise LoginNotConfigured()
         return self._provider
 
-    def start_login(self) -> LoginStart:
+    def start_login(self, *, login_challenge: str) -> LoginStart:
         """Store a fresh state, nonce and PKCE verifier; return the provider's authorize URL.
+
+        ``login_challenge`` is the S256 of a verifier only the calling front end holds; the
+        session code this login ends with is redeemable only with that verifier.
 
         :raises LoginNotConfigured: no provider is configured.
         :raises IdentityProviderUnavailable: discovery failed.
@@ -100,7 +106,9 @@ class Login:
         expires_at = now + timedelta(seconds=self.settings.state_ttl_seconds)
         with self._store(write=True) as tx:
             tx.identity.purge_expired(now)
-            tx.identity.add_login_state(digest(state), nonce, verifier, now, expires_at)
+            tx.identity.add_login_state(
+                digest(state), nonce, verifier, login_challenge, now, expires_at
+            )
             tx.commit()
         return LoginStart(url, state, expires_at)
 
@@ -122,7 +130,7 @@ class Login:
             tx.commit()  # burnt even if what follows fails: a state is good for one attempt only
         if taken is None:
             raise LoginRejected("invalid-state", "Unknown or already used login state.")
-        if taken.expires_at <= now:
+        if taken.expires_at <= now or taken.login_challenge is None:
             raise LoginRejected("invalid-state", "The login state has expired; log in again.")
         if error is not None or code is None:
             raise LoginRejected(
@@ -151,20 +159,27 @@ class Login:
                 tx.identity.set_bootstrap_workspace(tenant_id, workspace.id)
             expires_at = now + timedelta(seconds=self.settings.session_code_ttl_seconds)
             tx.identity.add_session_code(
-                digest(session_code), identity.subject, tenant_id, now, expires_at
+                digest(session_code),
+                identity.subject,
+                tenant_id,
+                now,
+                expires_at,
+                login_challenge=taken.login_challenge,
             )
             tx.commit()
         return session_code
 
     def redeem_session_code(
-        self, *, session_code: str, workspace_id: str | None = None
+        self, *, session_code: str, login_verifier: str, workspace_id: str | None = None
     ) -> SessionGrant | WorkspaceSelection:
         """Exchange a session code for tokens, or list the workspaces to choose from.
 
         A code is redeemed (once) only when tokens are issued; a selection answer leaves it
-        redeemable, until it expires, for a second call naming ``workspace_id``.
+        redeemable, until it expires, for a second call naming ``workspace_id``. The code is
+        redeemable only with the verifier whose challenge started its login; a wrong verifier
+        burns the code (it reached a browser that did not start the login).
 
-        :raises LoginRejected: unknown, used or expired code.
+        :raises LoginRejected: unknown, used or expired code, or the wrong login verifier.
         :raises NotFound: ``workspace_id`` is not one of the user's workspaces.
         :raises MembershipRequired: the user belongs to no workspace.
         """
@@ -173,9 +188,11 @@ class Login:
         with self._store(write=True) as tx:
             code = tx.identity.get_session_code(code_hash)
             if code is None or code.redeemed_at is not None or code.expires_at <= now:
-                raise LoginRejected(
-                    "invalid-session-code", "Unknown, used or expired session code."
-                )
+                raise _invalid_session_code()
+            if not _verifies(login_verifier, code.login_challenge):
+                tx.identity.redeem_session_code(code_hash, now)
+                tx.commit()
+                raise _invalid_session_code()
             if workspace_id is not None:
                 access = tx.workspaces.access(code.subject, workspace_id)
                 if access is None:
@@ -192,12 +209,12 @@ class Login:
                 return WorkspaceSelection(accesses)
             access = accesses[0]
             if not tx.identity.redeem_session_code(code_hash, now):
-                raise LoginRejected(
-                    "invalid-session-code", "Unknown, used or expired session code."
-                )
-            refresh, refresh_expires = self._new_family(tx, code.subject, code.tenant_id, access)
+                raise _invalid_session_code()
+            family, refresh, refresh_expires = self._new_family(
+                tx, code.subject, code.tenant_id, access
+            )
             tx.commit()
-        return self._grant(code.tenant_id, access, refresh, refresh_expires)
+        return self._grant(code.tenant_id, access, refresh, refresh_expires, family)
 
     def refresh_session(
         self, *, refresh_token: str, workspace_id: str | None = None
@@ -248,17 +265,18 @@ class Login:
                 found.expires_at,
             )
             tx.commit()
-        return self._grant(found.tenant_id, access, token, found.expires_at)
+        return self._grant(found.tenant_id, access, token, found.expires_at, found.family_id)
 
     def _new_family(
         self, tx: IdentityTx, subject: str, tenant_id: str, access: WorkspaceAccess
-    ) -> tuple[str, datetime]:
+    ) -> tuple[str, str, datetime]:
         now = self._clock.now()
         token = "rt_" + _secret()
+        family = new_id("rtf")
         expires_at = now + timedelta(seconds=self.settings.refresh_ttl_seconds)
         tx.identity.add_refresh_token(
             new_id("rft"),
-            new_id("rtf"),
+            family,
             digest(token),
             subject,
             tenant_id,
@@ -266,16 +284,23 @@ class Login:
             now,
             expires_at,
         )
-        return token, expires_at
+        return family, token, expires_at
 
     def _grant(
-        self, tenant_id: str, access: WorkspaceAccess, refresh: str, refresh_expires: datetime
+        self,
+        tenant_id: str,
+        access: WorkspaceAccess,
+        refresh: str,
+        refresh_expires: datetime,
+        login_id: str,
     ) -> SessionGrant:
+        # ``login_id`` (the refresh family) lets a revoked login refuse its session tokens too.
         token = self._tokens.mint(
             subject=access.subject,
             tenant_id=tenant_id,
             workspace_id=access.workspace_id,
             role=access.role.label,
+            login_id=login_id,
         )
         return SessionGrant(token, self._tokens.ttl_seconds, refresh, refresh_expires, access)
 
@@ -290,6 +315,21 @@ def _tenant_of(identity: VerifiedIdentity) -> str:
     if not TENANT.match(identity.tenant):
         raise LoginRejected("unsupported-tenant", "The ID token's tenant claim is not usable.")
     return identity.tenant
+
+
+def _invalid_session_code() -> LoginRejected:
+    # One answer for unknown, used, expired and wrongly bound codes: no oracle.
+    return LoginRejected("invalid-session-code", "Unknown, used or expired session code.")
+
+
+def _verifies(login_verifier: str, login_challenge: str | None) -> bool:
+    if login_challenge is None:
+        return False
+    try:
+        challenge = pkce_challenge(login_verifier)
+    except UnicodeEncodeError:
+        return False
+    return hmac.compare_digest(challenge, login_challenge)
 
 
 def _reused() -> LoginRejected:

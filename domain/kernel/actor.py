@@ -31,6 +31,7 @@ class Role(enum.IntEnum):
 
 class ActorKind(enum.Enum):
     USER = "user"
+    API_KEY = "api_key"  # a workspace API key: role-gated like a user
     SERVICE = "service"
     SYSTEM = "system"
 
@@ -51,7 +52,7 @@ class Actor:
 
         :raises PermissionDenied: the actor's role is lower than ``role``.
         """
-        if self.kind is not ActorKind.USER:
+        if self.kind not in (ActorKind.USER, ActorKind.API_KEY):
             return
         if self.role < role:
             raise PermissionDenied(required=role.label, actual=self.role.label)

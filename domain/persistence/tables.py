@@ -447,6 +447,8 @@ login_states = Table(
     Column("code_verifier", String(128), nullable=False),
     Column("created_at", Stamp, nullable=False),
     Column("expires_at", Stamp, nullable=False),
+    # S256 of the front end's login verifier (ADR 0031); NULL only for rows older than 0010.
+    Column("login_challenge", String(64), nullable=True),
     Index("ix_login_states_expires_at", "expires_at"),
 )
 
@@ -459,6 +461,7 @@ session_codes = Table(
     Column("created_at", Stamp, nullable=False),
     Column("expires_at", Stamp, nullable=False),
     Column("redeemed_at", Stamp, nullable=True),
+    Column("login_challenge", String(64), nullable=True),
     Index("ix_session_codes_expires_at", "expires_at"),
 )
 
@@ -477,4 +480,23 @@ refresh_tokens = Table(
     Column("revoked_at", Stamp, nullable=True),
     UniqueConstraint("token_hash", name="uq_refresh_tokens_token_hash"),
     Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+# -- access: workspace API keys ----------------------------------------------------------------
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("expires_at", Stamp, nullable=True),
+    Column("last_used_at", Stamp, nullable=True),
+    Column("revoked_at", Stamp, nullable=True),
+    UniqueConstraint("secret_hash", name="uq_api_keys_secret_hash"),
+    Index("ix_api_keys_workspace_id_created_at", "workspace_id", "created_at"),
 )

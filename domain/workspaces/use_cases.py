@@ -265,7 +265,8 @@ class Workspaces:
     def remove_workspace_membership(self, actor: Actor, subject: str) -> None:
         """Remove a member (admin only); the last admin cannot be removed.
 
-        Session tokens already issued stay valid until they expire; refreshing them fails.
+        Credentials are re-checked per request (ADR 0032): the member's session tokens stop
+        working on the next request; refreshing them fails.
 
         :raises PermissionDenied: the actor is not an admin.
         :raises NotFound: ``subject`` is not a member of the workspace.

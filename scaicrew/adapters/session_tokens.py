@@ -34,6 +34,7 @@ class HmacSessionTokens:
         role: str,
         ttl_seconds: int | None = None,
         now: int | None = None,
+        login_id: str | None = None,
     ) -> str:
         """A signed session token for ``subject`` acting in ``workspace_id`` with ``role``."""
         issued = int(time.time()) if now is None else now
@@ -47,6 +48,8 @@ class HmacSessionTokens:
             "iat": issued,
             "exp": issued + (ttl_seconds or self.ttl_seconds),
         }
+        if login_id is not None:
+            claims["sid"] = login_id  # the login (refresh family); revoking it refuses the token
         return jwt.encode(claims, self._secret, algorithm=SESSION_ALGORITHM)
 
 

@@ -132,6 +132,10 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
         r = client.post("/v1/tool-servers", json=body, headers=headers)
         assert r.status_code == 201, r.text
         ids["tool_server_id"] = r.json()["id"]
+    if "api_key_id" in needs:
+        r = client.post("/v1/api-keys", json={"name": "Cross", "role": "viewer"}, headers=headers)
+        assert r.status_code == 201, r.text
+        ids["api_key_id"] = r.json()["id"]
     return World(ids=ids, target_member_id=target["id"])
 
 
@@ -252,6 +256,8 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
         urls += [f"/v1/triggers/{trigger}", f"/v1/triggers/{trigger}/invocations"]
     if "run_id" in world.ids:
         urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
+    if "api_key_id" in world.ids:
+        urls.append("/v1/api-keys")
     return [client.get(url, headers=headers).json() for url in urls]
 
 

@@ -48,7 +48,11 @@ class TestContentType:
     ):
         r = client.post(
             "/v1/auth/token",
-            content=b'{"session_code": "' + b"a" * 40 + b'"}',
+            content=b'{"session_code": "'
+            + b"a" * 40
+            + b'", "login_verifier": "'
+            + b"v" * 43
+            + b'"}',
             headers={"Content-Type": "Application/JSON"},
         )
         assert r.status_code < 500, r.text

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import update
 
 from domain.database import Database
-from domain.identity import digest
+from domain.identity import digest, pkce_challenge
 from domain.persistence import tables as orm
 from scaicrew.app import create_app
 from scaicrew.settings import Settings
@@ -43,14 +43,19 @@ def web(login_app: Any) -> Iterator[httpx.Client]:
 
 
 class Browser:
-    """Drives the redirects of one login the way a browser would."""
+    """Drives the redirects of one login the way a browser would.
+
+    Its front end keeps one login verifier (as it would in ``sessionStorage``) and sends its
+    S256 challenge to ``/v1/auth/login`` and the verifier itself with each session code.
+    """
 
     def __init__(self, web: httpx.Client, provider: OidcProvider) -> None:
         self.web = web
         self.provider = provider
+        self.verifier = secrets.token_urlsafe(48)
 
     def start(self) -> dict[str, Any]:
-        r = self.web.post("/v1/auth/login")
+        r = self.web.post("/v1/auth/login", json={"login_challenge": pkce_challenge(self.verifier)})
         assert r.status_code == 200, r.text
         assert r.headers["cache-control"] == "no-store"
         return dict(r.json())
@@ -64,14 +69,17 @@ class Browser:
         return self.web.get("/v1/auth/callback", params=params)
 
     def session_code(self, subject: str) -> str:
-        r = self.callback(self.at_provider(subject))
+        return self.session_code_from(self.at_provider(subject))
+
+    def session_code_from(self, params: dict[str, str]) -> str:
+        r = self.callback(params)
         assert r.status_code == 302, r.text
         location = httpx.URL(r.headers["location"])
         assert str(location).startswith("http://127.0.0.1:9/app?")
         return location.params["session_code"]
 
     def redeem(self, code: str, workspace_id: str | None = None) -> httpx.Response:
-        body = {"session_code": code}
+        body = {"session_code": code, "login_verifier": self.verifier}
         if workspace_id:
             body["workspace_id"] = workspace_id
         return self.web.post("/v1/auth/token", json=body)
@@ -245,6 +253,62 @@ class TestSessionCodes:
             "role": "admin",
         }
         rejected(browser.redeem(code, second_id), 401, "Unauthorized", "invalid-session-code")
+
+
+class TestLoginBoundToItsBrowser:
+    """Login CSRF: the attacker logs in as themselves and hands the callback link to a victim."""
+
+    def test_the_attackers_callback_link_logs_the_victim_in_as_nobody(self, web, oidc_provider):
+        attacker = Browser(web, oidc_provider)
+        victim = Browser(web, oidc_provider)
+        attacker_subject = new_user(oidc_provider, new_tenant(), "attacker")
+        # The attacker starts a login, signs in at the provider and keeps the callback link.
+        link = attacker.at_provider(attacker_subject)
+        # The victim's front end has started a login of its own (it holds a verifier).
+        victim.start()
+        # The victim's browser follows the link: the callback still redirects to the front
+        # end, but the code it carries is bound to the attacker's verifier.
+        code = victim.session_code_from(link)
+        rejected(victim.redeem(code), 401, "Unauthorized", "invalid-session-code")
+        # Presenting it with the wrong verifier burnt it: it is worthless to everyone now.
+        rejected(attacker.redeem(code), 401, "Unauthorized", "invalid-session-code")
+
+    def test_the_browser_that_started_the_login_redeems_its_code(self, browser, oidc_provider):
+        grant = browser.tokens(new_user(oidc_provider, new_tenant()))
+        assert grant["access_token"]
+
+    def test_a_code_without_a_verifier_is_a_bad_request(self, browser, web, oidc_provider):
+        code = browser.session_code(new_user(oidc_provider, new_tenant()))
+        r = web.post("/v1/auth/token", json={"session_code": code})
+        body = check_problem(r, 400, "ValidationError")
+        assert "login_verifier" in r.text, body
+        assert browser.redeem(code).status_code == 200  # a malformed call does not burn it
+
+    def test_a_login_without_a_challenge_is_a_bad_request(self, web):
+        r = web.post("/v1/auth/login", json={})
+        check_problem(r, 400, "ValidationError")
+        assert "login_challenge" in r.text
+
+
+class TestRevokedLogins:
+    def test_reusing_a_refresh_token_also_stops_the_logins_session_tokens(
+        self, browser, web, oidc_provider
+    ):
+        grant = browser.tokens(new_user(oidc_provider, new_tenant()))
+        assert web.get("/v1/workspace", headers=bearer(grant)).status_code == 200
+        rotated = browser.refresh(grant["refresh_token"])
+        assert rotated.status_code == 200, rotated.text
+        assert web.get("/v1/workspace", headers=bearer(rotated.json())).status_code == 200
+        # Someone presents the spent refresh token again: the whole login is revoked ...
+        rejected(
+            browser.refresh(grant["refresh_token"]), 401, "Unauthorized", "refresh-token-reused"
+        )
+        # ... and every session token of that login stops working on the next request.
+        for token in (grant, rotated.json()):
+            body = check_problem(
+                web.get("/v1/workspace", headers=bearer(token)), 401, "Unauthorized"
+            )
+            assert "revoked" in body["detail"]
 
 
 class TestCallback:

@@ -27,6 +27,7 @@ from tests.support.peers import Peer, Recorded, Reply, json_reply
 from tests.support.processes import free_port
 
 CLIENT_ID = "scaicrew-failures"
+LOGIN = {"login_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}
 KID = "peer-key-1"
 
 
@@ -109,7 +110,7 @@ def web(peer_app: Any) -> Iterator[httpx.Client]:
 
 def start(web: httpx.Client, provider: FakeProvider) -> dict[str, str]:
     """Start a login; the callback parameters the provider would send back."""
-    r = web.post("/v1/auth/login")
+    r = web.post("/v1/auth/login", json=LOGIN)
     assert r.status_code == 200, r.text
     nonce = httpx.URL(r.json()["authorization_url"]).params["nonce"]
     provider.last_nonce = nonce
@@ -128,7 +129,7 @@ class TestProviderDownOrGarbage:
         down = create_app(_settings(settings, f"http://127.0.0.1:{free_port()}"))
         with down.test_client() as web:
             web.event_hooks["response"] = [validate_hook]
-            r = web.post("/v1/auth/login")
+            r = web.post("/v1/auth/login", json=LOGIN)
         no_token(r, 502, "BadGateway", "identity-provider-unavailable")
 
     @pytest.mark.parametrize(
@@ -148,7 +149,7 @@ class TestProviderDownOrGarbage:
             app = create_app(_settings(settings, bad.issuer))
             with app.test_client() as web:
                 web.event_hooks["response"] = [validate_hook]
-                r = web.post("/v1/auth/login")
+                r = web.post("/v1/auth/login", json=LOGIN)
             no_token(r, 502, "BadGateway", "identity-provider-unavailable")
         finally:
             bad.peer.close()
@@ -275,7 +276,7 @@ class TestIdTokenValidation:
 
 class TestLoginNotConfigured:
     def test_login_and_callback_answer_501_without_a_provider(self, client):
-        check_problem(client.post("/v1/auth/login"), 501, "NotImplemented")
+        check_problem(client.post("/v1/auth/login", json=LOGIN), 501, "NotImplemented")
         check_problem(client.get("/v1/auth/callback?state=abc&code=def"), 501, "NotImplemented")
 
 
