@@ -39,6 +39,7 @@ from domain.identity.model import (
 from domain.identity.ports import IdentityProvider, SessionTokens, VerifiedIdentity
 from domain.identity.repository import IdentityTx
 from domain.kernel import DEFAULT_TENANT
+from domain.kernel.actor import Actor
 from domain.kernel.clock import Clock
 from domain.kernel.errors import DomainError, NotFound
 from domain.kernel.ids import new_id
@@ -213,6 +214,9 @@ class Login:
             family, refresh, refresh_expires = self._new_family(
                 tx, code.subject, code.tenant_id, access
             )
+            tx.audit.append(
+                _user(access), "login.succeeded", "user", access.subject, {"login_id": family}, now
+            )
             tx.commit()
         return self._grant(code.tenant_id, access, refresh, refresh_expires, family)
 
@@ -264,6 +268,8 @@ class Login:
                 now,
                 found.expires_at,
             )
+            data = {"login_id": found.family_id, "from_workspace_id": found.workspace_id}
+            tx.audit.append(_user(access), "session.refreshed", "user", access.subject, data, now)
             tx.commit()
         return self._grant(found.tenant_id, access, token, found.expires_at, found.family_id)
 
@@ -303,6 +309,11 @@ class Login:
             login_id=login_id,
         )
         return SessionGrant(token, self._tokens.ttl_seconds, refresh, refresh_expires, access)
+
+
+def _user(access: WorkspaceAccess) -> Actor:
+    """The user a login or refresh acts as, in the workspace it opens (the audit's scope)."""
+    return Actor(access.workspace_id, access.subject, access.role)
 
 
 def _tenant_of(identity: VerifiedIdentity) -> str:

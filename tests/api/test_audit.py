@@ -289,6 +289,20 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         mark()
         return client.delete("/v1/workspace/members/w3", headers=h), "w3"
 
+    @step("createApiKey", "api_key.created")
+    def _(client, tenant, mark):
+        mark()
+        body = {"name": "CI", "role": "operator"}
+        r = client.post("/v1/api-keys", json=body, headers=tenant.headers())
+        return r, r.json()["id"]
+
+    @step("revokeApiKey", "api_key.revoked")
+    def _(client, tenant, mark):
+        body = {"name": "Old CI", "role": "viewer"}
+        key = client.post("/v1/api-keys", json=body, headers=tenant.headers()).json()
+        mark()
+        return client.delete(f"/v1/api-keys/{key['id']}", headers=tenant.headers()), key["id"]
+
     return steps
 
 
@@ -310,6 +324,9 @@ RUN_WALK = {
     "rejectApproval": "approval.rejected",
 }
 
+# Logins need the OIDC provider: tests/api/test_login.py::TestAudit.
+LOGIN_WALK = {"redeemSessionCode": "login.succeeded", "refreshSession": "session.refreshed"}
+
 # Mutating operations that write no entry (yet), and why. Every mutating operation of the
 # contract is either walked above or named here, so a new one cannot be forgotten.
 NO_ENTRY = {
@@ -320,10 +337,8 @@ NO_ENTRY = {
     # Change no workspace state an admin audits: a ticket opens the caller's own stream.
     "createStreamTicket": "opens the caller's stream, changes nothing",
     "receiveWebhook": "in the trigger's invocation log",
-    # Logins and session tokens: issue 15 (API keys, login binding, rate limits).
-    "startLogin": "issue 15",
-    "redeemSessionCode": "issue 15",
-    "refreshSession": "issue 15",
+    # A login writes its entry when it opens a workspace (redeemSessionCode, LOGIN_WALK).
+    "startLogin": "no workspace yet: the login is audited when its session code is redeemed",
     # Authoring conversations: the draft a turn derives is audited when it is published.
     "createAuthoringSession": "a conversation, not yet a change",
     "takeAuthoringTurn": "a conversation, not yet a change",
@@ -336,7 +351,8 @@ def test_every_mutating_operation_is_walked_or_named():
         for _, method, op, _ in operations()
         if method in ("post", "put", "patch", "delete")
     }
-    assert set(WALK) | set(TOOL_SERVER_WALK) | set(RUN_WALK) | set(NO_ENTRY) == mutating
+    walked = set(WALK) | set(TOOL_SERVER_WALK) | set(RUN_WALK) | set(LOGIN_WALK)
+    assert walked | set(NO_ENTRY) == mutating
     assert not set(WALK) & set(NO_ENTRY)
 
 

@@ -459,3 +459,20 @@ class TestRefresh:
         rejected(
             browser.refresh(winner["refresh_token"]), 401, "Unauthorized", "refresh-token-revoked"
         )
+
+
+class TestAudit:
+    def test_a_login_and_each_refresh_write_one_entry_in_the_workspace_they_open(
+        self, browser, web, oidc_provider
+    ):
+        subject = new_user(oidc_provider, new_tenant(), "audited")
+        grant = browser.tokens(subject)
+        rotated = browser.refresh(grant["refresh_token"])
+        assert rotated.status_code == 200, rotated.text
+        r = web.get("/v1/audit", params={"actor": subject}, headers=bearer(rotated.json()))
+        assert r.status_code == 200, r.text
+        entries = [(e["action"], e["target_type"], e["target_id"]) for e in r.json()["items"]]
+        assert entries == [
+            ("session.refreshed", "user", subject),
+            ("login.succeeded", "user", subject),
+        ]

@@ -19,6 +19,7 @@ import pytest
 from domain.kernel import Role
 from tests.api.helpers import operations, publish
 from tests.api.test_cross_workspace import (
+    DELETABLE,
     MCP,
     build_request,
     build_world,
@@ -67,6 +68,8 @@ def request_for(client: httpx.Client, tenant: Any, path, method, op, params) -> 
     admin = tenant.headers(Role.ADMIN)
     needs = {p["name"] for p in params if p["in"] == "path"}
     world = build_world(client, admin, needs)
+    if op["operationId"] in DELETABLE:  # only an empty crew, an unpublished member
+        world.ids.update(DELETABLE[op["operationId"]](client, admin, world))
     if "ref" in needs:
         world.ids["ref"] = client.get("/v1/templates", headers=admin).json()["items"][0]["ref"]
     if op["operationId"] == "createTrigger":  # its body names the target member: publish it
