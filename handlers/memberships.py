@@ -8,8 +8,8 @@ from urllib.parse import quote
 from domain.kernel import Role
 from domain.workspaces import Membership
 from handlers._http import actor, ok, page, page_body, timestamp, use_cases
-from handlers.etags import conditional, if_match, tagged
 from handlers.context import app_context
+from handlers.etags import conditional, if_match, tagged
 
 
 def _membership(m: Membership) -> dict[str, Any]:
