@@ -101,8 +101,9 @@ def launch(settings: Settings, log: Path, **overrides: Any) -> tuple[Process, st
 
 
 def wait_until_serving(process: Process, base_url: str) -> None:
-    """Return once the server answers /health (30 s at most)."""
-    deadline = time.monotonic() + 30
+    """Return once the server answers /health (60 s at most: a loaded 2-core machine starting
+    several servers at once has taken over 30 s)."""
+    deadline = time.monotonic() + 60
     while True:
         assert process.alive(), f"server exited:\n{process.output()}"
         try:
