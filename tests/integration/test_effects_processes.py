@@ -130,9 +130,9 @@ def test_an_approved_write_cut_off_by_a_killed_worker_goes_back_to_a_human(
 def test_a_worker_rides_out_a_database_outage(
     settings, use_cases, make_tenant, tmp_path, processes
 ):
-    """A ``scaicrew worker`` reaches PostgreSQL through a proxy that is cut for a few seconds
+    """A ``scaicrew worker`` reaches PostgreSQL through a proxy that is cut for 20 seconds
     while runs execute, then restored: every run ends ``succeeded`` (nothing lost, nothing
-    stuck), without restarting the worker."""
+    stuck), without restarting the worker; a ``scaicrew scheduler`` on the same proxy stays up."""
     from sqlalchemy.engine import make_url
 
     from tests.support.tcp_proxy import TcpProxy
@@ -160,12 +160,16 @@ def test_a_worker_rides_out_a_database_outage(
         worker = Process(["worker", "--threads", "2"], env, tmp_path / "worker.log")
         processes.append(worker)
         worker.wait_for_output("worker started")
+        # The scheduler rides it out too: it ticks through the outage and stays up.
+        scheduler = Process(["scheduler", "--interval", "0.5"], env, tmp_path / "scheduler.log")
+        processes.append(scheduler)
+        scheduler.wait_for_output("scheduler started")
         run_ids = [use_cases.runs.start_run(actor, member.id, {"n": n})[0].id for n in range(20)]
         time.sleep(0.3)  # some runs are mid-way
         proxy.cut()
         cut_short = [r for r in run_ids if not use_cases.runs.get_run(actor, r).status.finished]
         assert cut_short, "the outage came after the work: nothing to ride out"
-        time.sleep(4)  # the outage
+        time.sleep(20)  # the outage: as long as the issue's (a stopped cluster for 20 s)
         proxy.restore()
 
         def finished() -> list[Run] | None:
@@ -175,5 +179,6 @@ def test_a_worker_rides_out_a_database_outage(
         runs = until("every run to finish after the outage", finished)
         assert [r.status.value for r in runs] == ["succeeded"] * 20, [r.error for r in runs]
         assert worker.alive(), worker.output()
+        assert scheduler.alive(), scheduler.output()
     finally:
         proxy.close()
