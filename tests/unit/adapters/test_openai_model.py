@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -50,6 +51,39 @@ class TestRequest:
         assert (request.method, request.path) == ("POST", "/v1/chat/completions")
         assert request.headers["authorization"] == "Bearer sk-1"
         assert request.json() == {"model": "m-1", "messages": MESSAGES, "tools": TOOLS}
+
+    def test_tool_server_tool_names_go_out_as_the_endpoint_accepts_them_and_come_back(
+        self, server, script
+    ):
+        """`mcp:<server>/<tool>` breaks the endpoints' `^[A-Za-z0-9_-]{1,64}$`: it goes out
+        renamed (in the tools and in earlier tool calls) and the model's call comes back by its
+        real name."""
+        mcp = {"type": "function", "function": {"name": "mcp:crm/lookup", "parameters": {}}}
+        earlier = {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [tool_call("c0", "mcp:crm/lookup", {"q": "a"})],
+        }
+        before = len(server.received())
+        sent = model(server).complete(MESSAGES, TOOLS)  # a first call: the script is as it is
+        assert sent is not None
+        wire = None
+        for _ in range(2):
+            request_tools = [*TOOLS, mcp]
+            if wire is not None:
+                script.reply = json_reply(
+                    completion(tool_calls=[tool_call("c1", wire, {"q": "b"})])
+                )
+            reply = model(server).complete([*MESSAGES, earlier], request_tools)
+            payload = server.received()[-1].json()
+            names = [t["function"]["name"] for t in payload["tools"]]
+            assert names[0] == "notes_read"
+            wire = names[1]
+            assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", wire) and wire.startswith("mcp_crm_lookup")
+            assert payload["messages"][-1]["tool_calls"][0]["function"]["name"] == wire
+        assert reply.tool_calls == (ToolCall("c1", "mcp:crm/lookup", {"q": "b"}),)
+        assert len(server.received()) == before + 3
+        script.reply = json_reply(completion(content="{}"))
 
     def test_without_a_key_or_tools_it_sends_neither(self, server, script):
         before = len(server.received())
