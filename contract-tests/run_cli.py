@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="--fresh: at most this many runs (new seeds, same server) until every operation "
         "reached 2xx; a failed check in any run fails at once",
     )

@@ -16,13 +16,16 @@ def list_approvals(
     status: str = "pending",
     run_id: str | None = None,
     member_id: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     where = ApprovalFilter(
         status=None if status == "all" else ApprovalStatus(status),
         run_id=run_id,
         member_id=member_id,
     )
-    result = use_cases().runs.list_approvals(actor(token_info), page(limit, cursor), where)
+    result = use_cases().runs.list_approvals(
+        actor(token_info), page(limit, cursor, include_total), where
+    )
     return ok(page_body(result, serialise.approval))
 
 

@@ -37,6 +37,7 @@ def list_runs(
     parent_run_id: str | None = None,
     created_after: str | None = None,
     created_before: str | None = None,
+    include_total: bool = False,
 ) -> Any:
     where = RunFilter(
         member_id=member_id,
@@ -47,7 +48,9 @@ def list_runs(
         created_after=instant("created_after", created_after),
         created_before=instant("created_before", created_before),
     )
-    result = use_cases().runs.list_runs(actor(token_info), page(limit, cursor), where)
+    result = use_cases().runs.list_runs(
+        actor(token_info), page(limit, cursor, include_total), where
+    )
     return ok(page_body(result, serialise.run))
 
 

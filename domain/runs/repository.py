@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import Connection, Select, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.cost import CostLedger
@@ -117,24 +117,16 @@ class RunRepository:
     ) -> list[Run]:
         """Newest first; the cursor is an upper bound (``limit + 1`` rows)."""
         r = tables.runs
-        stmt = select(r).where(r.c.workspace_id == workspace_id)
-        for column, value in (
-            (r.c.member_id, where.member_id),
-            (r.c.crew_id, where.crew_id),
-            (r.c.status, None if where.status is None else where.status.value),
-            (r.c.origin, None if where.origin is None else where.origin.value),
-            (r.c.parent_run_id, where.parent_run_id),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if where.created_after is not None:
-            stmt = stmt.where(r.c.created_at >= where.created_after)
-        if where.created_before is not None:
-            stmt = stmt.where(r.c.created_at < where.created_before)
+        stmt = _runs_where(select(r), workspace_id, where)
         if before is not None:
             stmt = stmt.where(r.c.id < before)
         rows = self._c.execute(stmt.order_by(r.c.id.desc()).limit(limit + 1)).all()
         return [_run(row) for row in rows]
+
+    def count_runs(self, workspace_id: str, where: RunFilter) -> int:
+        """How many runs ``list_runs`` pages through under the same filter."""
+        stmt = _runs_where(select(func.count()).select_from(tables.runs), workspace_id, where)
+        return int(self._c.execute(stmt).scalar_one())
 
     def claimable_id(self, now: datetime) -> str | None:
         """The oldest queued run, or a running one whose worker's lease expired.
@@ -329,18 +321,48 @@ class RunRepository:
     ) -> list[Approval]:
         """Oldest first (``limit + 1`` rows)."""
         a = tables.approvals
-        stmt = select(a).where(a.c.workspace_id == workspace_id)
-        for column, value in (
-            (a.c.status, None if where.status is None else where.status.value),
-            (a.c.run_id, where.run_id),
-            (a.c.member_id, where.member_id),
-        ):
-            if value is not None:
-                stmt = stmt.where(column == value)
+        stmt = _approvals_where(select(a), workspace_id, where)
         if after is not None:
             stmt = stmt.where(a.c.id > after)
         rows = self._c.execute(stmt.order_by(a.c.id).limit(limit + 1)).all()
         return [_approval(r) for r in rows]
+
+    def count_approvals(self, workspace_id: str, where: ApprovalFilter) -> int:
+        """How many approvals ``list_approvals`` pages through under the same filter."""
+        stmt = select(func.count()).select_from(tables.approvals)
+        return int(self._c.execute(_approvals_where(stmt, workspace_id, where)).scalar_one())
+
+
+def _runs_where(stmt: Select[Any], workspace_id: str, where: RunFilter) -> Select[Any]:
+    r = tables.runs
+    stmt = stmt.where(r.c.workspace_id == workspace_id)
+    for column, value in (
+        (r.c.member_id, where.member_id),
+        (r.c.crew_id, where.crew_id),
+        (r.c.status, None if where.status is None else where.status.value),
+        (r.c.origin, None if where.origin is None else where.origin.value),
+        (r.c.parent_run_id, where.parent_run_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if where.created_after is not None:
+        stmt = stmt.where(r.c.created_at >= where.created_after)
+    if where.created_before is not None:
+        stmt = stmt.where(r.c.created_at < where.created_before)
+    return stmt
+
+
+def _approvals_where(stmt: Select[Any], workspace_id: str, where: ApprovalFilter) -> Select[Any]:
+    a = tables.approvals
+    stmt = stmt.where(a.c.workspace_id == workspace_id)
+    for column, value in (
+        (a.c.status, None if where.status is None else where.status.value),
+        (a.c.run_id, where.run_id),
+        (a.c.member_id, where.member_id),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
 
 
 class RunsTx(MembersTx, Protocol):

@@ -127,7 +127,8 @@ class Runs:
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.runs.list_runs(actor.workspace_id, page.cursor, page.limit, where)
-        return page_of(rows, page, lambda row: row.id)
+            total = tx.runs.count_runs(actor.workspace_id, where) if page.include_total else None
+        return page_of(rows, page, lambda row: row.id, total)
 
     def list_run_events(
         self, actor: Actor, run_id: str, after_seq: int, limit: int
@@ -198,7 +199,10 @@ class Runs:
         actor.require(Role.VIEWER)
         with self._store() as tx:
             rows = tx.runs.list_approvals(actor.workspace_id, page.cursor, page.limit, where)
-        return page_of(rows, page, lambda row: row.id)
+            total = (
+                tx.runs.count_approvals(actor.workspace_id, where) if page.include_total else None
+            )
+        return page_of(rows, page, lambda row: row.id, total)
 
     def get_approval(self, actor: Actor, approval_id: str) -> Approval:
         """:raises NotFound: no such approval."""

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
 import pytest
 
 from domain.kernel import Role
 from tests.api.helpers import create_crew, create_member, publish
+from tests.support.peers import Peer, web_route
+from tests.support.runs import POSTER, app_client, start, wait_for
+from tests.support.runs import published_member as run_published_member
 from tests.support.triggers import create_trigger
 
 
@@ -55,3 +62,43 @@ def test_an_empty_list_totals_zero(client, make_tenant, path):
         assert r.json()["total"] == len(r.json()["items"])
     else:
         assert r.json() == {"items": [], "next_cursor": None, "total": 0}
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Peer]:
+    peer = Peer(web_route).start()
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(scope="module")
+def run_api(settings: Any) -> Iterator[httpx.Client]:
+    with app_client(settings, tool_http_allowlist=("127.0.0.1",)) as client:
+        yield client
+
+
+def test_runs_and_approvals_total_under_the_same_filters(run_api, make_tenant, web):
+    client, tenant = run_api, make_tenant()
+    h = tenant.headers(Role.ADMIN)
+    gated = run_published_member(client, h, POSTER)
+    other = run_published_member(client, h, POSTER)
+    runs = [
+        start(client, h, gated["id"], {"url": web.url(f"/hook/total-{n}"), "note": "n"})
+        for n in range(2)
+    ]
+    start(client, h, other["id"], {"url": web.url("/hook/total-other"), "note": "n"})
+    for run in runs:
+        wait_for(client, h, run["id"], ("waiting_approval",))
+
+    def total(path, **params):
+        r = client.get(path, params={"include_total": "true", "limit": 1, **params}, headers=h)
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+
+    assert total("/v1/runs") == 3
+    assert total("/v1/runs", member_id=gated["id"]) == 2
+    assert total("/v1/runs", member_id=gated["id"], status="succeeded") == 0
+    assert total("/v1/approvals", member_id=gated["id"]) == 2
+    assert total("/v1/approvals", run_id=runs[0]["id"]) == 1
+    assert total("/v1/approvals", status="approved") == 0
+    assert "total" not in client.get("/v1/runs", headers=h).json()

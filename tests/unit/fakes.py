@@ -373,6 +373,9 @@ class FakeRuns:
         ]
         return rows[: limit + 1]
 
+    def count_runs(self, workspace_id: str, where: RunFilter) -> int:
+        return len(self.list_runs(workspace_id, None, len(self._s.runs), where))
+
     def claimable_id(self, now: datetime) -> str | None:
         for run in sorted(self._s.runs.values(), key=lambda r: r.id):
             if run.status is RunStatus.QUEUED:
@@ -467,6 +470,9 @@ class FakeRuns:
             and (where.member_id is None or a.member_id == where.member_id)
         ]
         return _page(rows, after, limit)
+
+    def count_approvals(self, workspace_id: str, where: ApprovalFilter) -> int:
+        return len(self.list_approvals(workspace_id, None, len(self._s.approvals), where))
 
 
 class FakeCost:
