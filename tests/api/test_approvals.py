@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,9 @@ def paused(
     api: httpx.Client, tenant: Any, web: Peer, member_definition: dict[str, Any] = POSTER
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     """A run of a gated member waiting for approval: (run, approval, the peer path it targets)."""
-    path = f"/hook/{missing_id('x')[-8:]}{id(tenant)}"
+    # Unique per call: ``id(tenant)`` is reused once a test's tenant is collected, and the peer
+    # keeps every request of the module (a reused path showed another test's call here).
+    path = f"/hook/{secrets.token_hex(8)}"
     member = published_member(api, tenant.headers(Role.AUTHOR), member_definition)
     run_input = {"url": web.url(path), "note": "ship it"}
     run = start(api, tenant.headers(Role.OPERATOR), member["id"], run_input)
