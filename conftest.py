@@ -29,6 +29,7 @@ from scaicrew.settings import (
     ServiceTokenGroup,
     SessionGroup,
     Settings,
+    SubscriptionsGroup,
 )
 from tests.support.databases import create_postgres, drop_postgres
 from tests.support.jwks_server import AUDIENCE, ISSUER, JwksServer, start_jwks_server
@@ -79,6 +80,9 @@ def settings(database_url: str, jwks: JwksServer) -> Settings:
         max_body_bytes=64 * 1024,
         # Tests drive the scheduler's tick with their own clock.
         scheduler=SchedulerGroup(enabled=False),
+        # Subscription deliveries run only in the apps of the tests that ask for them (with
+        # their own allowed hosts); other apps over the same database must not compete.
+        subscriptions=SubscriptionsGroup(delivery_threads=0),
     )
 
 

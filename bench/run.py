@@ -943,10 +943,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, "runs", "stream", "webhook"],
+        choices=[*SCENARIOS, "runs", "stream", "webhook", "observability"],
         help="repeatable; default: all (runs: the run dispatcher, see --runs-setup; "
         "stream: SSE fan-out, see bench/stream_bench.py; webhook: signed ingress, see "
-        "bench/webhook_bench.py)",
+        "bench/webhook_bench.py; observability: metrics and traces off vs on, see "
+        "bench/observability_bench.py)",
+    )
+    parser.add_argument(
+        "--trace-sample",
+        type=float,
+        default=0.1,
+        help="observability: OTEL_TRACES_SAMPLER_ARG of the traced server (0.1)",
     )
     parser.add_argument(
         "--webhook-concurrency", type=int, default=8, help="webhook connections (8)"
@@ -997,7 +1004,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.runs_concurrency < 1 or args.sequential_runs < 1:
         parser.error("--runs, --runs-concurrency and --sequential-runs must be >= 1")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    scenarios = args.scenario or [*SCENARIOS, "runs", "stream", "webhook"]
+    scenarios = args.scenario or [*SCENARIOS, "runs", "stream", "webhook", "observability"]
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
     run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
 
@@ -1078,6 +1085,14 @@ def main(argv: list[str] | None = None) -> int:
             except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
                 results["webhook"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
 
+        if "observability" in scenarios:
+            from observability_bench import measure_observability
+
+            try:
+                results["observability"] = measure_observability(workdir, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                results["observability"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
+
         if http_scenarios:
             print_table({k: v for k, v in results.items() if k in SCENARIOS})
         if runs:
@@ -1090,6 +1105,10 @@ def main(argv: list[str] | None = None) -> int:
             from webhook_bench import print_webhook_table
 
             print_webhook_table(results["webhook"])
+        if "observability" in results:
+            from observability_bench import print_observability_table
+
+            print_observability_table(results["observability"])
 
         meta: dict[str, Any] = {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1164,7 +1183,14 @@ def main(argv: list[str] | None = None) -> int:
         webhook_reasons = webhooks_invalid(results["webhook"]) if "webhook" in results else []
         for reason in webhook_reasons:
             print(f"!!! BENCH INVALID: webhook: {reason}", file=sys.stderr)
-        failed = http_failed or runs_failed or bool(stream_reasons) or bool(webhook_reasons)
+        observability_failed = "failure" in results.get("observability", {})
+        failed = (
+            http_failed
+            or runs_failed
+            or bool(stream_reasons)
+            or bool(webhook_reasons)
+            or observability_failed
+        )
         print(f"bench: done in {time.monotonic() - started:.0f}s")
     finally:
         for server in servers.values():

@@ -29,6 +29,7 @@ from domain.members.repository import MemberRepository
 from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
 from domain.runs.repository import RunRepository
 from domain.stream.repository import EventLog
+from domain.subscriptions.repository import SubscriptionRepository
 from domain.tools.repository import NoteRepository
 from domain.tools.servers_repository import ToolServerRepository
 from domain.triggers.repository import TriggerRepository
@@ -49,6 +50,7 @@ class SqlUnitOfWork:
     members: MemberRepository
     notes: NoteRepository
     runs: RunRepository
+    subscriptions: SubscriptionRepository
     tool_servers: ToolServerRepository
     triggers: TriggerRepository
     workspaces: WorkspaceRepository
@@ -96,6 +98,7 @@ class SqlUnitOfWork:
         self.members = MemberRepository(connection, for_update=lock)
         self.notes = NoteRepository(connection)
         self.runs = RunRepository(connection, for_update=lock)
+        self.subscriptions = SubscriptionRepository(connection)
         self.tool_servers = ToolServerRepository(connection)
         self.triggers = TriggerRepository(connection, for_update=lock)
         self.workspaces = WorkspaceRepository(connection, for_update=lock)

@@ -22,6 +22,12 @@ from domain.kernel.signals import SignalBus
 from domain.members import Members
 from domain.runs import Dispatcher, LanguageModel, Runs, RunSettings
 from domain.stream import Stream, StreamHub, StreamSettings
+from domain.subscriptions import (
+    DeliveryPort,
+    SubscriptionDeliverer,
+    Subscriptions,
+    SubscriptionSettings,
+)
 from domain.tools import HttpPort, Tools, ToolServerPort, ToolServerSettings
 from domain.triggers import TriggerFiring, Triggers, WebhookSettings
 from domain.workspaces import Workspaces
@@ -38,6 +44,8 @@ class Ports:
     session_tokens: SessionTokens
     tool_servers: ToolServerPort
     identity_provider: IdentityProvider | None = None
+    #: Outbound subscription deliveries (None: this process delivers nothing).
+    delivery: DeliveryPort | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class DomainSettings:
     webhooks: WebhookSettings
     stream: StreamSettings
     login: LoginSettings
+    subscriptions: SubscriptionSettings
 
 
 class UseCases:
@@ -86,6 +95,9 @@ class UseCases:
         #: This process's live-stream subscribers, fed from ``signals`` (and the listener).
         self.hub = StreamHub(database, clock, settings.stream)
         self.stream = Stream(database, clock, self.hub)
+        self.subscriptions = Subscriptions(
+            database, clock, ports.secret_box, settings.subscriptions
+        )
 
     @property
     def signals(self) -> SignalBus:
@@ -115,4 +127,20 @@ class UseCases:
             self.settings.runs,
             worker_id,
             remote=self.tools.call_tool,
+        )
+
+    def deliverer(self, worker_id: str) -> SubscriptionDeliverer:
+        """A subscription delivery worker for one thread or process.
+
+        :raises NotReady: no delivery port was configured.
+        """
+        if self.ports.delivery is None:
+            raise NotReady("No delivery port is configured for subscriptions.")
+        return SubscriptionDeliverer(
+            self.database,
+            self.clock,
+            self.ports.secret_box,
+            self.ports.delivery,
+            self.settings.subscriptions,
+            worker_id,
         )

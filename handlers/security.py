@@ -20,6 +20,7 @@ from domain.access import KEY_PREFIX, ApiKeyRejected
 from domain.kernel import DEFAULT_TENANT, ActorKind, Role
 from handlers.context import MISSING, AppContext, app_context
 from handlers.problems import ApiError
+from handlers.tracing import note_workspace
 
 SESSION_ALGORITHM = "HS256"
 _DEV_WORKSPACE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -66,6 +67,7 @@ def _header(token: str) -> dict[str, Any] | None:
 
 
 async def _require_workspace(context: AppContext, workspace_id: str) -> None:
+    note_workspace(workspace_id)
     if workspace_id in context.known_workspaces:
         return
     exists = await run_in_threadpool(context.use_cases.workspaces.workspace_exists, workspace_id)
@@ -149,6 +151,7 @@ async def verify_session_token(token: str) -> Any:
         read = context.use_cases.access.login_revoked
         if await _cached(context, ("login", login_id), read, login_id):
             raise _unauthorized("The login this session token belongs to was revoked.")
+    note_workspace(workspace_id)
     return {
         "sub": subject,
         "workspace_id": workspace_id,
@@ -228,6 +231,7 @@ async def verify_api_key(token: str) -> Any:
         except ApiKeyRejected:
             raise _unauthorized(_BAD_API_KEY) from None
         context.credentials.put(cache_key, grant, generation)
+    note_workspace(grant.workspace_id)
     return {
         "sub": grant.key_id,
         "workspace_id": grant.workspace_id,
@@ -250,4 +254,5 @@ async def verify_dev_headers(apikey: str, request: Any) -> Any:
     if apikey not in context.known_workspaces:
         await run_in_threadpool(context.use_cases.workspaces.ensure_member, apikey, subject, role)
         context.known_workspaces.add(apikey)
+    note_workspace(apikey)
     return {"sub": subject, "workspace_id": apikey, "role": role.label, "kind": "user"}

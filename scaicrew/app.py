@@ -30,6 +30,7 @@ from domain.authoring import Deriver, OfflineDeriver
 from domain.database import Database
 from domain.kernel import Clock, DomainError
 from domain.runs import LanguageModel, OfflineLanguageModel
+from domain.tools import HttpPort, ToolServerPort
 from domain.use_cases import Ports, UseCases
 from handlers.context import AllowedMethods, AppContext, CredentialCache
 from handlers.media import ContractMedia
@@ -42,10 +43,11 @@ from handlers.middleware import (
     RequestContextMiddleware,
 )
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
-from handlers.operations import OperationResolver
+from handlers.operations import OperationResolver, handler_paths
 from handlers.problems import render_exception, render_unavailable
 from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
+from scaicrew.adapters.delivery_http import HttpDelivery
 from scaicrew.adapters.http_tools import AllowListedHttp
 from scaicrew.adapters.mcp_client import McpToolServers
 from scaicrew.adapters.model_deriver import ChatCompletionsDeriver
@@ -55,17 +57,28 @@ from scaicrew.adapters.pg_listener import PgListener
 from scaicrew.adapters.secret_box import FernetSecretBox
 from scaicrew.adapters.session_tokens import session_tokens
 from scaicrew.migrate import head_revision
+from scaicrew.observability import Observability, ObservabilityMiddleware
+from scaicrew.observability.ports import MeasuredHttp, MeasuredModel, MeasuredToolServers
 from scaicrew.scheduler import SchedulerLoop
 from scaicrew.settings import Settings
-from scaicrew.worker import WorkerPool
+from scaicrew.worker import DeliveryPool, WorkerPool
 
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
 logger = logging.getLogger("scaicrew")
 
 
-def _middlewares(context: AppContext, settings: Settings, spec: dict[str, Any]) -> list[Any]:
-    stack: list[Any] = [functools.partial(RequestContextMiddleware, context=context)]
+def _middlewares(
+    context: AppContext, settings: Settings, spec: dict[str, Any], observability: Observability
+) -> list[Any]:
+    stack: list[Any] = [
+        functools.partial(
+            ObservabilityMiddleware,
+            observability=observability,
+            operation_ids={path: op for op, path in handler_paths(spec).items()},
+        ),
+        functools.partial(RequestContextMiddleware, context=context),
+    ]
     if settings.cors_origins:
         stack.append(
             functools.partial(
@@ -156,12 +169,15 @@ def create_app(
     *,
     database: Database | None = None,
     clock: Clock | None = None,
+    observability: Observability | None = None,
 ) -> AsyncApp:
-    """Build the ASGI app for ``settings`` (default: from the environment)."""
+    """Build the ASGI app for ``settings`` (default: from the environment); ``observability``
+    (default: what the settings turn on) measures and traces it."""
     settings = settings or Settings.from_env()
     database = database or Database(
         settings.database_url, pool_size=settings.db_pool_size, clock=clock
     )
+    observability = observability or Observability.from_settings(settings)
     jwks_client = None
     if settings.service_tokens.jwks_url:
         jwks_client = jwt.PyJWKClient(
@@ -174,8 +190,10 @@ def create_app(
     spec = load_spec(SPEC_PATH)
     if settings.env == "dev":
         spec = with_dev_headers(spec)
-    use_cases = build_use_cases(settings, database, clock)
+    use_cases = build_use_cases(settings, database, clock, observability)
     use_cases.signals.subscribe(use_cases.hub.on_signal)
+    if observability.metrics is not None:
+        observability.metrics.watch(database, use_cases.hub.subscriber_count)
     context = AppContext(
         settings=settings,
         use_cases=use_cases,
@@ -187,6 +205,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         workers = None
+        metrics_server = None
+        if settings.observability.metrics_port:
+            metrics_server = observability.serve_metrics_port(settings.observability.metrics_port)
         listener = start_stream_sources(use_cases)
         if settings.runs.worker_threads:
             workers = WorkerPool(
@@ -196,6 +217,14 @@ def create_app(
                 settings.runs.sweep_seconds,
             )
             workers.start()
+        deliveries = None
+        if settings.subscriptions.delivery_threads:
+            deliveries = DeliveryPool(
+                use_cases,
+                settings.subscriptions.delivery_threads,
+                settings.subscriptions.poll_seconds,
+            )
+            deliveries.start()
         scheduler = None
         if settings.scheduler.enabled:
             scheduler = SchedulerLoop(use_cases.firing, settings.scheduler.interval_seconds)
@@ -207,7 +236,13 @@ def create_app(
                 await run_in_threadpool(scheduler.stop)
             if workers is not None:
                 await run_in_threadpool(workers.stop)
+            if deliveries is not None:
+                await run_in_threadpool(deliveries.stop)
             await run_in_threadpool(stop_stream_sources, use_cases, listener)
+            if metrics_server is not None:
+                metrics_server.shutdown()
+                metrics_server.server_close()
+            observability.shutdown()
             database.dispose()
 
     docs = SwaggerUIOptions(
@@ -218,7 +253,7 @@ def create_app(
     app = AsyncApp(
         __name__,
         lifespan=lifespan,
-        middlewares=_middlewares(context, settings, spec),
+        middlewares=_middlewares(context, settings, spec, observability),
         strict_validation=True,
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
@@ -239,8 +274,14 @@ def create_app(
     return app
 
 
-def build_use_cases(settings: Settings, database: Database, clock: Clock | None = None) -> UseCases:
-    """Every capability's use cases over ``database``, with the adapters the settings name."""
+def build_use_cases(
+    settings: Settings,
+    database: Database,
+    clock: Clock | None = None,
+    observability: Observability | None = None,
+) -> UseCases:
+    """Every capability's use cases over ``database``, with the adapters the settings name;
+    ``observability`` measures and traces the model and tool calls, and the runs."""
     model: LanguageModel = OfflineLanguageModel()
     deriver: Deriver = OfflineDeriver()
     if settings.model.kind == "openai":
@@ -253,16 +294,35 @@ def build_use_cases(settings: Settings, database: Database, clock: Clock | None 
         )
         model = ChatCompletionsModel(*endpoint)
         deriver = ChatCompletionsDeriver(*endpoint)
+    http: HttpPort = AllowListedHttp(
+        settings.tools.http_allowlist, settings.tools.http_timeout_seconds
+    )
+    tool_servers: ToolServerPort = McpToolServers(settings.tools.result_max_chars)
+    metrics = tracing = None
+    if observability is not None:
+        metrics, tracing = observability.metrics, observability.tracing
+    if metrics is not None or tracing is not None:
+        model = MeasuredModel(model, metrics, tracing)
+        http = MeasuredHttp(http, metrics, tracing)
+        tool_servers = MeasuredToolServers(tool_servers, metrics, tracing)
+    if tracing is not None:
+        tracing.instrument_engine(database.engine)
     ports = Ports(
-        http=AllowListedHttp(settings.tools.http_allowlist, settings.tools.http_timeout_seconds),
+        http=http,
         model=model,
         deriver=deriver,
         secret_box=FernetSecretBox(settings.trigger_key_materials()),
         session_tokens=session_tokens(settings),
-        tool_servers=McpToolServers(settings.tools.result_max_chars),
+        tool_servers=tool_servers,
         identity_provider=_identity_provider(settings),
+        delivery=HttpDelivery(),
     )
-    return UseCases(database, ports, settings.domain_settings(), clock, schema_head=head_revision())
+    use_cases = UseCases(
+        database, ports, settings.domain_settings(), clock, schema_head=head_revision()
+    )
+    if observability is not None:
+        use_cases.signals.subscribe(observability.on_signal)
+    return use_cases
 
 
 def _identity_provider(settings: Settings) -> OidcProvider | None:

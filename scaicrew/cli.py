@@ -10,6 +10,7 @@ from domain.database import Database
 from domain.kernel import DEFAULT_TENANT, Role
 from scaicrew.adapters.session_tokens import session_tokens
 from scaicrew.migrate import upgrade
+from scaicrew.observability import Observability, configure_logging
 from scaicrew.settings import Settings, SettingsError
 
 
@@ -40,6 +41,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from scaicrew.app import create_app
     from scaicrew.http_protocol import bounded_protocol
 
+    configure_logging(settings.observability.log_format, settings.log_level)
     if not args.no_migrate:
         upgrade(settings.database_url)
     app = create_app(settings)
@@ -48,6 +50,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=None,  # configure_logging's handler, in LOG_FORMAT
+        access_log=False,  # our request lines replace uvicorn's (scaicrew.request)
         workers=1,
         http=bounded_protocol(settings.max_header_bytes),
     )
@@ -90,10 +94,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import threading
 
     from scaicrew.app import build_use_cases
-    from scaicrew.worker import WorkerPool
+    from scaicrew.worker import DeliveryPool, WorkerPool
 
+    configure_logging(settings.observability.log_format, settings.log_level)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
-    use_cases = build_use_cases(settings, database)
+    observability = _process_observability(settings, database)
+    use_cases = build_use_cases(settings, database, observability=observability)
     threads = args.threads or max(1, settings.runs.worker_threads)
     pool = WorkerPool(
         use_cases, threads, settings.runs.worker_poll_seconds, settings.runs.sweep_seconds
@@ -102,6 +108,12 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     pool.start()
+    deliveries = None
+    if settings.subscriptions.delivery_threads:
+        deliveries = DeliveryPool(
+            use_cases, settings.subscriptions.delivery_threads, settings.subscriptions.poll_seconds
+        )
+        deliveries.start()
     listener = None
     if not database.is_sqlite:
         # Runs queued by other processes wake this one at once (polling stays the fallback).
@@ -119,8 +131,22 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     if listener is not None:
         listener.stop()
     pool.stop()
+    if deliveries is not None:
+        deliveries.stop()
+    observability.shutdown()
     database.dispose()
     return 0
+
+
+def _process_observability(settings: Settings, database: Database) -> Observability:
+    """A process without the API: its metrics only on ``METRICS_PORT`` (when enabled)."""
+    observability = Observability.from_settings(settings)
+    port = settings.observability.metrics_port
+    if observability.metrics is not None:
+        observability.metrics.watch(database, lambda: 0)
+        if port:
+            observability.serve_metrics_port(port)
+    return observability
 
 
 def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -130,9 +156,11 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from scaicrew.app import build_use_cases
     from scaicrew.scheduler import SchedulerLoop
 
+    configure_logging(settings.observability.log_format, settings.log_level)
     database = Database(settings.database_url, pool_size=settings.db_pool_size)
+    observability = _process_observability(settings, database)
     loop = SchedulerLoop(
-        build_use_cases(settings, database).firing,
+        build_use_cases(settings, database, observability=observability).firing,
         args.interval or settings.scheduler.interval_seconds,
     )
     if args.once:

@@ -26,6 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from domain.identity import LoginSettings
 from domain.runs import RunSettings
 from domain.stream import StreamSettings
+from domain.subscriptions import SubscriptionSettings
 from domain.tools import ToolServerSettings
 from domain.triggers import WebhookSettings
 from domain.use_cases import DomainSettings
@@ -472,6 +473,84 @@ class StreamGroup(_Group):
     )
 
 
+class SubscriptionsGroup(_Group):
+    allowed_hosts: CommaList = setting(
+        (),
+        "SUBSCRIPTION_ALLOWED_HOSTS",
+        "Comma-separated `host` or `host:port` entries subscriptions may deliver to although "
+        "they are loopback, private or link-local (public hosts need no entry).",
+        shown="empty (public hosts only)",
+    )
+    delivery_threads: int = setting(
+        1,
+        "SUBSCRIPTION_DELIVERY_THREADS",
+        "In-process subscription delivery threads (`0`: none; run `scaicrew worker` instead).",
+        ge=0,
+    )
+    poll_seconds: float = setting(
+        1.0,
+        "SUBSCRIPTION_POLL_SECONDS",
+        "How often an idle delivery thread looks for new events and due retries.",
+        gt=0,
+    )
+    timeout_seconds: float = setting(
+        10.0,
+        "SUBSCRIPTION_TIMEOUT_SECONDS",
+        "Total deadline of one delivery POST (connect, send, read at most 64 KiB of answer).",
+        gt=0,
+    )
+    lease_seconds: float = setting(
+        60.0,
+        "SUBSCRIPTION_LEASE_SECONDS",
+        "A subscription whose delivery worker stops renewing this lease is taken over (a lease "
+        "lasts at least twice `SUBSCRIPTION_TIMEOUT_SECONDS`).",
+        gt=0,
+    )
+    retry_base_seconds: float = setting(
+        10.0,
+        "SUBSCRIPTION_RETRY_BASE_SECONDS",
+        "First wait after a failed delivery; doubles per attempt (jittered, at most 1 h), "
+        "retried for `SUBSCRIPTION_RETRY_WINDOW_SECONDS`.",
+        gt=0,
+    )
+    retry_window_seconds: float = setting(
+        86_400.0,
+        "SUBSCRIPTION_RETRY_WINDOW_SECONDS",
+        "How long a delivery is retried; a subscription whose delivery failed every attempt "
+        "that long is disabled (audit entry, `subscription.disabled` event).",
+        shown="`86400`",
+        gt=0,
+    )
+
+
+class ObservabilityGroup(_Group):
+    log_format: Literal["text", "json"] = setting(
+        "text",
+        "LOG_FORMAT",
+        "`text` (readable) or `json` (one JSON object a line: request and run-transition lines "
+        "carry `trace_id`, `operation_id`, `status`, `duration_ms`, `workspace_id`).",
+    )
+    metrics_enabled: bool = setting(
+        False,
+        "METRICS_ENABLED",
+        "Serve Prometheus metrics at `GET /metrics` (ADR 0039).",
+    )
+    metrics_port: int | None = setting(
+        None,
+        "METRICS_PORT",
+        "With `METRICS_ENABLED`: serve `/metrics` on this port only, not on the API's; "
+        "`scaicrew worker` and `scaicrew scheduler` serve their metrics only there.",
+        gt=0,
+        lt=65536,
+    )
+    otlp_endpoint: str | None = setting(
+        None,
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "Export OpenTelemetry traces over OTLP/HTTP here (the other standard `OTEL_*` "
+        "variables, such as `OTEL_TRACES_SAMPLER_ARG`, apply); unset: no tracing (ADR 0040).",
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the service, grouped; see the module docstring."""
 
@@ -535,6 +614,8 @@ class Settings(BaseSettings):
     scheduler: SchedulerGroup = Field(default_factory=SchedulerGroup)
     webhooks: WebhooksGroup = Field(default_factory=WebhooksGroup)
     stream: StreamGroup = Field(default_factory=StreamGroup)
+    subscriptions: SubscriptionsGroup = Field(default_factory=SubscriptionsGroup)
+    observability: ObservabilityGroup = Field(default_factory=ObservabilityGroup)
 
     def __init__(self, **values: Any) -> None:
         try:
@@ -621,6 +702,13 @@ class Settings(BaseSettings):
                 state_ttl_seconds=login.state_ttl_seconds,
                 session_code_ttl_seconds=login.session_code_ttl_seconds,
                 refresh_ttl_seconds=login.refresh_ttl_seconds,
+            ),
+            subscriptions=SubscriptionSettings(
+                allowed_hosts=self.subscriptions.allowed_hosts,
+                timeout_seconds=self.subscriptions.timeout_seconds,
+                lease_seconds=self.subscriptions.lease_seconds,
+                retry_base_seconds=self.subscriptions.retry_base_seconds,
+                retry_window_seconds=self.subscriptions.retry_window_seconds,
             ),
         )
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import random
+import secrets
 import socket
 import threading
 import time
 
 from domain.kernel import Signal
 from domain.runs import Dispatcher
+from domain.subscriptions import SubscriptionDeliverer
 from domain.use_cases import UseCases
 
 logger = logging.getLogger("scaicrew.worker")
@@ -100,6 +102,68 @@ class WorkerPool:
         process): its run keeps its lease, which runs out, and another worker recovers it."""
         self._stop.set()  # before the wake-up: a thread that clears it then sees the flag
         self._wake_all()
+        self._unsubscribe()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+        self._wakes.clear()
+
+
+class DeliveryPool:
+    """Threads that deliver subscription events until stopped (issue 16).
+
+    A committed event in this process wakes them at once; events of other processes (and due
+    retries) are found by polling every ``poll_seconds``.
+    """
+
+    def __init__(self, use_cases: UseCases, threads: int, poll_seconds: float = 1.0) -> None:
+        self._use_cases = use_cases
+        self._count = threads
+        self._poll = poll_seconds
+        self._stop = threading.Event()
+        self._wakes: list[threading.Event] = []
+        self._threads: list[threading.Thread] = []
+        self._jitter = random.Random()
+        self._unsubscribe = use_cases.signals.subscribe(self._on_signal)
+
+    def _on_signal(self, _signal: Signal) -> None:
+        for wake in list(self._wakes):
+            wake.set()
+
+    def start(self) -> None:
+        # Unique per pool: a lease names its holder, and two pools (two apps in one process)
+        # must never renew each other's leases.
+        prefix = f"{socket.gethostname()}:{os.getpid()}:deliveries-{secrets.token_hex(4)}"
+        for index in range(self._count):
+            deliverer = self._use_cases.deliverer(f"{prefix}:{index}")
+            wake = threading.Event()
+            self._wakes.append(wake)
+            thread = threading.Thread(
+                target=self._loop,
+                args=(deliverer, wake),
+                name=f"scaicrew-deliveries-{index}",
+                daemon=True,
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _loop(self, deliverer: SubscriptionDeliverer, wake: threading.Event) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = deliverer.deliver_next()
+            except Exception:  # the database may be briefly unavailable; keep the thread alive
+                logger.exception("delivery loop error")
+                worked = False
+            if not worked:
+                wake.wait(self._poll * self._jitter.uniform(0.5, 1.5))
+                wake.clear()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads, waiting ``timeout`` seconds in all; a thread inside a POST is left
+        to end with the process (its lease runs out and the delivery is made again)."""
+        self._stop.set()
+        self._on_signal(Signal("", "stop", {}))
         self._unsubscribe()
         deadline = time.monotonic() + timeout
         for thread in self._threads:

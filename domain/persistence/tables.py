@@ -276,6 +276,48 @@ tool_servers = Table(
     UniqueConstraint("workspace_id", "name", name="uq_tool_servers_workspace_id_name"),
 )
 
+# -- event subscriptions (issue 16) -------------------------------------------------------
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("event_types", JsonDoc, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    # The HMAC signing secret, encrypted (Fernet token); never stored in the clear.
+    Column("secret_ciphertext", Text, nullable=False),
+    # The last workspace event sequence number the delivery worker has looked at.
+    Column("cursor", BigInteger, nullable=False),
+    Column("lease_owner", String(255), nullable=True),
+    Column("lease_until", Stamp, nullable=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_subscriptions_workspace_id_id", "workspace_id", "id"),
+)
+
+subscription_deliveries = Table(
+    "subscription_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("subscription_id", Id, ForeignKey("subscriptions.id"), nullable=False),
+    Column("workspace_id", Id, nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("event_type", String(48), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Stamp, nullable=True),
+    Column("response_code", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("created_at", Stamp, nullable=False),
+    Column("delivered_at", Stamp, nullable=True),
+    Index("ix_subscription_deliveries_subscription_id_status", "subscription_id", "status", "id"),
+)
+
 # -- authoring -------------------------------------------------------------------------------
 
 authoring_sessions = Table(

@@ -437,7 +437,20 @@ class Dispatcher:
                 Signal(
                     run.workspace_id,
                     "approval.requested",
-                    {"approval_id": approval.id, "run_id": run.id, "tool": call.name},
+                    {
+                        "approval_id": approval.id,
+                        "run_id": run.id,
+                        "tool": call.name,
+                        # What a human needs to decide (outbound approval notices, issue 16).
+                        "member_id": approval.member_id,
+                        "effect_class": approval.effect_class,
+                        "arguments": approval.arguments,
+                        "expires_at": (
+                            None
+                            if approval.expires_at is None
+                            else approval.expires_at.isoformat().replace("+00:00", "Z")
+                        ),
+                    },
                 )
             )
             tx.commit()

@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from opentelemetry.propagate import inject
 
 from domain.tools import ToolError
 
@@ -44,6 +45,7 @@ class AllowListedHttp:
     ) -> dict[str, Any]:
         self._check(url)
         headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        inject(headers)  # W3C traceparent when a trace is active; nothing otherwise
         deadline = time.monotonic() + self._timeout
         late = ToolError(f"{method} {url[:200]} timed out after {self._timeout:g}s.")
         try:

@@ -27,6 +27,8 @@ from domain.kernel import Signal
 from domain.stream import NOTIFY_CHANNEL, decode_notification
 
 logger = logging.getLogger("scaicrew.listener")
+#: The listener thread's name: signals it republishes were committed by another process.
+LISTENER_THREAD = "scaicrew-listener"
 
 _IDLE_SECONDS = 5.0  # a safety net only: ``stop`` wakes the idle thread through a socket
 _MAX_BACKOFF = 10.0
@@ -58,7 +60,7 @@ class PgListener:
     def start(self) -> None:
         self._wake = socket.socketpair()  # closed by the thread when it ends
         self._thread = threading.Thread(
-            target=self._run, args=self._wake, name="scaicrew-listener", daemon=True
+            target=self._run, args=self._wake, name=LISTENER_THREAD, daemon=True
         )
         self._thread.start()
 

@@ -303,6 +303,49 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         mark()
         return client.delete(f"/v1/api-keys/{key['id']}", headers=tenant.headers()), key["id"]
 
+    # Subscriptions (issue 16): a public URL, disabled, so nothing is ever sent.
+    def _subscription(client: httpx.Client, tenant: Any) -> dict[str, Any]:
+        body = {"url": "https://example.com/hook", "event_types": ["run.failed"], "enabled": False}
+        r = client.post("/v1/subscriptions", json=body, headers=tenant.headers())
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    @step("createSubscription", "subscription.created")
+    def _(client, tenant, mark):
+        mark()
+        body = {"url": "https://example.com/hook", "event_types": ["run.failed"], "enabled": False}
+        r = client.post("/v1/subscriptions", json=body, headers=tenant.headers())
+        return r, r.json()["id"]
+
+    @step("updateSubscription", "subscription.updated")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        mark()
+        body = {"event_types": ["run.succeeded"]}
+        r = client.patch(f"/v1/subscriptions/{s['id']}", json=body, headers=tenant.headers())
+        return r, s["id"]
+
+    @step("deleteSubscription", "subscription.deleted")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        mark()
+        return client.delete(f"/v1/subscriptions/{s['id']}", headers=tenant.headers()), s["id"]
+
+    @step("testSubscription", "subscription.tested")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        mark()
+        return client.post(f"/v1/subscriptions/{s['id']}/test", headers=tenant.headers()), s["id"]
+
+    @step("redeliverSubscriptionDelivery", "subscription.redelivered")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        h = tenant.headers()
+        ping = client.post(f"/v1/subscriptions/{s['id']}/test", headers=h).json()
+        mark()
+        url = f"/v1/subscriptions/{s['id']}/deliveries/{ping['id']}/redeliver"
+        return client.post(url, headers=h), s["id"]
+
     return steps
 
 

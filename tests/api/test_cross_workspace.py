@@ -136,6 +136,14 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
         r = client.post("/v1/api-keys", json={"name": "Cross", "role": "viewer"}, headers=headers)
         assert r.status_code == 201, r.text
         ids["api_key_id"] = r.json()["id"]
+    if needs & {"subscription_id", "delivery_id"}:
+        body = {"url": "https://example.com/hook", "event_types": ["run.failed"], "enabled": False}
+        r = client.post("/v1/subscriptions", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        ids["subscription_id"] = r.json()["id"]
+        r = client.post(f"/v1/subscriptions/{ids['subscription_id']}/test", headers=headers)
+        assert r.status_code == 202, r.text
+        ids["delivery_id"] = r.json()["id"]
     return World(ids=ids, target_member_id=target["id"])
 
 
@@ -258,6 +266,12 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
         urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
     if "api_key_id" in world.ids:
         urls.append("/v1/api-keys")
+    if "subscription_id" in world.ids:
+        subscription = world.ids["subscription_id"]
+        urls += [
+            f"/v1/subscriptions/{subscription}",
+            f"/v1/subscriptions/{subscription}/deliveries",
+        ]
     return [client.get(url, headers=headers).json() for url in urls]
 
 

@@ -176,6 +176,7 @@ STREAM_DATA_SCHEMAS = {
     "approval.requested": "ApprovalRequestedData",
     "approval.decided": "ApprovalDecidedData",
     "trigger.fired": "TriggerFiredData",
+    "subscription.disabled": "SubscriptionDisabledData",
     "reset": "StreamResetData",
 }
 

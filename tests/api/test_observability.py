@@ -1,0 +1,325 @@
+"""Operability (issue 19): structured logs that never carry a secret, Prometheus metrics that
+move with a scripted scenario, and the span tree of one run with ``traceparent`` reaching a
+real local HTTP tool target."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
+
+from domain.kernel import Role
+from scaicrew.app import create_app
+from scaicrew.observability import Observability, Tracing
+from scaicrew.observability.logs import JsonFormatter
+from scaicrew.observability.metrics import Metrics
+from tests.api.helpers import missing_id, validate_hook
+from tests.support.mcp_server import McpServerProcess
+from tests.support.peers import Peer, web_route
+from tests.support.processes import free_port
+from tests.support.runs import GETTER, app_client, published_member, run_to_end, wait_for
+from tests.support.triggers import create_trigger, deliver
+
+TOOL_HEADER_SECRET = "sk-observe-" + "h3ad3r" * 6
+WEBHOOK_BODY_MARKER = "webhook-body-" + "b0dy" * 6
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[Peer]:
+    peer = Peer(web_route).start()
+    yield peer
+    peer.close()
+
+
+def _client(app: Any) -> Any:
+    client = app.test_client()
+    client.event_hooks["response"] = [validate_hook]
+    return client
+
+
+# -- logs ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Every record of the process, at DEBUG, through the real JSON formatter."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+class TestStructuredLogs:
+    def test_requests_and_run_transitions_are_json_lines_and_no_secret_is_logged(
+        self, settings, tenant, web, json_log
+    ):
+        mcp = McpServerProcess(key=TOOL_HEADER_SECRET)
+        try:
+            with app_client(
+                settings,
+                tool_server_allowed_hosts=mcp.host,
+                tool_http_allowlist=(f"127.0.0.1:{web.port}",),
+            ) as api:
+                secrets = self._scenario(api, tenant, mcp, web)
+        finally:
+            mcp.stop()
+        text = json_log.getvalue()
+        for name, secret in secrets.items():
+            assert secret not in text, f"the {name} was logged"
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        requests = [line for line in lines if line["logger"] == "scaicrew.request"]
+        created = [r for r in requests if r.get("operation_id") == "createToolServer"]
+        assert created, requests
+        assert created[0]["status"] == 201
+        assert created[0]["workspace_id"] == tenant.workspace_id
+        assert created[0]["duration_ms"] >= 0
+        assert re.fullmatch(r"[A-Za-z0-9._-]{8,128}", created[0]["trace_id"])
+        assert created[0]["path"] == "/v1/tool-servers"
+        statuses = [
+            line["run_status"]
+            for line in lines
+            if line["logger"] == "scaicrew.runs" and line["workspace_id"] == tenant.workspace_id
+        ]
+        assert {"queued", "running", "succeeded"} <= set(statuses)
+
+    @staticmethod
+    def _scenario(api: httpx.Client, tenant: Any, mcp: McpServerProcess, web: Peer) -> dict:
+        """Create every kind of secret the API hands out or takes, and use each once."""
+        headers = tenant.headers()
+        secrets = {"session token": headers["Authorization"].split()[1]}
+        key = api.post("/v1/api-keys", json={"name": "CI", "role": "viewer"}, headers=headers)
+        assert key.status_code == 201, key.text
+        secrets["API key"] = key.json()["secret"]
+        used = api.get("/v1/crews", headers={"Authorization": f"Bearer {secrets['API key']}"})
+        assert used.status_code == 200, used.text
+        tool_server = api.post(
+            "/v1/tool-servers",
+            json={"name": "observed", "url": mcp.url, "headers": {"X-Api-Key": mcp.key}},
+            headers=headers,
+        )
+        assert tool_server.status_code == 201, tool_server.text
+        secrets["tool server header value"] = TOOL_HEADER_SECRET
+        author = tenant.headers(Role.AUTHOR)
+        member = published_member(api, author)
+        trigger = create_trigger(api, author, member["id"], "webhook")
+        secrets["webhook secret"] = trigger["secret"]
+        delivered = deliver(api, trigger, {"note": WEBHOOK_BODY_MARKER})
+        assert delivered.status_code == 202, delivered.text
+        secrets["webhook body"] = WEBHOOK_BODY_MARKER
+        secrets["webhook signature"] = delivered.request.headers["X-ScaiCrew-Signature"]
+        rotated = api.post(f"/v1/triggers/{trigger['id']}/rotate-secret", headers=headers)
+        assert rotated.status_code == 200, rotated.text
+        secrets["rotated webhook secret"] = rotated.json()["secret"]
+        wait_for(api, headers, delivered.json()["run_id"])
+        ticket = api.post("/v1/stream/tickets", headers=headers)
+        assert ticket.status_code == 201, ticket.text
+        secrets["stream ticket"] = ticket.json()["ticket"]
+        getter = published_member(api, headers, GETTER)
+        assert run_to_end(api, headers, getter["id"], {"url": web.url("/ok/log")})["status"] == (
+            "succeeded"
+        )
+        return secrets
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+def unvalidated_get(client: httpx.Client, path: str) -> httpx.Response:
+    """``/metrics`` is not an operation of the contract (ADR 0039): no response validation."""
+    hooks = client.event_hooks["response"]
+    client.event_hooks["response"] = []
+    try:
+        return client.get(path)
+    finally:
+        client.event_hooks["response"] = hooks
+
+
+def scrape(client: httpx.Client, path: str = "/metrics") -> dict[tuple[str, tuple], float]:
+    response = unvalidated_get(client, path)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class TestMetrics:
+    def test_metrics_are_off_by_default(self, client):
+        assert unvalidated_get(client, "/metrics").status_code == 404
+
+    def test_the_series_move_with_a_scripted_scenario(self, settings, tenant, web):
+        with app_client(
+            settings, METRICS_ENABLED=True, tool_http_allowlist=(f"127.0.0.1:{web.port}",)
+        ) as api:
+            before = scrape(api)
+            headers = tenant.headers()
+            member = published_member(api, headers, GETTER)
+            run = run_to_end(api, headers, member["id"], {"url": web.url("/ok/metrics")})
+            assert run["status"] == "succeeded"
+            failed = run_to_end(api, headers, member["id"], {"url": web.url("/error/metrics")})
+            assert failed["status"] == "failed"
+            assert api.get(f"/v1/crews/{missing_id('crw')}", headers=headers).status_code == 404
+            after = scrape(api)
+            text = unvalidated_get(api, "/metrics").text
+
+        def moved(name: str, **labels: str) -> float:
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        assert (
+            moved("scaicrew_http_requests_total", operation="createCrew", status_class="2xx") == 1
+        )
+        assert moved("scaicrew_http_requests_total", operation="getCrew", status_class="4xx") == 1
+        assert moved("scaicrew_http_request_duration_seconds_count", operation="startRun") == 2
+        assert moved("scaicrew_run_transitions_total", status="queued") == 2
+        assert moved("scaicrew_run_transitions_total", status="running") == 2
+        assert moved("scaicrew_run_transitions_total", status="succeeded") == 1
+        assert moved("scaicrew_run_transitions_total", status="failed") == 1
+        assert moved("scaicrew_run_duration_seconds_count", outcome="succeeded") == 1
+        assert moved("scaicrew_model_calls_total", outcome="ok") >= 2
+        assert moved("scaicrew_tool_calls_total", kind="http", outcome="ok") == 1
+        assert moved("scaicrew_tool_calls_total", kind="http", outcome="error") == 1
+        assert moved("scaicrew_tool_call_duration_seconds_count", kind="http") == 2
+        assert ("scaicrew_runs_queued", ()) in after
+        assert ("scaicrew_approvals_oldest_pending_age_seconds", ()) in after
+        assert value(after, "scaicrew_db_pool_checked_out") >= 0
+        # Bounded labels: no id, no path, no workspace id.
+        for forbidden in (tenant.workspace_id, member["id"], run["id"], "/v1/"):
+            assert forbidden not in text
+
+    def test_webhook_deliveries_are_counted_by_result(self, settings, tenant):
+        with app_client(settings, METRICS_ENABLED=True) as api:
+            author = tenant.headers(Role.AUTHOR)
+            member = published_member(api, author)
+            trigger = create_trigger(api, author, member["id"], "webhook")
+            before = scrape(api)
+            assert deliver(api, trigger, {"n": 1}, key="once").status_code == 202
+            replay = deliver(api, trigger, {"n": 1}, key="once")
+            assert replay.headers.get("Idempotent-Replayed") == "true"
+            assert deliver(api, trigger, {"n": 2}, secret="whsec_forged").status_code == 401
+            after = scrape(api)
+        for result in ("accepted", "replayed", "refused"):
+            name = "scaicrew_webhook_deliveries_total"
+            assert value(after, name, result=result) - value(before, name, result=result) == 1
+
+    def test_on_its_own_port_metrics_are_not_on_the_api_port(self, settings):
+        port = free_port()
+        with app_client(settings, METRICS_ENABLED=True, METRICS_PORT=port) as api:
+            assert unvalidated_get(api, "/metrics").status_code == 404
+            assert api.get("/health").status_code == 200
+            with httpx.Client() as outside:
+                samples = scrape(outside, f"http://127.0.0.1:{port}/metrics")
+        assert (
+            value(
+                samples, "scaicrew_http_requests_total", operation="getHealth", status_class="2xx"
+            )
+            == 1
+        )
+
+
+# -- traces ----------------------------------------------------------------------------------
+
+
+class TestTraces:
+    def test_one_runs_span_tree_and_traceparent_reaching_the_tool_target(
+        self, settings, tenant, web
+    ):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        observability = Observability(tracing=Tracing(provider))
+        app = create_app(
+            settings.with_changes(tool_http_allowlist=(f"127.0.0.1:{web.port}",)),
+            observability=observability,
+        )
+        trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+        incoming = f"00-{trace_id}-00f067aa0ba902b7-01"
+        path = f"/ok/{tenant.workspace_id}/traced"
+        headers = tenant.headers()
+        with _client(app) as api:
+            member = published_member(api, headers, GETTER)
+            created = api.post(
+                f"/v1/members/{member['id']}/runs",
+                json={"input": {"url": web.url(path)}},
+                headers={**headers, "traceparent": incoming},
+            )
+            assert created.status_code == 202, created.text
+            run = wait_for(api, headers, created.json()["id"])
+            assert run["status"] == "succeeded"
+        provider.force_flush()
+        spans = exporter.get_finished_spans()
+        by_id = {span.context.span_id: span for span in spans}
+
+        def parent_of(span: Any) -> Any:
+            return by_id.get(span.parent.span_id) if span.parent else None
+
+        [request] = [s for s in spans if s.name == "startRun"]
+        assert format(request.context.trace_id, "032x") == trace_id
+        assert format(request.parent.span_id, "016x") == "00f067aa0ba902b7"
+        [queue] = [s for s in spans if s.name == "run.queue"]
+        assert parent_of(queue) is request
+        [execute] = [
+            s
+            for s in spans
+            if s.name == "run.execute" and s.attributes["scaicrew.run_id"] == run["id"]
+        ]
+        assert parent_of(execute) is queue
+        assert [link.context.span_id for link in execute.links] == [queue.context.span_id]
+        [tool] = [s for s in spans if s.name == "tool.http GET"]
+        assert parent_of(tool) is execute
+        models = [s for s in spans if s.name == "model.complete" and parent_of(s) is execute]
+        assert models
+        db = [s for s in spans if s.name.startswith("db ") and parent_of(s) in (request, execute)]
+        assert db
+        assert {s.context.trace_id for s in (request, queue, execute, tool, *models, *db)} == {
+            request.context.trace_id
+        }
+        # The X-Request-ID of a traced request is its trace id.
+        assert created.headers["X-Request-ID"] == trace_id
+        # The tool target got the traceparent of the tool call's span.
+        [received] = web.received("GET", path)
+        sent = received.headers["traceparent"]
+        assert sent == f"00-{trace_id}-{format(tool.context.span_id, '016x')}-01"
+
+    def test_without_a_tracer_no_traceparent_is_sent(self, settings, tenant, web):
+        path = f"/ok/{tenant.workspace_id}/untraced"
+        headers = tenant.headers()
+        with app_client(settings, tool_http_allowlist=(f"127.0.0.1:{web.port}",)) as api:
+            member = published_member(api, headers, GETTER)
+            run = run_to_end(api, headers, member["id"], {"url": web.url(path)})
+            assert run["status"] == "succeeded"
+        [received] = web.received("GET", path)
+        assert "traceparent" not in received.headers
+
+
+def test_metrics_register_on_a_private_registry_so_apps_can_coexist():
+    first, second = Metrics(), Metrics()
+    first.observe_request("getHealth", 200, 0.001)
+    assert first.registry is not second.registry
+    assert (
+        second.registry.get_sample_value(
+            "scaicrew_http_requests_total", {"operation": "getHealth", "status_class": "2xx"}
+        )
+        == 0
+    )
