@@ -21,6 +21,7 @@ general kinds; each capability raises subclasses of its own from its ``errors`` 
     │   ├── authoring.ConcurrentTurn    two turns of one authoring session at once
     │   ├── workspaces.AlreadyMember    a subject is added to a workspace twice
     │   ├── workspaces.LastAdmin        the last admin of a workspace would be removed/demoted
+    │   ├── workspaces.OwnMembership    an admin would remove or demote themself
     │   └── triggers.MemberNotPublished a trigger targets a member with no published version
     ├── PreconditionFailed              the resource changed since the caller read it (If-Match)
     ├── CredentialRejected              a credential names something that does not exist

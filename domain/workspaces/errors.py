@@ -25,3 +25,16 @@ class LastAdmin(Conflict):
             f"'{subject}' is the last admin of this workspace; make another member admin first."
         )
         self.subject = subject
+
+
+class OwnMembership(Conflict):
+    """An admin tried to remove or demote themself: another admin has to (no one locks
+    themself out of a workspace by accident, or by a script gone wrong)."""
+
+    slug = "own-membership"
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"'{subject}' is your own membership; another admin has to remove or demote you."
+        )
+        self.subject = subject

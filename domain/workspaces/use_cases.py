@@ -18,7 +18,7 @@ from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.preconditions import Precondition, check
 from domain.kernel.unit_of_work import Store
-from domain.workspaces.errors import AlreadyMember, LastAdmin
+from domain.workspaces.errors import AlreadyMember, LastAdmin, OwnMembership
 from domain.workspaces.model import (
     Membership,
     Workspace,
@@ -239,6 +239,7 @@ class Workspaces:
         :raises NotFound: ``subject`` is not a member of the workspace.
         :raises PreconditionFailed: the membership is not in the state ``if_match`` expects.
         :raises LastAdmin: the member is the workspace's only admin and ``role`` is lower.
+        :raises OwnMembership: a user demotes themself (another admin has to).
         """
         actor.require(Role.ADMIN)
         now = self._clock.now()
@@ -248,6 +249,7 @@ class Workspaces:
             check(if_match, current)
             if current.role is Role.ADMIN and role is not Role.ADMIN:
                 _keep_an_admin(tx, actor, subject)
+                _not_own(actor, subject)
             if current.role is not role:
                 tx.workspaces.set_role(actor.workspace_id, subject, role)
                 tx.audit.append(
@@ -271,6 +273,7 @@ class Workspaces:
         :raises PermissionDenied: the actor is not an admin.
         :raises NotFound: ``subject`` is not a member of the workspace.
         :raises LastAdmin: the member is the workspace's only admin.
+        :raises OwnMembership: a user removes themself (another admin has to).
         """
         actor.require(Role.ADMIN)
         now = self._clock.now()
@@ -279,6 +282,7 @@ class Workspaces:
             current = _membership_or_404(tx, actor, subject)
             if current.role is Role.ADMIN:
                 _keep_an_admin(tx, actor, subject)
+            _not_own(actor, subject)
             tx.workspaces.remove_membership(actor.workspace_id, subject)
             tx.audit.append(
                 actor, "member.removed", "membership", subject[:64], {"subject": subject}, now
@@ -301,6 +305,11 @@ def _membership_or_404(tx: WorkspacesTx, actor: Actor, subject: str) -> Membersh
     if membership is None:
         raise NotFound("member", subject)
     return membership
+
+
+def _not_own(actor: Actor, subject: str) -> None:
+    if actor.kind is ActorKind.USER and actor.subject == subject:
+        raise OwnMembership(subject)
 
 
 def _keep_an_admin(tx: WorkspacesTx, actor: Actor, subject: str) -> None:

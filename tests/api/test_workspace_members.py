@@ -104,10 +104,18 @@ class TestChangingRoles:
         body = check_problem(r, 409, "Conflict")
         assert body["type"] == "/problems/last-admin"
 
-    def test_an_admin_may_step_down_when_another_admin_remains(self, client, tenant):
+    def test_an_admin_cannot_demote_themself_another_admin_can(self, client, tenant):
         add(client, tenant, "second-admin", "admin")
-        r = client.patch(
+        own = client.patch(
             "/v1/workspace/members/user-admin", json={"role": "viewer"}, headers=tenant.headers()
+        )
+        body = check_problem(own, 409, "Conflict")
+        assert body["type"] == "/problems/own-membership"
+        assert "another admin" in body["detail"]
+        r = client.patch(
+            "/v1/workspace/members/user-admin",
+            json={"role": "viewer"},
+            headers=tenant.headers(Role.ADMIN, subject="second-admin"),
         )
         assert r.status_code == 200, r.text
         assert r.json()["role"] == "viewer"
@@ -150,6 +158,16 @@ class TestRemovingMembers:
         assert r.status_code == 204
         gone = client.get("/v1/workspace/members/user-viewer", headers=tenant.headers())
         check_problem(gone, 404, "NotFound")
+
+    def test_an_admin_cannot_remove_themself_another_admin_can(self, client, tenant):
+        add(client, tenant, "second-admin", "admin")
+        own = client.delete("/v1/workspace/members/user-admin", headers=tenant.headers())
+        body = check_problem(own, 409, "Conflict")
+        assert body["type"] == "/problems/own-membership"
+        other = tenant.headers(Role.ADMIN, subject="second-admin")
+        assert client.delete("/v1/workspace/members/user-admin", headers=other).status_code == 204
+        r = client.get("/v1/workspace/members", headers=other)
+        assert [m["subject"] for m in r.json()["items"]].count("user-admin") == 0
 
     def test_the_last_admin_cannot_be_removed(self, client, tenant):
         r = client.delete("/v1/workspace/members/user-admin", headers=tenant.headers())

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from domain.kernel import Actor, ActorKind, PageRequest, PermissionDenied, Role
-from domain.workspaces import AlreadyMember, LastAdmin, Workspaces
+from domain.workspaces import AlreadyMember, LastAdmin, OwnMembership, Workspaces
 from tests.unit.conftest import WORKSPACE, actor
 
 ADMIN = actor(Role.ADMIN)
@@ -26,9 +28,14 @@ class TestMemberships:
             workspaces.remove_workspace_membership(ADMIN, ADMIN.subject)
         assert workspaces.get_workspace_membership(ADMIN, ADMIN.subject).role is Role.ADMIN
 
-    def test_with_a_second_admin_the_first_may_step_down(self, workspaces):
+    def test_with_a_second_admin_the_first_may_be_demoted_by_it_not_by_themself(self, workspaces):
         workspaces.add_workspace_membership(ADMIN, "second", Role.ADMIN)
-        demoted = workspaces.update_workspace_membership(ADMIN, ADMIN.subject, Role.VIEWER)
+        with pytest.raises(OwnMembership):
+            workspaces.update_workspace_membership(ADMIN, ADMIN.subject, Role.VIEWER)
+        with pytest.raises(OwnMembership):
+            workspaces.remove_workspace_membership(ADMIN, ADMIN.subject)
+        second = replace(ADMIN, subject="second")
+        demoted = workspaces.update_workspace_membership(second, ADMIN.subject, Role.VIEWER)
         assert demoted.role is Role.VIEWER
 
     def test_a_subject_is_added_once(self, workspaces, store):
