@@ -313,6 +313,19 @@ def check_coverage(hars: list[Path], *, final: bool = True) -> int:
     return 1 if missing or not_501 or wrong_501 or unexpected else 0
 
 
+def focus_of(unreached: set[str]) -> set[str]:
+    """The operations of the next focused round: the unreached operation with the most
+    operations leading to it, those, and every other unreached operation that nothing else
+    leads to (the approvals and ``cancelRun`` share one chain; triggers and tool servers go to
+    later rounds). Fewer operations, fewer links to choose from at each step: the chain to a
+    pending approval is followed to its end far more often."""
+    chains = {op: link_ancestors({op}) for op in unreached}
+    widest = max(sorted(chains), key=lambda op: len(chains[op]))
+    focus = set(chains[widest])
+    focus |= {op for op, chain in chains.items() if chain - {op} <= focus}
+    return {op2 for op in focus for op2 in chains.get(op, {op})}
+
+
 def link_ancestors(targets: set[str]) -> set[str]:
     """``targets`` and every operation from which the contract's links lead to one of them
     (the operations a stateful scenario passes through to reach them)."""
@@ -381,7 +394,7 @@ def _runs(
             round_extra = ["--report", "har", "--report-har-path", str(har), *round_extra]
             if hars:
                 phases = "stateful"
-                focus = sorted(link_ancestors(unfinished(hars)))
+                focus = sorted(focus_of(unfinished(hars)))
                 log(
                     f"round {index + 1}: stateful, over {len(focus)} operations: {', '.join(focus)}"
                 )
