@@ -38,6 +38,9 @@ from tests.support.openapi_check import validate
 
 TEST_SECRET = "test-session-secret-" + "x" * 32
 
+#: Every run checks, at its end, that no secret it created reached a log line (issue 19).
+pytest_plugins = ["tests.support.secret_watch"]
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:

@@ -14,6 +14,7 @@ Writing units of work must not nest (SQLite: one writer at a time).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, text
@@ -159,10 +160,15 @@ class Database:
         self._clock = clock or SystemClock()
         #: Where committed signals of this database's units of work are published.
         self.signals = SignalBus()
+        #: Picks the engine each unit of work connects through (default: ``engine``). Tracing
+        #: routes traced work through an instrumented view of the same pool, so that untraced
+        #: work pays nothing for statement spans.
+        self.choose_engine: Callable[[], Engine] | None = None
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
+        choose = self.choose_engine
         return SqlUnitOfWork(
-            self.engine,
+            self.engine if choose is None else choose(),
             write=write,
             write_lock=self._write_lock,
             signals=self.signals,

@@ -306,7 +306,7 @@ def build_use_cases(
         http = MeasuredHttp(http, metrics, tracing)
         tool_servers = MeasuredToolServers(tool_servers, metrics, tracing)
     if tracing is not None:
-        tracing.instrument_engine(database.engine)
+        tracing.instrument_database(database)
     ports = Ports(
         http=http,
         model=model,

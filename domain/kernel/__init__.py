@@ -21,6 +21,12 @@ from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.ports import SecretBox, SecretUnreadable
 from domain.kernel.preconditions import Precondition
 from domain.kernel.signals import Signal, SignalBus
+from domain.kernel.trace_context import (
+    TraceProducer,
+    bind_trace_producer,
+    queued_trace_context,
+    unbind_trace_producer,
+)
 from domain.kernel.unit_of_work import Store, UnitOfWork
 
 DEFAULT_TENANT = "default"
@@ -52,7 +58,11 @@ __all__ = [
     "SignalBus",
     "Store",
     "SystemClock",
+    "TraceProducer",
     "UnitOfWork",
+    "bind_trace_producer",
     "new_id",
     "page_of",
+    "queued_trace_context",
+    "unbind_trace_producer",
 ]

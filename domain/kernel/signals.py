@@ -22,13 +22,19 @@ logger = logging.getLogger("scaicrew.signals")
 
 @dataclass(frozen=True)
 class Signal:
-    """One event of a workspace. ``seq`` and ``at`` are set once it is stored in the log."""
+    """One event of a workspace. ``seq`` and ``at`` are set once it is stored in the log.
+
+    ``context`` holds facts for this process's observers (a run's ``origin``, the W3C
+    ``traceparent`` it was queued under): never stored in the log, never sent to clients, so
+    absent from signals read back from the log or from another process.
+    """
 
     workspace_id: str
     kind: str
     data: dict[str, Any] = field(hash=False)
     seq: int | None = None
     at: datetime | None = None
+    context: dict[str, str] = field(default_factory=dict, hash=False, compare=False, repr=False)
 
 
 class SignalBus:

@@ -180,6 +180,8 @@ runs = Table(
     Column("tokens_out", Integer, nullable=False),
     Column("cost_units", Float, nullable=False),
     Column("deadline_at", Stamp, nullable=True),
+    # The W3C traceparent the run was queued under (ADR 0047); None when untraced.
+    Column("traceparent", String(64), nullable=True),
     Index("ix_runs_workspace_id_id", "workspace_id", "id"),
     Index("ix_runs_status_lease", "status", "lease_expires_at"),
     Index("ix_runs_member_id", "member_id"),
@@ -316,6 +318,8 @@ subscription_deliveries = Table(
     Column("created_at", Stamp, nullable=False),
     Column("delivered_at", Stamp, nullable=True),
     Index("ix_subscription_deliveries_subscription_id_status", "subscription_id", "status", "id"),
+    # The backlog gauge (scaicrew_subscription_deliveries_pending, ADR 0048).
+    Index("ix_subscription_deliveries_status_created_at", "status", "created_at"),
 )
 
 # -- authoring -------------------------------------------------------------------------------

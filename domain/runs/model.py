@@ -244,6 +244,9 @@ class Run:
     #: The run's wall-clock deadline: set when a worker first starts it, moved on by the time
     #: it then waits for a human (that wait is bounded by the approval's own expiry).
     deadline_at: datetime | None = None
+    #: The W3C ``traceparent`` the run was queued under (ADR 0047): its dispatcher's steps
+    #: continue that trace. Opaque to the domain; None when nothing traced the queuing.
+    trace_context: str | None = None
 
     @classmethod
     def queued(
@@ -411,12 +414,20 @@ class Run:
         return replace(self, next_seq=next_seq)
 
     def changed_signal(self) -> Signal:
-        """The live-stream signal of this run's current status."""
-        return run_changed(self.workspace_id, self.id, self.status)
-
-
-def run_changed(workspace_id: str, run_id: str, status: RunStatus) -> Signal:
-    return Signal(workspace_id, "run.changed", {"run_id": run_id, "status": status.value})
+        """The live-stream signal of this run's current status; its ``context`` tells this
+        process's observers the run's origin, whether it is queued for the first time, and
+        the trace it was queued under."""
+        context = {"origin": self.origin.value}
+        if self.status is RunStatus.QUEUED and self.started_at is None:
+            context["first"] = "queued"  # queued for the first time, not resumed after approval
+        if self.trace_context:
+            context["traceparent"] = self.trace_context
+        return Signal(
+            self.workspace_id,
+            "run.changed",
+            {"run_id": self.id, "status": self.status.value},
+            context=context,
+        )
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ _FIXED_COLUMNS = (
     "input",
     "created_by",
     "created_at",
+    "traceparent",
 )
 
 
@@ -403,6 +404,7 @@ def _run_values(run: Run) -> dict[str, Any]:
         "tokens_out": run.tokens_out,
         "cost_units": run.cost_units,
         "deadline_at": run.deadline_at,
+        "traceparent": run.trace_context,
     }
 
 
@@ -436,6 +438,7 @@ def _run(row: Any) -> Run:
         tokens_out=row.tokens_out,
         cost_units=float(row.cost_units),
         deadline_at=utc_or_none(row.deadline_at),
+        trace_context=row.traceparent,
     )
 
 

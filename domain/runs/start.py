@@ -9,11 +9,12 @@ when a check fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from domain.kernel.signals import Signal
+from domain.kernel.trace_context import queued_trace_context
 from domain.members import compile_definition, input_problems, nul_pointer, runnable
 from domain.runs.errors import InputSchemaMismatch, MemberArchived, NothingToRun
 from domain.runs.model import Run, RunOrigin
@@ -72,6 +73,7 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
         parent=request.parent,
         now=now,
     )
+    run = replace(run, trace_context=queued_trace_context(run.id))
     queued: dict[str, Any] = {"origin": request.origin.value}
     if request.parent is not None:
         queued["parent_run_id"] = request.parent.id  # a child is never a dry run

@@ -47,7 +47,7 @@ class EventLog:
             last = self._advance(workspace_id, len(batch))
             first = last - len(batch) + 1
             rows = [
-                Signal(workspace_id, s.kind, dict(s.data), seq=first + i, at=now)
+                Signal(workspace_id, s.kind, dict(s.data), seq=first + i, at=now, context=s.context)
                 for i, s in enumerate(batch)
             ]
             self._c.execute(

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from domain.kernel import Signal
+from domain.kernel import Signal, bind_trace_producer, unbind_trace_producer
 from handlers.tracing import RequestFacts, begin_request
 from scaicrew.adapters.pg_listener import LISTENER_THREAD
 from scaicrew.observability.logs import configure_logging, log_request, log_run_transition
@@ -108,6 +108,7 @@ class ObservabilityMiddleware:
         self.metrics = observability.metrics
         self.tracing = observability.tracing
         self.metrics_path = observability.metrics_path
+        self._queue_context = None if self.tracing is None else self.tracing.queue_context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -137,9 +138,10 @@ class ObservabilityMiddleware:
                         answer["replayed"] = True
             await send(message)
 
-        span = token = None
+        span = token = producer = None
         if self.tracing is not None:
             span, token = self._start_span(scope, facts)
+            producer = bind_trace_producer(self._queue_context)
         try:
             await self.app(scope, receive, observed_send)
         finally:
@@ -156,6 +158,8 @@ class ObservabilityMiddleware:
                         span.set_status(Status(StatusCode.ERROR))
                 span.end()
                 otel_context.detach(token)
+            if producer is not None:
+                unbind_trace_producer(producer)
             if self.metrics is not None:
                 self.metrics.observe_request(operation, status, duration)
                 if operation == _WEBHOOK_OPERATION:

@@ -7,6 +7,7 @@ statuses, outcomes, tool kinds. Never an id, a path or a workspace id.
 Counters and histograms count what this process did. The gauges that describe shared state
 (queue depth, oldest queued run, pending approvals) are read from the database when scraped,
 so every process reports the same value: aggregate them with ``max``, the rest with ``sum``.
+(Queue, approvals and subscription backlog: ADR 0039; the origin labels: ADR 0048.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from domain.persistence import tables
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+_FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 _TRACKED_RUNS = 10_000  # running runs whose start time is kept, for their duration
 
 
@@ -52,16 +54,29 @@ class Metrics:
         )
         self.run_transitions = Counter(
             "scaicrew_run_transitions",
-            "Run status changes committed by this process, by new status "
-            "(queued = started, running = claimed by a dispatcher, the rest = finished or "
-            "paused).",
-            ("status",),
+            "Run status changes committed by this process, by new status (queued, running, "
+            "waiting_approval, succeeded, failed, cancelled) and the run's origin.",
+            ("status", "origin"),
+            registry=r,
+        )
+        self.runs_started = Counter(
+            "scaicrew_runs_started",
+            "Runs queued for the first time by this process, by origin (manual, schedule, "
+            "webhook, handoff).",
+            ("origin",),
+            registry=r,
+        )
+        self.runs_finished = Counter(
+            "scaicrew_runs_finished",
+            "Runs this process finished, by origin and outcome (succeeded, failed, cancelled).",
+            ("origin", "outcome"),
             registry=r,
         )
         self.run_seconds = Histogram(
             "scaicrew_run_duration_seconds",
-            "From claim to finish of runs this process executed, by outcome.",
-            ("outcome",),
+            "From claim to finish (or to waiting for approval) of runs this process executed, "
+            "by origin and outcome.",
+            ("origin", "outcome"),
             buckets=RUN_BUCKETS,
             registry=r,
         )
@@ -129,16 +144,23 @@ class Metrics:
         if signal.kind != "run.changed":
             return
         status = str(signal.data.get("status", ""))
+        origin = signal.context.get("origin", "unknown")
         run_id = str(signal.data.get("run_id", ""))
-        self.run_transitions.labels(status).inc()
+        self.run_transitions.labels(status, origin).inc()
+        if status == "queued":
+            if signal.context.get("first"):
+                self.runs_started.labels(origin).inc()
+            return
         if status == "running":
             self._started[run_id] = time.monotonic()
             while len(self._started) > _TRACKED_RUNS:
                 self._started.popitem(last=False)
             return
+        if status in _FINISHED:
+            self.runs_finished.labels(origin, status).inc()
         started = self._started.pop(run_id, None)
         if started is not None:
-            self.run_seconds.labels(status).observe(time.monotonic() - started)
+            self.run_seconds.labels(origin, status).observe(time.monotonic() - started)
 
     def watch(self, database: Database, subscribers: Callable[[], int]) -> None:
         """Add the gauges read when scraped: shared state from ``database``, the pool, and
@@ -173,6 +195,17 @@ class _StateCollector(Collector):
             "scaicrew_approvals_oldest_pending_age_seconds",
             "Age of the oldest pending approval, 0 when none (shared).",
             _age(now, oldest_pending),
+        )
+        backlog, oldest_backlog = self._count_and_oldest(tables.subscription_deliveries, "pending")
+        yield GaugeMetricFamily(
+            "scaicrew_subscription_deliveries_pending",
+            "Outbound subscription deliveries not yet delivered nor given up (shared).",
+            backlog,
+        )
+        yield GaugeMetricFamily(
+            "scaicrew_subscription_deliveries_oldest_pending_age_seconds",
+            "Age of the oldest pending subscription delivery, 0 when none (shared).",
+            _age(now, oldest_backlog),
         )
         yield GaugeMetricFamily(
             "scaicrew_stream_subscribers",

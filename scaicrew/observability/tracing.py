@@ -4,30 +4,31 @@ test hands in its own tracer provider).
 - a span per request, named by its operationId, child of an incoming W3C ``traceparent``;
 - a span per SQL statement (``db <VERB>``), per model call and per tool call, children of
   whatever span is current; HTTP tools and tool servers get ``traceparent``;
-- runs: when a request (or a run) queues a run, a short ``run.queue`` span records it; the
-  dispatcher thread that claims the run in this process opens ``run.execute`` as its child (and
-  linked to it), so the run's steps join the trace of the request that queued it. A run claimed
-  by another process (``scaicrew worker``) starts its own trace there.
+- runs: when a traced request (or run) queues a run, a short ``run.queue`` span records it and
+  its ``traceparent`` is stored with the run (ADR 0047); the dispatcher thread that claims the
+  run, in this process or a ``scaicrew worker``, opens ``run.execute`` as its child (and linked
+  to it), so the run's steps join the trace of the request that queued it.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.propagate import extract
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from domain.kernel import Signal
+from domain.database import Database
+from domain.kernel import Signal, bind_trace_producer, unbind_trace_producer
 
-_QUEUED_KEPT = 10_000  # queued runs whose queuing span is remembered for their dispatcher
+_TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
 
 
 def otlp_provider(endpoint: str) -> TracerProvider:
@@ -49,37 +50,51 @@ class Tracing:
     def __init__(self, provider: Any) -> None:
         self.provider = provider
         self.tracer = provider.get_tracer("scaicrew")
-        self._queued: OrderedDict[str, SpanContext] = OrderedDict()
-        self._lock = threading.Lock()
         self._local = threading.local()
 
     # -- database ------------------------------------------------------------------------
 
+    def instrument_database(self, database: Database) -> None:
+        """A span per SQL statement of the units of work opened while a recording span is
+        current (statement text, never its parameters). Those go through an instrumented view
+        of the engine (same pool); all other work uses the bare engine and pays nothing."""
+        plain = database.engine
+        traced = plain.execution_options()
+        self.instrument_engine(traced)
+
+        def choose_engine() -> Engine:
+            return traced if trace.get_current_span().is_recording() else plain
+
+        database.choose_engine = choose_engine
+
     def instrument_engine(self, engine: Engine) -> None:
-        """A span per SQL statement run while a span is current (statement text, never its
-        parameters)."""
+        """A span per SQL statement run on ``engine`` while a span is current."""
         tracer = self.tracer
 
         @event.listens_for(engine, "before_cursor_execute")
         def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-            if not trace.get_current_span().is_recording():
-                return
-            verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-            span = tracer.start_span(
-                f"db {verb}",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    "db.system": engine.dialect.name,
-                    "db.statement": statement[:2000],
-                },
-            )
+            span = None
+            if trace.get_current_span().is_recording():
+                verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+                # The unit of work's own BEGIN gets no span: a third of them, for nothing.
+                if verb not in _TRANSACTION_CONTROL:
+                    span = tracer.start_span(
+                        f"db {verb}",
+                        kind=SpanKind.CLIENT,
+                        attributes={
+                            "db.system": engine.dialect.name,
+                            "db.statement": statement[:2000],
+                        },
+                    )
             conn.info.setdefault("_scaicrew_spans", []).append(span)
 
         @event.listens_for(engine, "after_cursor_execute")
         def _after(conn: Any, *_: Any) -> None:
             spans = conn.info.get("_scaicrew_spans")
             if spans:
-                spans.pop().end()
+                span = spans.pop()
+                if span is not None:
+                    span.end()
 
         @event.listens_for(engine, "handle_error")
         def _error(context: Any) -> None:
@@ -87,74 +102,93 @@ class Tracing:
             spans = conn.info.get("_scaicrew_spans") if conn is not None else None
             if spans:
                 span = spans.pop()
-                span.set_status(Status(StatusCode.ERROR, type(context.original_exception).__name__))
-                span.end()
+                if span is not None:
+                    error = type(context.original_exception).__name__
+                    span.set_status(Status(StatusCode.ERROR, error))
+                    span.end()
 
     # -- runs ----------------------------------------------------------------------------
+
+    def queue_context(self, run_id: str) -> str | None:
+        """The trace producer bound to traced requests and runs (ADR 0047): a run is being
+        queued under the current span; the ``traceparent`` to store with it. A sampled span
+        gets a short ``run.queue`` child whose context is stored; an unsampled one stores its
+        own context (flag 00), so the dispatcher drops the run's spans too, at no cost."""
+        current = trace.get_current_span()
+        span_context = current.get_span_context()
+        if not span_context.is_valid:
+            return None
+        if current.is_recording():
+            span = self.tracer.start_span(
+                "run.queue", kind=SpanKind.PRODUCER, attributes={"scaicrew.run_id": run_id}
+            )
+            span.end()
+            span_context = span.get_span_context()
+        return traceparent_of(span_context)
 
     def on_signal(self, signal: Signal) -> None:
         if signal.kind != "run.changed":
             return
-        run_id = str(signal.data.get("run_id", ""))
         status = str(signal.data.get("status", ""))
-        if status == "queued":
-            self._queued_run(run_id, signal.workspace_id)
-        elif status == "running":
+        if status == "running":
             if threading.current_thread().name.startswith("scaicrew-worker"):
-                self._start_run(run_id)
-        else:
-            self._end_run(run_id, status)
+                run_id = str(signal.data.get("run_id", ""))
+                self._start_run(run_id, signal.context)
+        elif status != "queued":
+            self._end_run(str(signal.data.get("run_id", "")), status)
 
-    def _queued_run(self, run_id: str, workspace_id: str) -> None:
-        if not trace.get_current_span().is_recording():
-            return  # not queued by a traced request or run (e.g. another process's signal)
-        span = self.tracer.start_span(
-            "run.queue",
-            kind=SpanKind.PRODUCER,
-            attributes={"scaicrew.run_id": run_id, "scaicrew.workspace_id": workspace_id},
-        )
-        span.end()
-        with self._lock:
-            self._queued[run_id] = span.get_span_context()
-            while len(self._queued) > _QUEUED_KEPT:
-                self._queued.popitem(last=False)
-
-    def _start_run(self, run_id: str) -> None:
+    def _start_run(self, run_id: str, facts: dict[str, str]) -> None:
+        """The dispatcher thread claimed ``run_id``: open ``run.execute``, child of (and linked
+        to) the context the run was queued under, wherever that was; current until the run
+        leaves ``running``, and the trace producer of the runs it hands off to."""
         self._end_run(run_id, "")  # a span left open by an earlier claim in this thread
-        with self._lock:
-            queued = self._queued.pop(run_id, None)
         parent = None
         links: list[Link] = []
-        if queued is not None:
-            parent = trace.set_span_in_context(NonRecordingSpan(queued))
-            links.append(Link(queued))
+        traceparent = facts.get("traceparent")
+        if traceparent:
+            parent = extract({"traceparent": traceparent})
+            queued = trace.get_current_span(parent).get_span_context()
+            if queued.is_valid:
+                links.append(Link(queued))
+            else:
+                parent = None
         span = self.tracer.start_span(
             "run.execute",
-            context=parent,
+            context=parent if parent is not None else otel_context.Context(),
             kind=SpanKind.CONSUMER,
             links=links,
-            attributes={"scaicrew.run_id": run_id},
+            attributes={"scaicrew.run_id": run_id, "scaicrew.run_origin": facts.get("origin", "")},
         )
         token = otel_context.attach(trace.set_span_in_context(span))
-        self._local.active = (run_id, span, token)
+        producer = bind_trace_producer(self.queue_context)
+        self._local.active = (run_id, span, token, producer)
 
     def _end_run(self, run_id: str, status: str) -> None:
         active = getattr(self._local, "active", None)
         if active is None or (status and active[0] != run_id):
             return
-        _, span, token = active
+        _, span, token, producer = active
         self._local.active = None
         if status:
             span.set_attribute("scaicrew.run_status", status)
             if status == "failed":
                 span.set_status(Status(StatusCode.ERROR))
         span.end()
+        unbind_trace_producer(producer)
         otel_context.detach(token)
 
     def shutdown(self) -> None:
         shutdown = getattr(self.provider, "shutdown", None)
         if callable(shutdown):
             shutdown()
+
+
+def traceparent_of(span_context: SpanContext) -> str:
+    """The W3C ``traceparent`` of a valid span context."""
+    return (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+        f"{int(span_context.trace_flags):02x}"
+    )
 
 
 def trace_id_of(span: Any) -> str:

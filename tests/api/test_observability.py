@@ -16,13 +16,16 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from prometheus_client.parser import text_string_to_metric_families
 
+from domain.database import Database
 from domain.kernel import Role
-from scaicrew.app import create_app
+from scaicrew.app import build_use_cases, create_app
 from scaicrew.observability import Observability, Tracing
 from scaicrew.observability.logs import JsonFormatter
 from scaicrew.observability.metrics import Metrics
+from scaicrew.worker import WorkerPool
 from tests.api.helpers import missing_id, validate_hook
 from tests.support.mcp_server import McpServerProcess
 from tests.support.peers import Peer, web_route
@@ -192,17 +195,24 @@ class TestMetrics:
         )
         assert moved("scaicrew_http_requests_total", operation="getCrew", status_class="4xx") == 1
         assert moved("scaicrew_http_request_duration_seconds_count", operation="startRun") == 2
-        assert moved("scaicrew_run_transitions_total", status="queued") == 2
-        assert moved("scaicrew_run_transitions_total", status="running") == 2
-        assert moved("scaicrew_run_transitions_total", status="succeeded") == 1
-        assert moved("scaicrew_run_transitions_total", status="failed") == 1
-        assert moved("scaicrew_run_duration_seconds_count", outcome="succeeded") == 1
+        manual = {"origin": "manual"}
+        assert moved("scaicrew_run_transitions_total", status="queued", **manual) == 2
+        assert moved("scaicrew_run_transitions_total", status="running", **manual) == 2
+        assert moved("scaicrew_run_transitions_total", status="succeeded", **manual) == 1
+        assert moved("scaicrew_run_transitions_total", status="failed", **manual) == 1
+        assert moved("scaicrew_runs_started_total", **manual) == 2
+        assert moved("scaicrew_runs_finished_total", outcome="succeeded", **manual) == 1
+        assert moved("scaicrew_runs_finished_total", outcome="failed", **manual) == 1
+        assert moved("scaicrew_run_duration_seconds_count", outcome="succeeded", **manual) == 1
         assert moved("scaicrew_model_calls_total", outcome="ok") >= 2
         assert moved("scaicrew_tool_calls_total", kind="http", outcome="ok") == 1
         assert moved("scaicrew_tool_calls_total", kind="http", outcome="error") == 1
         assert moved("scaicrew_tool_call_duration_seconds_count", kind="http") == 2
         assert ("scaicrew_runs_queued", ()) in after
         assert ("scaicrew_approvals_oldest_pending_age_seconds", ()) in after
+        assert ("scaicrew_subscription_deliveries_pending", ()) in after
+        assert ("scaicrew_subscription_deliveries_oldest_pending_age_seconds", ()) in after
+        assert ("scaicrew_stream_subscribers", ()) in after
         assert value(after, "scaicrew_db_pool_checked_out") >= 0
         # Bounded labels: no id, no path, no workspace id.
         for forbidden in (tenant.workspace_id, member["id"], run["id"], "/v1/"):
@@ -222,6 +232,10 @@ class TestMetrics:
         for result in ("accepted", "replayed", "refused"):
             name = "scaicrew_webhook_deliveries_total"
             assert value(after, name, result=result) - value(before, name, result=result) == 1
+        started = "scaicrew_runs_started_total"
+        assert (
+            value(after, started, origin="webhook") - value(before, started, origin="webhook") == 1
+        )
 
     def test_on_its_own_port_metrics_are_not_on_the_api_port(self, settings):
         port = free_port()
@@ -301,6 +315,91 @@ class TestTraces:
         [received] = web.received("GET", path)
         sent = received.headers["traceparent"]
         assert sent == f"00-{trace_id}-{format(tool.context.span_id, '016x')}-01"
+
+    def test_a_run_claimed_by_another_process_joins_the_trace_that_queued_it(
+        self, settings, tenant, web
+    ):
+        """The API process only queues; a dispatcher with its own tracer provider (as in a
+        ``scaicrew worker`` process) claims the run. Nothing but the ``traceparent`` stored with
+        the run connects the two (ADR 0047)."""
+        api_spans, worker_spans = InMemorySpanExporter(), InMemorySpanExporter()
+        api_provider, worker_provider = TracerProvider(), TracerProvider()
+        api_provider.add_span_processor(SimpleSpanProcessor(api_spans))
+        worker_provider.add_span_processor(SimpleSpanProcessor(worker_spans))
+        own = settings.with_changes(
+            tool_http_allowlist=(f"127.0.0.1:{web.port}",), WORKER_THREADS=0
+        )
+        api_app = create_app(own, observability=Observability(tracing=Tracing(api_provider)))
+        database = Database(own.database_url)
+        worker_observability = Observability(metrics=Metrics(), tracing=Tracing(worker_provider))
+        pool = WorkerPool(
+            build_use_cases(own, database, observability=worker_observability), 1, 0.05
+        )
+        path = f"/ok/{tenant.workspace_id}/elsewhere"
+        headers = tenant.headers()
+        try:
+            with _client(api_app) as api:
+                member = published_member(api, headers, GETTER)
+                created = api.post(
+                    f"/v1/members/{member['id']}/runs",
+                    json={"input": {"url": web.url(path)}},
+                    headers=headers,
+                )
+                assert created.status_code == 202, created.text
+                with database() as tx:
+                    stored = tx.runs.get(None, created.json()["id"])
+                assert stored is not None and stored.trace_context is not None
+                pool.start()
+                run = wait_for(api, headers, created.json()["id"])
+                assert run["status"] == "succeeded"
+        finally:
+            pool.stop()
+            database.dispose()
+        [queue] = [s for s in api_spans.get_finished_spans() if s.name == "run.queue"]
+        [request] = [s for s in api_spans.get_finished_spans() if s.name == "startRun"]
+        assert queue.parent.span_id == request.context.span_id
+        trace_id = format(queue.context.trace_id, "032x")
+        flags = format(int(queue.context.trace_flags), "02x")
+        assert stored.trace_context == f"00-{trace_id}-{queue.context.span_id:016x}-{flags}"
+        spans = worker_spans.get_finished_spans()
+        [execute] = [s for s in spans if s.name == "run.execute"]
+        assert execute.context.trace_id == queue.context.trace_id
+        assert execute.parent.span_id == queue.context.span_id
+        assert execute.parent.is_remote
+        assert [link.context.span_id for link in execute.links] == [queue.context.span_id]
+        assert execute.attributes["scaicrew.run_origin"] == "manual"
+        [tool] = [s for s in spans if s.name == "tool.http GET"]
+        assert tool.parent.span_id == execute.context.span_id
+        assert [
+            s
+            for s in spans
+            if s.name.startswith("db ") and s.parent.span_id == execute.context.span_id
+        ]
+        [received] = web.received("GET", path)
+        assert (
+            received.headers["traceparent"] == f"00-{trace_id}-{tool.context.span_id:016x}-{flags}"
+        )
+
+    def test_an_unsampled_request_queues_a_run_whose_steps_are_not_sampled(
+        self, settings, tenant, web
+    ):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(sampler=ParentBased(ALWAYS_OFF))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        app = create_app(
+            settings.with_changes(tool_http_allowlist=(f"127.0.0.1:{web.port}",)),
+            observability=Observability(tracing=Tracing(provider)),
+        )
+        path = f"/ok/{tenant.workspace_id}/unsampled"
+        headers = tenant.headers()
+        with _client(app) as api:
+            member = published_member(api, headers, GETTER)
+            run = run_to_end(api, headers, member["id"], {"url": web.url(path)})
+            assert run["status"] == "succeeded"
+        assert exporter.get_finished_spans() == ()
+        [received] = web.received("GET", path)
+        # Propagated unsampled (the sampled flag clear), so the target's tracer drops it too.
+        assert int(received.headers["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0
 
     def test_without_a_tracer_no_traceparent_is_sent(self, settings, tenant, web):
         path = f"/ok/{tenant.workspace_id}/untraced"

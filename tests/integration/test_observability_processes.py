@@ -50,8 +50,13 @@ def test_a_worker_process_serves_its_metrics_on_its_port_and_logs_json(
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
-    assert samples[("scaicrew_run_transitions_total", (("status", "succeeded"),))] >= 2
-    assert samples[("scaicrew_run_duration_seconds_count", (("outcome", "succeeded"),))] >= 2
+    manual_succeeded = (("origin", "manual"), ("outcome", "succeeded"))
+    assert (
+        samples[("scaicrew_run_transitions_total", (("origin", "manual"), ("status", "succeeded")))]
+        >= 2
+    )
+    assert samples[("scaicrew_runs_finished_total", manual_succeeded)] >= 2
+    assert samples[("scaicrew_run_duration_seconds_count", manual_succeeded)] >= 2
     assert ("scaicrew_runs_queued", ()) in samples
     assert actor.workspace_id not in text
 
