@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 from domain.access.repository import AccessRepository
 from domain.audit.repository import AuditLog
 from domain.authoring.repository import AuthoringRepository
+from domain.budgets.repository import BudgetRepository
 from domain.cost.repository import CostLedger
 from domain.identity.repository import IdentityRepository
 from domain.kernel.clock import Clock, SystemClock
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     access: AccessRepository
     audit: AuditLog
     authoring: AuthoringRepository
+    budgets: BudgetRepository
     cost: CostLedger
     events: EventLog
     identity: IdentityRepository
@@ -92,6 +94,7 @@ class SqlUnitOfWork:
         self.access = AccessRepository(connection)
         self.audit = AuditLog(connection)
         self.authoring = AuthoringRepository(connection, for_update=lock)
+        self.budgets = BudgetRepository(connection)
         self.cost = CostLedger(connection)
         self.events = EventLog(connection)
         self.identity = IdentityRepository(connection, for_update=lock)

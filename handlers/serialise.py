@@ -182,6 +182,7 @@ def approval(a: Approval) -> dict[str, Any]:
         "created_at": timestamp(a.created_at),
         "outcome_unknown": a.outcome_unknown,
         "expires_at": timestamp(a.expires_at),
+        "budget_id": a.budget_id,
     }
 
 

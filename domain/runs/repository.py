@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Select, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from domain.budgets import BudgetsTx
 from domain.cost import CostLedger
 from domain.members import MembersTx
 from domain.persistence import tables
@@ -258,6 +259,7 @@ class RunRepository:
                 created_at=approval.created_at,
                 outcome_unknown=approval.outcome_unknown,
                 expires_at=approval.expires_at,
+                budget_id=approval.budget_id,
             )
         )
 
@@ -365,7 +367,7 @@ def _approvals_where(stmt: Select[Any], workspace_id: str, where: ApprovalFilter
     return stmt
 
 
-class RunsTx(MembersTx, Protocol):
+class RunsTx(MembersTx, BudgetsTx, Protocol):
     """What the run use cases and the dispatcher need of a unit of work."""
 
     runs: RunRepository
@@ -458,4 +460,5 @@ def _approval(row: Any) -> Approval:
         created_at=utc(row.created_at),
         outcome_unknown=bool(row.outcome_unknown),
         expires_at=utc_or_none(row.expires_at),
+        budget_id=row.budget_id,
     )

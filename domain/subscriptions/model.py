@@ -17,6 +17,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "approval.expired",
     "trigger.fired",
     "subscription.disabled",
+    "budget.warning",
+    "budget.exceeded",
 )
 
 #: The longest wait between two attempts.
