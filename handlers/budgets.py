@@ -14,11 +14,7 @@ from handlers.etags import etag_of, if_match
 
 
 def _settings(budget: Budget) -> dict[str, Any]:
-    scope: dict[str, Any] = {"type": budget.scope.value}
-    if budget.scope is BudgetScope.CREW:
-        scope["crew_id"] = budget.scope_id
-    elif budget.scope is BudgetScope.MEMBER:
-        scope["member_id"] = budget.scope_id
+    scope = {"type": budget.scope.value, "id": budget.scope_id}
     return {
         "id": budget.id,
         "name": budget.name,
@@ -58,7 +54,7 @@ def create_budget(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
         actor(token_info),
         name=body["name"],
         scope=BudgetScope(scope["type"]),
-        scope_id=scope.get("crew_id") or scope.get("member_id"),
+        scope_id=scope.get("id"),
         period=BudgetPeriod(body["period"]),
         timezone=body.get("timezone", "UTC"),
         limit_units=float(body["limit_units"]),

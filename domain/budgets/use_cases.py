@@ -19,7 +19,7 @@ from domain.budgets.model import (
 from domain.budgets.repository import BudgetsTx
 from domain.kernel.actor import Actor, Role
 from domain.kernel.clock import Clock
-from domain.kernel.errors import NotFound, ReferencedResourceNotFound
+from domain.kernel.errors import NotFound, ReferencedResourceNotFound, RuleViolation
 from domain.kernel.ids import new_id
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.preconditions import Precondition, check
@@ -56,6 +56,7 @@ class Budgets:
         :raises PermissionDenied: the actor is below admin.
         :raises InvalidField: ``/timezone`` is unknown to the server.
         :raises ReferencedResourceNotFound: the scope's crew or member is not in the workspace.
+        :raises RuleViolation: ``budget-scope``: the scope's id is missing or superfluous.
         """
         actor.require(Role.ADMIN)
         check_timezone(timezone)
@@ -67,7 +68,7 @@ class Budgets:
                 workspace_id=actor.workspace_id,
                 name=name,
                 scope=scope,
-                scope_id=None if scope is BudgetScope.WORKSPACE else scope_id,
+                scope_id=scope_id,
                 period=period,
                 timezone=timezone,
                 limit_units=limit_units,
@@ -172,12 +173,18 @@ def _usage(tx: BudgetsTx, budget: Budget, now: Any) -> BudgetUsage:
 def _check_scope(
     tx: BudgetsAdminTx, actor: Actor, scope: BudgetScope, scope_id: str | None
 ) -> None:
-    if scope is BudgetScope.CREW:
-        if scope_id is None or tx.members.get_crew(actor.workspace_id, scope_id) is None:
-            raise ReferencedResourceNotFound("crew", scope_id or "", "/scope/crew_id")
-    if scope is BudgetScope.MEMBER:
-        if scope_id is None or tx.members.get_member(actor.workspace_id, scope_id) is None:
-            raise ReferencedResourceNotFound("member", scope_id or "", "/scope/member_id")
+    if (scope is BudgetScope.WORKSPACE) != (scope_id is None):
+        raise RuleViolation(
+            "budget-scope",
+            "A crew or member scope names its id; a workspace scope names none.",
+            "/scope/id",
+        )
+    if scope is BudgetScope.CREW and scope_id is not None:
+        if tx.members.get_crew(actor.workspace_id, scope_id) is None:
+            raise ReferencedResourceNotFound("crew", scope_id, "/scope/id")
+    if scope is BudgetScope.MEMBER and scope_id is not None:
+        if tx.members.get_member(actor.workspace_id, scope_id) is None:
+            raise ReferencedResourceNotFound("member", scope_id, "/scope/id")
 
 
 def _budget_or_404(tx: BudgetsTx, actor: Actor, budget_id: str) -> Budget:

@@ -54,13 +54,13 @@ class TestCrud:
         created = budget(
             api,
             tenant,
-            scope={"type": "crew", "crew_id": crew.json()["id"]},
+            scope={"type": "crew", "id": crew.json()["id"]},
             period="month",
             timezone="Europe/Amsterdam",
             limit_units=500,
             on_exceeded="approve",
         )
-        assert created["scope"] == {"type": "crew", "crew_id": crew.json()["id"]}
+        assert created["scope"] == {"type": "crew", "id": crew.json()["id"]}
         assert created["warning_percent"] == 80
         assert created["usage"]["spent_units"] == 0 and created["usage"]["state"] == "ok"
         assert len(created["usage"]["period"]) == 7  # 2026-11
@@ -130,21 +130,34 @@ class TestBadInput:
             "/v1/budgets",
             json={
                 "name": "B",
-                "scope": {"type": "crew", "crew_id": missing_id("crw")},
+                "scope": {"type": "crew", "id": missing_id("crw")},
                 "period": "day",
                 "limit_units": 5,
             },
             headers=tenant.headers(),
         )
         assert r.status_code == 404, r.text
-        assert r.json()["error"]["details"]["pointer"] == "/scope/crew_id"
+        assert r.json()["error"]["details"]["pointer"] == "/scope/id"
+
+    @pytest.mark.parametrize(
+        "scope", [{"type": "crew"}, {"type": "workspace", "id": "crw_01m8pmmvzwa8drzeyes5nnx3bq"}]
+    )
+    def test_a_missing_or_superfluous_scope_id_is_409_naming_it(self, api, tenant, scope):
+        r = api.post(
+            "/v1/budgets",
+            json={"name": "B", "scope": scope, "period": "day", "limit_units": 5},
+            headers=tenant.headers(),
+        )
+        assert r.status_code == 409, r.text
+        assert r.json()["type"] == "/problems/budget-scope"
+        assert r.json()["error"]["details"]["pointer"] == "/scope/id"
 
 
 class TestBlock:
     def test_a_reached_limit_fails_the_run_and_refuses_new_ones(self, api, tenant, database):
         member = published_member(api, tenant.headers(), NOTES)
         created = budget(
-            api, tenant, scope={"type": "member", "member_id": member["id"]}, limit_units=TINY
+            api, tenant, scope={"type": "member", "id": member["id"]}, limit_units=TINY
         )
         run = start(api, tenant.headers(), member["id"])
         run = wait_for(api, tenant.headers(), run["id"])
@@ -180,7 +193,7 @@ class TestBlock:
     def test_a_budget_of_another_member_does_not_apply(self, api, tenant):
         member = published_member(api, tenant.headers(), NOTES)
         other = published_member(api, tenant.headers(), NOTES)
-        budget(api, tenant, scope={"type": "member", "member_id": other["id"]}, limit_units=TINY)
+        budget(api, tenant, scope={"type": "member", "id": other["id"]}, limit_units=TINY)
         run = wait_for(api, tenant.headers(), start(api, tenant.headers(), member["id"])["id"])
         assert run["status"] == "succeeded"
 
@@ -191,7 +204,7 @@ class TestApprove:
         created = budget(
             api,
             tenant,
-            scope={"type": "member", "member_id": member["id"]},
+            scope={"type": "member", "id": member["id"]},
             limit_units=TINY,
             on_exceeded="approve",
         )
