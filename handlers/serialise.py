@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.authoring import AuthoringSession, Template
-from domain.cost import MemberCost
+from domain.cost import CostGroup, MemberCost
 from domain.members import Change, Crew, DefinitionDiff, HandoffSet, Member, ToolSpec, Version
 from domain.runs import Approval, Run, RunEvent
 from domain.workspaces import Workspace, WorkspaceAccess
@@ -193,6 +193,16 @@ def member_cost(c: MemberCost) -> dict[str, Any]:
         "tokens_in": c.tokens_in,
         "tokens_out": c.tokens_out,
         "cost_units": c.cost_units,
+    }
+
+
+def cost_group(g: CostGroup) -> dict[str, Any]:
+    return {
+        "key": g.key,
+        "runs": g.runs,
+        "tokens_in": g.tokens_in,
+        "tokens_out": g.tokens_out,
+        "cost_units": g.cost_units,
     }
 
 
