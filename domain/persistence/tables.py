@@ -326,6 +326,9 @@ subscriptions = Table(
     Column("enabled", Boolean, nullable=False),
     # The HMAC signing secret, encrypted (Fernet token); never stored in the clear.
     Column("secret_ciphertext", Text, nullable=False),
+    # After a rotation, deliveries are signed with the secret it replaced too, until it expires.
+    Column("previous_secret_ciphertext", Text, nullable=True),
+    Column("previous_secret_expires_at", Stamp, nullable=True),
     # The last workspace event sequence number the delivery worker has looked at.
     Column("cursor", BigInteger, nullable=False),
     Column("lease_owner", String(255), nullable=True),

@@ -1,4 +1,5 @@
-"""budgets: spending limits per scope and period, and the approvals that name them
+"""budgets: spending limits per scope and period, the approvals that name them, and
+subscription secret rotation with a grace period
 
 Revision ID: 0014
 Revises: 0012
@@ -55,9 +56,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("approvals") as batch:
         batch.add_column(sa.Column("budget_id", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.add_column(sa.Column("previous_secret_ciphertext", sa.Text(), nullable=True))
+        batch.add_column(
+            sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("subscriptions") as batch:
+        batch.drop_column("previous_secret_expires_at")
+        batch.drop_column("previous_secret_ciphertext")
     with op.batch_alter_table("approvals") as batch:
         batch.drop_column("budget_id")
     op.drop_table("budget_spends")

@@ -363,6 +363,13 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         mark()
         return client.delete(f"/v1/subscriptions/{s['id']}", headers=tenant.headers()), s["id"]
 
+    @step("rotateSubscriptionSecret", "subscription.secret_rotated")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        mark()
+        path = f"/v1/subscriptions/{s['id']}/rotate-secret"
+        return client.post(path, json={"grace_seconds": 60}, headers=tenant.headers()), s["id"]
+
     @step("testSubscription", "subscription.tested")
     def _(client, tenant, mark):
         s = _subscription(client, tenant)

@@ -385,3 +385,45 @@ def _wait_delivered(api: httpx.Client, tenant: Any, sub: str, count: int) -> lis
 
     _wait_for(done)
     return rows
+
+
+class TestSecretRotation:
+    def test_during_the_grace_deliveries_verify_with_either_secret(self, api, tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/rotating"))
+        path = f"/v1/subscriptions/{created['id']}"
+        r = api.post(f"{path}/rotate-secret", json={"grace_seconds": 600}, headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        rotated = r.json()
+        assert rotated["secret"] != created["secret"]
+        assert rotated["previous_secret_expires_at"] is not None
+        assert "secret" not in api.get(path, headers=tenant.headers()).json()
+        assert api.post(f"{path}/test", headers=tenant.headers()).status_code == 202
+        [got] = receiver.peer.wait_for(1, "/rotating")
+        assert got.headers["x-scaicrew-signature"].count("sha256=") == 2
+        verified(got, rotated["secret"])
+        verified(got, created["secret"])
+
+    def test_without_a_grace_only_the_new_secret_signs(self, api, tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/rotated-now"))
+        path = f"/v1/subscriptions/{created['id']}"
+        r = api.post(f"{path}/rotate-secret", json={"grace_seconds": 0}, headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["previous_secret_expires_at"] is None
+        assert api.post(f"{path}/test", headers=tenant.headers()).status_code == 202
+        [got] = receiver.peer.wait_for(1, "/rotated-now")
+        verified(got, r.json()["secret"])
+        why = refusal(
+            created["secret"],
+            got.headers["x-scaicrew-timestamp"],
+            got.headers["x-scaicrew-signature"],
+            got.body,
+            datetime.now(UTC),
+        )
+        assert why == "bad-signature"
+
+    def test_another_workspaces_subscription_is_404(self, api, tenant, make_tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/not-yours"))
+        r = api.post(
+            f"/v1/subscriptions/{created['id']}/rotate-secret", headers=make_tenant().headers()
+        )
+        assert r.status_code == 404
