@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from domain.kernel.actor import Role
+from domain.subscriptions import DeliveryError
 from domain.triggers.webhook_signature import refusal
 from scaicrew.adapters.delivery_http import HttpDelivery
 from tests.api.helpers import errors_of, missing_id
@@ -356,6 +357,28 @@ def test_no_redirect_is_followed_and_the_answer_read_is_bounded():
         assert port.post(peer.url("/moved"), {}, b"{}", 2).status == 307
         assert port.post(peer.url("/big"), {}, b"{}", 2).status == 200
         assert [r.path for r in peer.requests] == ["/moved", "/big"]
+    finally:
+        peer.close()
+
+
+def test_a_name_resolving_to_a_private_address_is_not_posted_to_unless_listed():
+    import ipaddress
+    import socket
+
+    name = socket.gethostname().lower()
+    resolved = {info[4][0] for info in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)}
+    if all(ipaddress.ip_address(a.split("%")[0]).is_global for a in resolved):
+        pytest.skip(f"{name} resolves to public addresses only here")
+    peer = Peer(lambda _r: Reply(204)).start()
+    try:
+        url = f"http://{name}:{peer.port}/resolved"
+        with pytest.raises(DeliveryError, match="non-public address"):
+            HttpDelivery().post(url, {}, b"{}", 2)
+        assert peer.requests == []
+        listed = HttpDelivery((f"{name}:{peer.port}",))
+        loopback = any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in resolved)
+        if loopback:  # the peer listens on 127.0.0.1
+            assert listed.post(url, {}, b"{}", 2).status == 204
     finally:
         peer.close()
 
