@@ -49,7 +49,7 @@ def _answer(item: tuple[Budget, BudgetUsage], status: int = 200, **headers: str)
 
 
 def create_budget(token_info: dict[str, Any], body: dict[str, Any]) -> Any:
-    scope = body["scope"]
+    scope = body.get("scope") or {"type": "workspace"}
     item = use_cases().budgets.create_budget(
         actor(token_info),
         name=body["name"],
