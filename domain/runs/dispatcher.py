@@ -399,20 +399,18 @@ class Dispatcher:
             self._wait_for_approval(run, call, effect_class, outcome_unknown=True)
             return False
         approved = run.state.is_approved(call)
+        over: str | None = None  # an ``approve`` budget past its limit, for a ``spend`` call
+        if effect_class == EffectClass.SPEND.value and not run.dry_run and not approved:
+            if not armed:
+                with self._store() as tx:
+                    over = self._spend_over_budget(tx, run)
         if tool.get("checkpoint") and not run.dry_run and not approved:
-            self._wait_for_approval(run, call, effect_class)
+            # A checkpoint's approval names the budget past its limit too (one approval).
+            self._wait_for_approval(run, call, effect_class, budget_id=over)
             return False
-        if (
-            effect_class == EffectClass.SPEND.value
-            and not run.dry_run
-            and not approved
-            and not armed
-        ):
-            with self._store() as tx:
-                over = self._spend_over_budget(tx, run)
-            if over is not None:
-                self._wait_for_approval(run, call, effect_class, budget_id=over)
-                return False
+        if over is not None:
+            self._wait_for_approval(run, call, effect_class, budget_id=over)
+            return False
         key = run.state.idempotency_key(run.id, call)
         if once and not armed:
             started = self._record_start(run, call, key)
