@@ -40,6 +40,11 @@
    (``bench/stream_bench.py``). Unless every subscriber saw every event once, in order, the
    bench prints ``!!! BENCH INVALID``.
 
+8. The ``deliveries`` scenario (part of the default full run) measures signed subscription
+   deliveries on PostgreSQL with one and with two delivery processes: deliveries/s of a
+   backlog and commit-to-receipt p50/p99 of events committed one at a time, at a local
+   receiver that verifies every signature (``bench/deliveries_bench.py``).
+
 Any non-2xx answer makes the run fail loudly (exit status 1). Client and servers share the
 machine's cores, so the CPU columns say who was the bottleneck, and the run warns when other
 processes took CPU during a measurement (and names them).
@@ -943,11 +948,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, "runs", "stream", "webhook", "observability"],
+        choices=[*SCENARIOS, "runs", "stream", "webhook", "observability", "deliveries"],
         help="repeatable; default: all (runs: the run dispatcher, see --runs-setup; "
         "stream: SSE fan-out, see bench/stream_bench.py; webhook: signed ingress, see "
         "bench/webhook_bench.py; observability: metrics and traces off vs on, see "
-        "bench/observability_bench.py)",
+        "bench/observability_bench.py; deliveries: signed subscription deliveries on "
+        "PostgreSQL with one and two delivery processes, see bench/deliveries_bench.py)",
     )
     parser.add_argument(
         "--trace-sample",
@@ -966,6 +972,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--stream-signals", type=int, default=20, help="runs whose run.changed they follow (20)"
+    )
+    parser.add_argument(
+        "--deliveries-events", type=int, default=500, help="deliveries: backlog events (500)"
+    )
+    parser.add_argument(
+        "--deliveries-subscriptions", type=int, default=4, help="deliveries: subscriptions (4)"
+    )
+    parser.add_argument(
+        "--deliveries-latency-events",
+        type=int,
+        default=50,
+        help="deliveries: events committed one at a time for the latency (50)",
+    )
+    parser.add_argument(
+        "--deliveries-deadline", type=float, default=180.0, help="deliveries: seconds (180)"
     )
     parser.add_argument("--runs", type=int, default=200, help="runs in each burst (200)")
     parser.add_argument(
@@ -1004,7 +1025,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.runs_concurrency < 1 or args.sequential_runs < 1:
         parser.error("--runs, --runs-concurrency and --sequential-runs must be >= 1")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    scenarios = args.scenario or [*SCENARIOS, "runs", "stream", "webhook", "observability"]
+    scenarios = args.scenario or [
+        *SCENARIOS,
+        "runs",
+        "stream",
+        "webhook",
+        "observability",
+        "deliveries",
+    ]
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
     run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
 
@@ -1093,6 +1121,14 @@ def main(argv: list[str] | None = None) -> int:
             except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
                 results["observability"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
 
+        if "deliveries" in scenarios:
+            from deliveries_bench import measure_deliveries
+
+            try:
+                results["deliveries"] = measure_deliveries(workdir, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                results["deliveries"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
+
         if http_scenarios:
             print_table({k: v for k, v in results.items() if k in SCENARIOS})
         if runs:
@@ -1109,6 +1145,10 @@ def main(argv: list[str] | None = None) -> int:
             from observability_bench import print_observability_table
 
             print_observability_table(results["observability"])
+        if "deliveries" in results:
+            from deliveries_bench import print_deliveries_table
+
+            print_deliveries_table(results["deliveries"])
 
         meta: dict[str, Any] = {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1163,6 +1203,17 @@ def main(argv: list[str] | None = None) -> int:
                 "duration_s_per_phase": args.webhook_duration,
                 "server": "one uvicorn process, SQLite, WORKER_THREADS=0, scheduler off",
             }
+        if "deliveries" in results:
+            meta["deliveries"] = {
+                "receiver": "threaded http.server in the bench process, verifying each "
+                "signature with domain.triggers.webhook_signature.refusal",
+                "workers": "scaicrew worker --threads 1, SUBSCRIPTION_DELIVERY_THREADS=4, "
+                "SUBSCRIPTION_POLL_SECONDS=0.05, PostgreSQL",
+                "events": args.deliveries_events,
+                "subscriptions": args.deliveries_subscriptions,
+                "latency_events": args.deliveries_latency_events,
+                "latency_source": "receiver wall clock at receipt minus the event's `time`",
+            }
         meta["elapsed_s"] = round(time.monotonic() - started, 1)
         report = {"meta": meta, "results": results}
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -1184,12 +1235,20 @@ def main(argv: list[str] | None = None) -> int:
         for reason in webhook_reasons:
             print(f"!!! BENCH INVALID: webhook: {reason}", file=sys.stderr)
         observability_failed = "failure" in results.get("observability", {})
+        from deliveries_bench import deliveries_invalid
+
+        delivery_reasons = (
+            deliveries_invalid(results["deliveries"]) if "deliveries" in results else []
+        )
+        for reason in delivery_reasons:
+            print(f"!!! BENCH INVALID: deliveries: {reason}", file=sys.stderr)
         failed = (
             http_failed
             or runs_failed
             or bool(stream_reasons)
             or bool(webhook_reasons)
             or observability_failed
+            or bool(delivery_reasons)
         )
         print(f"bench: done in {time.monotonic() - started:.0f}s")
     finally:

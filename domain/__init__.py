@@ -10,6 +10,7 @@ One package per capability, each with the same inner shape (``model``, ``use_cas
     tools        the tool catalog, effect classes, running a tool call, notes, MCP tool servers
     members      crews, members, versions, the compiler, handoff rules, input schemas
     cost         the cost ledger and its rollups
+    budgets      spending limits per scope and period, and their accounting
     runs         starting runs (one path), the dispatcher, run events, approvals
     triggers     schedules and signed webhooks, and firing them
     authoring    conversational authoring, derivers, templates

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, text
 from domain.access.repository import AccessRepository
 from domain.audit.repository import AuditLog
 from domain.authoring.repository import AuthoringRepository
+from domain.budgets.repository import BudgetRepository
 from domain.cost.repository import CostLedger
 from domain.identity.repository import IdentityRepository
 from domain.kernel.clock import Clock, SystemClock
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
     access: AccessRepository
     audit: AuditLog
     authoring: AuthoringRepository
+    budgets: BudgetRepository
     cost: CostLedger
     events: EventLog
     identity: IdentityRepository
@@ -93,6 +95,7 @@ class SqlUnitOfWork:
         self.access = AccessRepository(connection)
         self.audit = AuditLog(connection)
         self.authoring = AuthoringRepository(connection, for_update=lock)
+        self.budgets = BudgetRepository(connection)
         self.cost = CostLedger(connection)
         self.events = EventLog(connection)
         self.identity = IdentityRepository(connection, for_update=lock)

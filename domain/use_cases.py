@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from domain.access import Access
 from domain.audit import Audit
 from domain.authoring import Authoring, Deriver
+from domain.budgets import Budgets
 from domain.cost import Cost
 from domain.database import Database
 from domain.identity import IdentityProvider, Login, LoginSettings, SessionTokens
@@ -89,6 +90,7 @@ class UseCases:
         self.authoring = Authoring(database, clock, ports.deriver)
         self.runs = Runs(database, clock)
         self.cost = Cost(database)
+        self.budgets = Budgets(database, clock)
         self.tools = Tools(database, clock, ports.secret_box, ports.tool_servers, settings.tools)
         self.triggers = Triggers(database, clock, ports.secret_box)
         self.firing = TriggerFiring(database, clock, ports.secret_box, settings.webhooks)

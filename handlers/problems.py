@@ -222,7 +222,7 @@ def render_exception(request: ConnexionRequest, exc: Exception) -> ConnexionResp
             headers["Allow"] = allowed
     if status == 500:
         logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    code = exc.code if isinstance(exc, ApiError) else None
+    code = exc.code if isinstance(exc, ApiError | kernel.DomainError) else None
     body = problem_bytes(
         status, message, details=details, type_slug=slug, instance=request.url.path, code=code
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.authoring import AuthoringSession, Template
-from domain.cost import MemberCost
+from domain.cost import CostGroup, MemberCost
 from domain.members import Change, Crew, DefinitionDiff, HandoffSet, Member, ToolSpec, Version
 from domain.runs import Approval, Run, RunEvent
 from domain.workspaces import Workspace, WorkspaceAccess
@@ -182,6 +182,7 @@ def approval(a: Approval) -> dict[str, Any]:
         "created_at": timestamp(a.created_at),
         "outcome_unknown": a.outcome_unknown,
         "expires_at": timestamp(a.expires_at),
+        "budget_id": a.budget_id,
     }
 
 
@@ -192,6 +193,16 @@ def member_cost(c: MemberCost) -> dict[str, Any]:
         "tokens_in": c.tokens_in,
         "tokens_out": c.tokens_out,
         "cost_units": c.cost_units,
+    }
+
+
+def cost_group(g: CostGroup) -> dict[str, Any]:
+    return {
+        "key": g.key,
+        "runs": g.runs,
+        "tokens_in": g.tokens_in,
+        "tokens_out": g.tokens_out,
+        "cost_units": g.cost_units,
     }
 
 

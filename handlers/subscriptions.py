@@ -17,6 +17,7 @@ def _subscription(subscription: Subscription) -> dict[str, Any]:
         "url": subscription.url,
         "event_types": list(subscription.event_types),
         "enabled": subscription.enabled,
+        "previous_secret_expires_at": timestamp(subscription.previous_secret_expires_at),
         "created_by": subscription.created_by,
         "created_at": timestamp(subscription.created_at),
         "updated_at": timestamp(subscription.updated_at),
@@ -74,6 +75,18 @@ def update_subscription(
         enabled=body.get("enabled"),
     )
     return ok(_subscription(subscription))
+
+
+def rotate_subscription_secret(
+    token_info: dict[str, Any], subscription_id: str, body: Any = None
+) -> Any:
+    # Without a body Connexion passes the schema's default as raw bytes: no options given.
+    options = body if isinstance(body, dict) else {}
+    grace = {k: v for k, v in options.items() if k == "grace_seconds"}  # else the default
+    subscription, secret = use_cases().subscriptions.rotate_subscription_secret(
+        actor(token_info), subscription_id, **grace
+    )
+    return ok(_subscription(subscription) | {"secret": secret})
 
 
 def delete_subscription(token_info: dict[str, Any], subscription_id: str) -> Any:

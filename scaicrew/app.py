@@ -315,7 +315,7 @@ def build_use_cases(
         session_tokens=session_tokens(settings),
         tool_servers=tool_servers,
         identity_provider=_identity_provider(settings),
-        delivery=HttpDelivery(),
+        delivery=HttpDelivery(tuple(settings.subscriptions.allowed_hosts)),
     )
     use_cases = UseCases(
         database, ports, settings.domain_settings(), clock, schema_head=head_revision()

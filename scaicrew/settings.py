@@ -478,7 +478,8 @@ class SubscriptionsGroup(_Group):
         (),
         "SUBSCRIPTION_ALLOWED_HOSTS",
         "Comma-separated `host` or `host:port` entries subscriptions may deliver to although "
-        "they are loopback, private or link-local (public hosts need no entry).",
+        "they are loopback, private or link-local (public hosts need no entry). Host names are "
+        "resolved before each send: one resolving to such an address needs an entry too.",
         shown="empty (public hosts only)",
     )
     delivery_threads: int = setting(

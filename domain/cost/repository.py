@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, func, insert, select
 
-from domain.cost.model import MemberCost
+from domain.cost.model import CostGroup, MemberCost
 from domain.kernel.ids import new_id
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
@@ -71,6 +71,61 @@ class CostLedger:
             MemberCost(member_id, v[0], v[1], v[2], round(v[3], 6))
             for member_id, v in sorted(totals.items())
         ]
+
+    def grouped(
+        self, workspace_id: str, start: datetime, end: datetime, dimensions: tuple[str, ...]
+    ) -> list[CostGroup]:
+        """Runs created and ledger rows written in ``[start, end)``, per combination of
+        ``dimensions`` (``member``, ``crew``, ``origin``, ``day``), ordered by key."""
+        r, c = tables.runs, tables.cost_ledger
+        fields = [_FIELDS[d] for d in dimensions]
+        run_columns = [self._column(d, r, r.c.created_at, r.c.member_id) for d in dimensions]
+        cost_columns = [self._column(d, r, c.c.at, c.c.member_id) for d in dimensions]
+        run_rows = self._c.execute(
+            select(*run_columns, func.count().label("runs"))
+            .where(r.c.workspace_id == workspace_id, r.c.created_at >= start, r.c.created_at < end)
+            .group_by(*run_columns)
+        ).all()
+        cost_rows = self._c.execute(
+            select(
+                *cost_columns,
+                func.sum(c.c.tokens_in).label("tokens_in"),
+                func.sum(c.c.tokens_out).label("tokens_out"),
+                func.sum(c.c.cost_units).label("cost_units"),
+            )
+            .select_from(c.join(r, r.c.id == c.c.run_id))
+            .where(c.c.workspace_id == workspace_id, c.c.at >= start, c.c.at < end)
+            .group_by(*cost_columns)
+        ).all()
+        totals: dict[tuple[str, ...], list[Any]] = {}
+        width = len(dimensions)
+        for row in run_rows:
+            key = tuple(str(v) for v in row[:width])
+            totals.setdefault(key, [0, 0, 0, 0.0])[0] = int(row.runs)
+        for row in cost_rows:
+            key = tuple(str(v) for v in row[:width])
+            entry = totals.setdefault(key, [0, 0, 0, 0.0])
+            entry[1], entry[2] = int(row.tokens_in or 0), int(row.tokens_out or 0)
+            entry[3] = float(row.cost_units or 0.0)
+        return [
+            CostGroup(dict(zip(fields, key, strict=True)), v[0], v[1], v[2], round(v[3], 6))
+            for key, v in sorted(totals.items())
+        ]
+
+    def _column(self, dimension: str, runs: Any, at: Any, member: Any) -> Any:
+        if dimension == "member":
+            return member.label("member_id")
+        if dimension == "crew":
+            return runs.c.crew_id.label("crew_id")
+        if dimension == "origin":
+            return runs.c.origin.label("origin")
+        if self._c.dialect.name == "postgresql":  # the UTC calendar day of the instant
+            return func.to_char(func.timezone("UTC", at), "YYYY-MM-DD").label("day")
+        return func.substr(at, 1, 10).label("day")  # SQLite stores UTC as ISO text
+
+
+#: The response field each dimension is keyed by.
+_FIELDS = {"member": "member_id", "crew": "crew_id", "origin": "origin", "day": "day"}
 
 
 class CostTx(UnitOfWork, Protocol):

@@ -18,6 +18,7 @@ general kinds; each capability raises subclasses of its own from its ``errors`` 
     │   ├── runs.IdempotencyKeyReused   the same key came with a different request
     │   ├── runs.InputSchemaMismatch    a run input breaks the member's input schema
     │   ├── runs.ApprovalAlreadyDecided a second decision on an approval
+    │   ├── budgets.BudgetExceeded      a blocking budget's limit is reached (BudgetExceeded)
     │   ├── authoring.ConcurrentTurn    two turns of one authoring session at once
     │   ├── workspaces.AlreadyMember    a subject is added to a workspace twice
     │   ├── workspaces.LastAdmin        the last admin of a workspace would be removed/demoted
@@ -46,6 +47,8 @@ class DomainError(Exception):
 
     #: Names the problem kind for clients (the problem ``type``); None: the status's default.
     slug: str | None = None
+    #: The problem's ``error.code``; None: the status's default (``Conflict``...).
+    code: str | None = None
 
     def details(self) -> dict[str, object]:
         """Machine-readable specifics for the client (no internals)."""

@@ -228,6 +228,8 @@ approvals = Table(
     Column("created_at", Stamp, nullable=False),
     Column("outcome_unknown", Boolean, nullable=False, server_default=text("false")),
     Column("expires_at", Stamp, nullable=True),
+    # The budget whose limit this approval is asked for (issue 16; None: a checkpoint's).
+    Column("budget_id", Id, nullable=True),
     Index("ix_approvals_workspace_id_id", "workspace_id", "id"),
     Index("ix_approvals_status_expires_at", "status", "expires_at"),
 )
@@ -280,6 +282,42 @@ tool_servers = Table(
 
 # -- event subscriptions (issue 16) -------------------------------------------------------
 
+# Spending limits per scope (issue 16). ``scope_id`` names the crew or member (None: the
+# whole workspace); ``timezone`` is the calendar its days and months are counted in.
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id"), nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", Id, nullable=True),
+    Column("period", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("limit_units", Float, nullable=False),
+    Column("warning_percent", Integer, nullable=False),
+    Column("on_exceeded", String(16), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_budgets_workspace_id_id", "workspace_id", "id"),
+)
+
+# What one budget spent in one period (``2026-11-30`` or ``2026-11``): settled cost units, the
+# units reserved by model calls in flight, and when the warning and the limit were reached
+# (each announced once per period). Every change is one conditional UPDATE of this row.
+budget_spends = Table(
+    "budget_spends",
+    metadata,
+    Column("budget_id", Id, ForeignKey("budgets.id", ondelete="CASCADE"), primary_key=True),
+    Column("period", String(16), primary_key=True),
+    Column("workspace_id", Id, nullable=False),
+    Column("spent", Float, nullable=False),
+    Column("reserved", Float, nullable=False),
+    Column("warned_at", Stamp, nullable=True),
+    Column("exceeded_at", Stamp, nullable=True),
+)
+
 subscriptions = Table(
     "subscriptions",
     metadata,
@@ -290,6 +328,9 @@ subscriptions = Table(
     Column("enabled", Boolean, nullable=False),
     # The HMAC signing secret, encrypted (Fernet token); never stored in the clear.
     Column("secret_ciphertext", Text, nullable=False),
+    # After a rotation, deliveries are signed with the secret it replaced too, until it expires.
+    Column("previous_secret_ciphertext", Text, nullable=True),
+    Column("previous_secret_expires_at", Stamp, nullable=True),
     # The last workspace event sequence number the delivery worker has looked at.
     Column("cursor", BigInteger, nullable=False),
     Column("lease_owner", String(255), nullable=True),

@@ -26,6 +26,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from domain.budgets import (
+    Admission,
+    BudgetExceeded,
+    OnExceeded,
+    admit_model_call,
+    release,
+    settle_model_call,
+    spend_needs_approval,
+)
 from domain.kernel.clock import Clock
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import Store
@@ -149,14 +158,58 @@ class Dispatcher:
                 if not self._handle_call(run, run.state.queue[0]):
                     return
                 continue
+            admission = self._admit(run)
+            if admission is None:
+                return
             try:
                 with self._heartbeat(run.id):
                     reply = self._model.complete(list(run.state.messages), list(run.state.tools))
             except ModelError as exc:
+                self._release(admission)
                 self._fail(run.id, "ModelError", str(exc)[:1000])
                 return
-            if not self._record_reply(run, reply):
+            if not self._record_reply(run, reply, admission):
+                self._release(admission)
                 return
+
+    # -- budgets -------------------------------------------------------------------------
+
+    def _admit(self, run: Run) -> Admission | None:
+        """Admit the next model call past the budgets covering the run (reserving units from
+        each); None when the run must stop: a ``block`` budget's limit is reached (the run
+        fails with ``BudgetExceeded``) or an ``approve`` one's (it waits for a human, with an
+        approval naming the budget)."""
+        step = run.state.taken_steps()
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return None
+            admission = admit_model_call(
+                tx,
+                run.workspace_id,
+                run.crew_id,
+                run.member_id,
+                self._clock.now(),
+                self.settings.cost_units_per_1k_tokens,
+                lambda budget_id: run.state.is_approved(_model_call(budget_id, step)),
+            )
+            tx.commit()
+        budget = admission.refused_by
+        if budget is None:
+            return admission
+        if budget.on_exceeded is OnExceeded.BLOCK:
+            refused = BudgetExceeded(budget.id, budget.name, budget.window(self._clock.now()).key)
+            self._fail(run.id, "BudgetExceeded", refused.message)
+            return None
+        call = _model_call(budget.id, step)
+        self._wait_for_approval(run, call, EffectClass.SPEND.value, budget_id=budget.id)
+        return None
+
+    def _release(self, admission: Admission) -> None:
+        """Give back the units a model call reserved whose cost will not be recorded."""
+        if admission.reservations:
+            with self._store(write=True) as tx:
+                release(tx, admission.reservations)
+                tx.commit()
 
     @contextmanager
     def _heartbeat(self, run_id: str) -> Iterator[None]:
@@ -205,7 +258,7 @@ class Dispatcher:
         current = tx.runs.get(None, run.id)
         return self._ours(current) and current is not None and current.next_seq == run.next_seq
 
-    def _record_reply(self, run: Run, reply: ModelReply) -> bool:
+    def _record_reply(self, run: Run, reply: ModelReply, admission: Admission) -> bool:
         """Record the model's reply: queue its tool calls (True: go on) or finish the run."""
         declared = run.state.declared_tools()
         unknown = [c.name for c in reply.tool_calls if c.name not in declared]
@@ -253,10 +306,19 @@ class Dispatcher:
                 cost,
                 now,
             )
+            settle_model_call(
+                tx,
+                run.workspace_id,
+                run.crew_id,
+                run.member_id,
+                now,
+                admission.reservations,
+                cost,
+            )
             charged = run.charged(usage.tokens_in, usage.tokens_out, cost)
             if reply.tool_calls:
                 after = charged.stepped(charged.state.with_calls(reply.tool_calls), now)
-                after = self._arm(after, events, now)
+                after = self._arm(tx, after, events, now)
             else:
                 assert reply.output is not None
                 after = charged.succeeded(reply.output, now)
@@ -298,6 +360,14 @@ class Dispatcher:
                     ("handoff.skipped", {"target_member_id": target_id, "reason": "not_published"})
                 )
                 return None
+            except BudgetExceeded as exceeded:
+                skipped_budget = {
+                    "target_member_id": target_id,
+                    "reason": "budget_exceeded",
+                    "budget_id": exceeded.budget_id,
+                }
+                events.append(("handoff.skipped", skipped_budget))
+                return None
             except InputSchemaMismatch as mismatch:
                 # The child would run with an input its member does not accept.
                 skipped = {
@@ -329,8 +399,17 @@ class Dispatcher:
             self._wait_for_approval(run, call, effect_class, outcome_unknown=True)
             return False
         approved = run.state.is_approved(call)
+        over: str | None = None  # an ``approve`` budget past its limit, for a ``spend`` call
+        if effect_class == EffectClass.SPEND.value and not run.dry_run and not approved:
+            if not armed:
+                with self._store() as tx:
+                    over = self._spend_over_budget(tx, run)
         if tool.get("checkpoint") and not run.dry_run and not approved:
-            self._wait_for_approval(run, call, effect_class)
+            # A checkpoint's approval names the budget past its limit too (one approval).
+            self._wait_for_approval(run, call, effect_class, budget_id=over)
+            return False
+        if over is not None:
+            self._wait_for_approval(run, call, effect_class, budget_id=over)
             return False
         key = run.state.idempotency_key(run.id, call)
         if once and not armed:
@@ -364,14 +443,22 @@ class Dispatcher:
             if not self._still_ours(tx, run):
                 return False
             events: list[EventDraft] = [("tool.succeeded", done)]
-            after = self._arm(run.stepped(run.state.after_call(call, text), now), events, now)
+            after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
             after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
                 return False
             tx.commit()
         return True
 
-    def _arm(self, run: Run, events: list[EventDraft], now: datetime) -> Run:
+    def _spend_over_budget(self, tx: RunsTx, run: Run) -> str | None:
+        """The ``approve`` budget whose reached limit a ``spend`` call of ``run`` must be
+        approved over (None: none is reached)."""
+        budget = spend_needs_approval(
+            tx, run.workspace_id, run.crew_id, run.member_id, self._clock.now()
+        )
+        return None if budget is None else budget.id
+
+    def _arm(self, tx: RunsTx, run: Run, events: list[EventDraft], now: datetime) -> Run:
         """Inside the commit that makes a call the next one: when that call is an
         ``external_write``/``spend`` call needing no approval, record its start in this same
         commit (no extra one) and remember that this worker did. A worker that dies before
@@ -383,6 +470,9 @@ class Dispatcher:
         tool = run.state.program_tool(call.name)
         if tool is None or tool.get("checkpoint") or tool["effect_class"] not in _AT_MOST_ONCE:
             return run
+        if tool["effect_class"] == EffectClass.SPEND.value and not run.state.is_approved(call):
+            if self._spend_over_budget(tx, run) is not None:
+                return run  # asked of a human first (``_handle_call``), then started
         key = run.state.idempotency_key(run.id, call)
         events.append(
             ("tool.started", {"tool": call.name, "call_id": call.id, "idempotency_key": key})
@@ -406,7 +496,13 @@ class Dispatcher:
         return after
 
     def _wait_for_approval(
-        self, run: Run, call: ToolCall, effect_class: str, *, outcome_unknown: bool = False
+        self,
+        run: Run,
+        call: ToolCall,
+        effect_class: str,
+        *,
+        outcome_unknown: bool = False,
+        budget_id: str | None = None,
     ) -> None:
         now = self._clock.now()
         timeout = run.state.program.get("approval_timeout_seconds")
@@ -421,6 +517,7 @@ class Dispatcher:
                 if isinstance(timeout, int | float)
                 else self.settings.approval_timeout_seconds
             ),
+            budget_id=budget_id,
         )
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
@@ -429,6 +526,8 @@ class Dispatcher:
             requested: dict[str, Any] = {"approval_id": approval.id, "tool": call.name}
             if outcome_unknown:
                 requested["outcome_unknown"] = True
+            if budget_id is not None:
+                requested["budget_id"] = budget_id
             after = tx.runs.append_events(run, [("approval.requested", requested)], now)
             after = after.awaiting_approval(now)
             tx.runs.save(after, expect_status=RunStatus.RUNNING)
@@ -450,6 +549,7 @@ class Dispatcher:
                             if approval.expires_at is None
                             else approval.expires_at.isoformat().replace("+00:00", "Z")
                         ),
+                        "budget_id": budget_id,
                     },
                 )
             )
@@ -549,6 +649,11 @@ class Dispatcher:
             call_remote=call_remote,
             idempotency_key=idempotency_key,
         )
+
+
+def _model_call(budget_id: str, step: int) -> ToolCall:
+    """The model call a run makes at ``step``, as an approval over ``budget_id`` names it."""
+    return ToolCall(f"budget:{budget_id}:step:{step}", "model", {"budget_id": budget_id})
 
 
 def _timed_out(run: Run, settings: RunSettings) -> str:

@@ -472,6 +472,8 @@ class Approval:
     outcome_unknown: bool = False
     #: When an undecided approval expires (None: made before approvals expired).
     expires_at: datetime | None = None
+    #: The budget whose reached limit this approval is asked for (None: a checkpoint's).
+    budget_id: str | None = None
 
     @classmethod
     def requested(
@@ -483,6 +485,7 @@ class Approval:
         *,
         outcome_unknown: bool = False,
         timeout_seconds: float | None = None,
+        budget_id: str | None = None,
     ) -> Approval:
         """A pending approval of ``call``, which ``run`` waits on, expiring after
         ``timeout_seconds``."""
@@ -506,6 +509,7 @@ class Approval:
             expires_at=None
             if timeout_seconds is None
             else now + timedelta(seconds=timeout_seconds),
+            budget_id=budget_id,
         )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Select, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from domain.budgets import BudgetsTx
 from domain.cost import CostLedger
 from domain.members import MembersTx
 from domain.persistence import tables
@@ -259,6 +260,7 @@ class RunRepository:
                 created_at=approval.created_at,
                 outcome_unknown=approval.outcome_unknown,
                 expires_at=approval.expires_at,
+                budget_id=approval.budget_id,
             )
         )
 
@@ -366,7 +368,7 @@ def _approvals_where(stmt: Select[Any], workspace_id: str, where: ApprovalFilter
     return stmt
 
 
-class RunsTx(MembersTx, Protocol):
+class RunsTx(MembersTx, BudgetsTx, Protocol):
     """What the run use cases and the dispatcher need of a unit of work."""
 
     runs: RunRepository
@@ -461,4 +463,5 @@ def _approval(row: Any) -> Approval:
         created_at=utc(row.created_at),
         outcome_unknown=bool(row.outcome_unknown),
         expires_at=utc_or_none(row.expires_at),
+        budget_id=row.budget_id,
     )

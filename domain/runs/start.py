@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from domain.budgets import refuse_new_run
 from domain.kernel.signals import Signal
 from domain.kernel.trace_context import queued_trace_context
 from domain.members import compile_definition, input_problems, nul_pointer, runnable
@@ -43,6 +44,7 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
     :raises NothingToRun: no published version (no draft, for a dry run).
     :raises MemberArchived: the member is archived.
     :raises InputSchemaMismatch: the input breaks the version's input schema.
+    :raises BudgetExceeded: a ``block`` budget covering the member has reached its limit.
     """
     found = runnable(tx, workspace_id, request.member_id, dry_run=request.dry_run)
     if found is None:
@@ -59,6 +61,7 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
         assert version.program is not None
         program = version.program
     check_input(program, request.input)
+    refuse_new_run(tx, workspace_id, member.crew_id, member.id, now)
     run = Run.queued(
         workspace_id=workspace_id,
         member_id=member.id,

@@ -152,6 +152,13 @@ class SubscriptionDeliverer:
         """POST one delivery and store its outcome; True when the next one may follow."""
         body = delivery.body.encode("utf-8")
         timestamp = str(int(self._clock.now().timestamp()))
+        signature = sign(secret, timestamp, body)
+        previous = subscription.previous_secret_live(self._clock.now())
+        if previous is not None:  # during a rotation's grace: the replaced secret's too
+            try:
+                signature += "," + sign(self._secret_box.open(previous), timestamp, body)
+            except SecretUnreadable:
+                pass
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "ScaiCrew-Subscriptions/1",
@@ -159,7 +166,7 @@ class SubscriptionDeliverer:
             "X-ScaiCrew-Event-Type": delivery.event_type,
             "X-ScaiCrew-Delivery-Id": delivery.id,
             "X-ScaiCrew-Timestamp": timestamp,
-            "X-ScaiCrew-Signature": sign(secret, timestamp, body),
+            "X-ScaiCrew-Signature": signature,
         }
         started = time.monotonic()
         code: int | None = None

@@ -17,6 +17,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "approval.expired",
     "trigger.fired",
     "subscription.disabled",
+    "budget.warning",
+    "budget.exceeded",
 )
 
 #: The longest wait between two attempts.
@@ -43,6 +45,17 @@ class Subscription:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    #: After a rotation: the replaced secret (sealed), which also signs deliveries until
+    #: ``previous_secret_expires_at`` (ADR 0045).
+    previous_secret_ciphertext: str | None = None
+    previous_secret_expires_at: datetime | None = None
+
+    def previous_secret_live(self, now: datetime) -> str | None:
+        """The sealed previous secret while its grace period lasts, else None."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret_ciphertext is None or expires is None or now >= expires:
+            return None
+        return self.previous_secret_ciphertext
 
 
 @dataclass(frozen=True)

@@ -210,6 +210,8 @@ def _row(s: Subscription) -> dict[str, Any]:
         "event_types": list(s.event_types),
         "enabled": s.enabled,
         "secret_ciphertext": s.secret_ciphertext,
+        "previous_secret_ciphertext": s.previous_secret_ciphertext,
+        "previous_secret_expires_at": s.previous_secret_expires_at,
         "cursor": s.cursor,
         "created_by": s.created_by,
         "created_at": s.created_at,
@@ -229,6 +231,10 @@ def _subscription(row: Any) -> Subscription:
         created_by=row.created_by,
         created_at=utc(row.created_at),
         updated_at=utc(row.updated_at),
+        previous_secret_ciphertext=row.previous_secret_ciphertext,
+        previous_secret_expires_at=(
+            None if row.previous_secret_expires_at is None else utc(row.previous_secret_expires_at)
+        ),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from domain.kernel.actor import Actor, Role
@@ -34,6 +34,10 @@ class SubscriptionSettings:
     retry_base_seconds: float
     #: How long a delivery is retried; one failing that long disables its subscription.
     retry_window_seconds: float = 86_400.0
+
+
+#: How long a replaced signing secret keeps signing deliveries by default (24 hours).
+DEFAULT_GRACE_SECONDS = 86_400
 
 
 def new_signing_secret() -> str:
@@ -184,6 +188,37 @@ class Subscriptions:
             tx.audit.append(actor, "subscription.updated", "subscription", updated.id, data, now)
             tx.commit()
         return updated
+
+    def rotate_subscription_secret(
+        self, actor: Actor, subscription_id: str, grace_seconds: int = DEFAULT_GRACE_SECONDS
+    ) -> tuple[Subscription, str]:
+        """Give a subscription a new signing secret, returned this once. For ``grace_seconds``
+        (0: not at all) deliveries carry a signature with the replaced secret too, so a
+        receiver can switch without refusing any; a secret replaced earlier stops at once.
+
+        :raises NotFound: no such subscription.
+        """
+        actor.require(Role.ADMIN)
+        secret = new_signing_secret()
+        sealed = self._secret_box.seal(secret)
+        now = self._clock.now()
+        expires = now + timedelta(seconds=grace_seconds) if grace_seconds > 0 else None
+        with self._store(write=True) as tx:
+            current = _subscription_or_404(tx, actor, subscription_id)
+            rotated = replace(
+                current,
+                secret_ciphertext=sealed,
+                previous_secret_ciphertext=None if expires is None else current.secret_ciphertext,
+                previous_secret_expires_at=expires,
+                updated_at=now,
+            )
+            tx.subscriptions.save(rotated)
+            data = {"grace_seconds": grace_seconds}
+            tx.audit.append(
+                actor, "subscription.secret_rotated", "subscription", rotated.id, data, now
+            )
+            tx.commit()
+        return rotated, secret
 
     def delete_subscription(self, actor: Actor, subscription_id: str) -> None:
         """Forget a subscription and its deliveries; pending ones are not sent.

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain.budgets import BudgetExceeded
 from domain.kernel.clock import Clock
 from domain.kernel.ports import SecretBox, SecretUnreadable
 from domain.kernel.unit_of_work import Store
@@ -113,7 +114,7 @@ class TriggerFiring:
                 return None  # changed since the tick read it
             try:
                 run = _queue(tx, trigger, dict(trigger.input or {}), RunOrigin.SCHEDULE, now)
-            except (NothingToRun, InputSchemaMismatch) as exc:
+            except (NothingToRun, InputSchemaMismatch, BudgetExceeded) as exc:
                 if not tx.triggers.claim_slot(trigger, slot, None, now):
                     return None
                 reason = exc.slug or "rejected"
@@ -226,7 +227,7 @@ class TriggerFiring:
                 run = _queue(tx, trigger, delivery.body, RunOrigin.WEBHOOK, now)
             except MemberArchived as exc:  # the same answer as a disabled trigger
                 raise reject(exc.slug or "rejected", WebhookRejected("member-archived")) from None
-            except (NothingToRun, InputSchemaMismatch) as exc:
+            except (NothingToRun, InputSchemaMismatch, BudgetExceeded) as exc:
                 raise reject(exc.slug or "rejected", exc) from None
             for key in (signature_key, delivery_key):
                 if not tx.triggers.claim_delivery(trigger, key, digest, run.id, now):

@@ -5,6 +5,8 @@ A sender signs each delivery with the trigger's secret and sends
     X-ScaiCrew-Timestamp: <unix seconds>
     X-ScaiCrew-Signature: sha256=<lower-case hex HMAC-SHA256(secret, timestamp + "." + body)>
 
+(several comma-separated signatures while the sender rotates its secret: any one may match)
+
 The receiver recomputes the HMAC over the exact bytes received, compares in constant time, and
 accepts timestamps at most ``WINDOW_SECONDS`` away from its clock in either direction.
 """
@@ -39,8 +41,12 @@ def refusal(secret: str, timestamp: str, signature: str, body: bytes, now: datet
     """
     if not timestamp.isdigit() or len(timestamp) > 12:
         return "bad-timestamp"
-    expected = sign(secret, timestamp, body)
-    if not hmac.compare_digest(expected.encode("ascii"), signature.lower().encode("utf-8")):
+    expected = sign(secret, timestamp, body).encode("ascii")
+    # A sender rotating its secret signs with both for a while (``sha256=<new>,sha256=<old>``,
+    # ADR 0045): any one of at most four matching is enough.
+    candidates = [part.strip().lower().encode("utf-8") for part in signature.split(",")[:4]]
+    matches = [hmac.compare_digest(expected, candidate) for candidate in candidates]  # each one
+    if not any(matches):
         return "bad-signature"
     if abs(now.timestamp() - int(timestamp)) > WINDOW_SECONDS:
         return "stale-timestamp"

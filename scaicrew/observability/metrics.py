@@ -2,7 +2,7 @@
 ``/metrics`` (or on ``METRICS_PORT``).
 
 Labels are bounded: operationIds (a closed set from the contract), status classes, run
-statuses, outcomes, tool kinds. Never an id, a path or a workspace id.
+statuses, outcomes, tool kinds, budget states. Never an id, a path or a workspace id.
 
 Counters and histograms count what this process did. The gauges that describe shared state
 (queue depth, oldest queued run, pending approvals) are read from the database when scraped,
@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from domain.budgets import BudgetState
 from domain.database import Database
 from domain.kernel import Signal
 from domain.persistence import tables
@@ -212,6 +213,14 @@ class _StateCollector(Collector):
             "Live-stream subscribers connected to this process.",
             self._subscribers(),
         )
+        budgets = GaugeMetricFamily(
+            "scaicrew_budgets",
+            "Budgets by their state in the current period (shared).",
+            labels=["state"],
+        )
+        for state, count in self._budget_states(now).items():
+            budgets.add_metric([state], count)
+        yield budgets
         pool = self._database.engine.pool
         checked_out = getattr(pool, "checkedout", None)
         size = getattr(pool, "size", None)
@@ -225,6 +234,14 @@ class _StateCollector(Collector):
             yield GaugeMetricFamily(
                 "scaicrew_db_pool_size", "Database pool size of this process.", size()
             )
+
+    def _budget_states(self, now: datetime) -> dict[str, int]:
+        counts = {state.value: 0 for state in BudgetState}
+        with self._database() as tx:
+            for budget, usage in tx.budgets.states(now):
+                state = BudgetState.OK if usage is None else usage.state(budget)
+                counts[state.value] += 1
+        return counts
 
     def _count_and_oldest(self, table: sa.Table, status: str) -> tuple[int, datetime | None]:
         query = sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(

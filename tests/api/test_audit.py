@@ -303,6 +303,38 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         mark()
         return client.delete(f"/v1/api-keys/{key['id']}", headers=tenant.headers()), key["id"]
 
+    # Budgets (issue 16).
+    _budget_body = {
+        "name": "Team",
+        "scope": {"type": "workspace"},
+        "period": "day",
+        "limit_units": 5,
+    }
+
+    def _budget(client: httpx.Client, tenant: Any) -> dict[str, Any]:
+        r = client.post("/v1/budgets", json=_budget_body, headers=tenant.headers())
+        assert r.status_code == 201, r.text
+        return dict(r.json())
+
+    @step("createBudget", "budget.created")
+    def _(client, tenant, mark):
+        mark()
+        r = client.post("/v1/budgets", json=_budget_body, headers=tenant.headers())
+        return r, r.json()["id"]
+
+    @step("updateBudget", "budget.updated")
+    def _(client, tenant, mark):
+        b = _budget(client, tenant)
+        mark()
+        body = {"limit_units": 7.5}
+        return client.patch(f"/v1/budgets/{b['id']}", json=body, headers=tenant.headers()), b["id"]
+
+    @step("deleteBudget", "budget.deleted")
+    def _(client, tenant, mark):
+        b = _budget(client, tenant)
+        mark()
+        return client.delete(f"/v1/budgets/{b['id']}", headers=tenant.headers()), b["id"]
+
     # Subscriptions (issue 16): a public URL, disabled, so nothing is ever sent.
     def _subscription(client: httpx.Client, tenant: Any) -> dict[str, Any]:
         body = {"url": "https://example.com/hook", "event_types": ["run.failed"], "enabled": False}
@@ -330,6 +362,13 @@ def _walk_steps() -> dict[str, tuple[str, Step]]:
         s = _subscription(client, tenant)
         mark()
         return client.delete(f"/v1/subscriptions/{s['id']}", headers=tenant.headers()), s["id"]
+
+    @step("rotateSubscriptionSecret", "subscription.secret_rotated")
+    def _(client, tenant, mark):
+        s = _subscription(client, tenant)
+        mark()
+        path = f"/v1/subscriptions/{s['id']}/rotate-secret"
+        return client.post(path, json={"grace_seconds": 60}, headers=tenant.headers()), s["id"]
 
     @step("testSubscription", "subscription.tested")
     def _(client, tenant, mark):

@@ -105,3 +105,33 @@ class TestCost:
 
     def test_cost_needs_a_credential(self, client):
         check_problem(client.get("/v1/cost"), 401, "Unauthorized")
+
+
+class TestCostGroups:
+    def test_group_by_member_crew_origin_and_day_adds_up_to_the_total(self, client, tenant):
+        h = tenant.headers()
+        a = published_member(client, h, NOTES)
+        b = published_member(client, h, NOTES)
+        runs = [run_to_end(client, h, a["id"]), run_to_end(client, h, a["id"])]
+        runs.append(run_to_end(client, h, b["id"]))
+        body = cost(client, h, "group_by=crew,origin,day,crew")
+        assert "groups" in body
+        keys = [g["key"] for g in body["groups"]]
+        today = datetime.now(UTC).date().isoformat()
+        assert {k["crew_id"] for k in keys} == {a["crew_id"], b["crew_id"]}
+        assert all(set(k) == {"crew_id", "origin", "day"} for k in keys)
+        assert {(k["origin"], k["day"]) for k in keys} <= {("manual", today)} | {
+            ("manual", (datetime.now(UTC) - timedelta(days=1)).date().isoformat())
+        }
+        assert sum(g["runs"] for g in body["groups"]) == body["total"]["runs"] == 3
+        assert sum(g["cost_units"] for g in body["groups"]) == pytest.approx(
+            sum(r["cost_units"] for r in runs)
+        )
+        by_member = {g["key"]["member_id"]: g for g in cost(client, h, "group_by=member")["groups"]}
+        assert by_member[a["id"]]["runs"] == 2 and by_member[b["id"]]["runs"] == 1
+        assert "groups" not in cost(client, h)
+
+    @pytest.mark.parametrize("group_by", ["week", "member,", "member;crew"])
+    def test_an_unknown_dimension_is_a_validation_error(self, client, tenant, group_by):
+        r = client.get(f"/v1/cost?group_by={group_by}", headers=tenant.headers())
+        check_problem(r, 400, "ValidationError")

@@ -136,6 +136,11 @@ def build_world(client: httpx.Client, headers: dict[str, str], needs: set[str]) 
         r = client.post("/v1/api-keys", json={"name": "Cross", "role": "viewer"}, headers=headers)
         assert r.status_code == 201, r.text
         ids["api_key_id"] = r.json()["id"]
+    if "budget_id" in needs:
+        body = {"name": "Cross", "period": "day", "limit_units": 5}
+        r = client.post("/v1/budgets", json=body, headers=headers)
+        assert r.status_code == 201, r.text
+        ids["budget_id"] = r.json()["id"]
     if needs & {"subscription_id", "delivery_id"}:
         body = {"url": "https://example.com/hook", "event_types": ["run.failed"], "enabled": False}
         r = client.post("/v1/subscriptions", json=body, headers=headers)
@@ -268,6 +273,8 @@ def snapshot(client: httpx.Client, world: World, headers: dict[str, str]) -> lis
         urls += [f"/v1/runs/{world.ids['run_id']}", f"/v1/approvals/{world.ids['approval_id']}"]
     if "api_key_id" in world.ids:
         urls.append("/v1/api-keys")
+    if "budget_id" in world.ids:
+        urls.append(f"/v1/budgets/{world.ids['budget_id']}")
     if "subscription_id" in world.ids:
         subscription = world.ids["subscription_id"]
         urls += [

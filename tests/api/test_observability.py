@@ -237,6 +237,23 @@ class TestMetrics:
             value(after, started, origin="webhook") - value(before, started, origin="webhook") == 1
         )
 
+    def test_budgets_are_counted_by_state(self, settings, tenant):
+        with app_client(settings, METRICS_ENABLED=True) as api:
+            before = scrape(api)
+            body = {"name": "M", "scope": {"type": "workspace"}, "period": "day"}
+            r = api.post("/v1/budgets", json={**body, "limit_units": 5}, headers=tenant.headers())
+            assert r.status_code == 201, r.text
+            after = scrape(api)
+        moved = value(after, "scaicrew_budgets", state="ok") - value(
+            before, "scaicrew_budgets", state="ok"
+        )
+        assert moved >= 1  # other tests' budgets may come and go meanwhile
+        assert {labels for name, labels in after if name == "scaicrew_budgets"} == {
+            (("state", "ok"),),
+            (("state", "warning"),),
+            (("state", "exceeded"),),
+        }
+
     def test_on_its_own_port_metrics_are_not_on_the_api_port(self, settings):
         port = free_port()
         with app_client(settings, METRICS_ENABLED=True, METRICS_PORT=port) as api:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from domain.kernel.actor import Role
+from domain.subscriptions import DeliveryError
 from domain.triggers.webhook_signature import refusal
 from scaicrew.adapters.delivery_http import HttpDelivery
 from tests.api.helpers import errors_of, missing_id
@@ -360,6 +361,28 @@ def test_no_redirect_is_followed_and_the_answer_read_is_bounded():
         peer.close()
 
 
+def test_a_name_resolving_to_a_private_address_is_not_posted_to_unless_listed():
+    import ipaddress
+    import socket
+
+    name = socket.gethostname().lower()
+    resolved = {info[4][0] for info in socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)}
+    if all(ipaddress.ip_address(a.split("%")[0]).is_global for a in resolved):
+        pytest.skip(f"{name} resolves to public addresses only here")
+    peer = Peer(lambda _r: Reply(204)).start()
+    try:
+        url = f"http://{name}:{peer.port}/resolved"
+        with pytest.raises(DeliveryError, match="non-public address"):
+            HttpDelivery().post(url, {}, b"{}", 2)
+        assert peer.requests == []
+        listed = HttpDelivery((f"{name}:{peer.port}",))
+        loopback = any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in resolved)
+        if loopback:  # the peer listens on 127.0.0.1
+            assert listed.post(url, {}, b"{}", 2).status == 204
+    finally:
+        peer.close()
+
+
 def _status(api: httpx.Client, tenant: Any, sub: str, delivery_id: str) -> str | None:
     for row in deliveries(api, tenant, sub):
         if row["id"] == delivery_id:
@@ -385,3 +408,45 @@ def _wait_delivered(api: httpx.Client, tenant: Any, sub: str, count: int) -> lis
 
     _wait_for(done)
     return rows
+
+
+class TestSecretRotation:
+    def test_during_the_grace_deliveries_verify_with_either_secret(self, api, tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/rotating"))
+        path = f"/v1/subscriptions/{created['id']}"
+        r = api.post(f"{path}/rotate-secret", json={"grace_seconds": 600}, headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        rotated = r.json()
+        assert rotated["secret"] != created["secret"]
+        assert rotated["previous_secret_expires_at"] is not None
+        assert "secret" not in api.get(path, headers=tenant.headers()).json()
+        assert api.post(f"{path}/test", headers=tenant.headers()).status_code == 202
+        [got] = receiver.peer.wait_for(1, "/rotating")
+        assert got.headers["x-scaicrew-signature"].count("sha256=") == 2
+        verified(got, rotated["secret"])
+        verified(got, created["secret"])
+
+    def test_without_a_grace_only_the_new_secret_signs(self, api, tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/rotated-now"))
+        path = f"/v1/subscriptions/{created['id']}"
+        r = api.post(f"{path}/rotate-secret", json={"grace_seconds": 0}, headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        assert r.json()["previous_secret_expires_at"] is None
+        assert api.post(f"{path}/test", headers=tenant.headers()).status_code == 202
+        [got] = receiver.peer.wait_for(1, "/rotated-now")
+        verified(got, r.json()["secret"])
+        why = refusal(
+            created["secret"],
+            got.headers["x-scaicrew-timestamp"],
+            got.headers["x-scaicrew-signature"],
+            got.body,
+            datetime.now(UTC),
+        )
+        assert why == "bad-signature"
+
+    def test_another_workspaces_subscription_is_404(self, api, tenant, make_tenant, receiver):
+        created = subscribe(api, tenant, receiver.url("/not-yours"))
+        r = api.post(
+            f"/v1/subscriptions/{created['id']}/rotate-secret", headers=make_tenant().headers()
+        )
+        assert r.status_code == 404

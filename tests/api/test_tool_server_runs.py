@@ -218,3 +218,60 @@ class TestRuns:
         seen = [json.dumps(events(api, tenant.headers(), r["id"])) for r in (done, failed)]
         seen += [json.dumps(done), json.dumps(failed)]
         assert SECRET not in "".join(seen)
+
+
+class TestSpendPastAnApproveBudget:
+    @pytest.mark.parametrize("whitelisted", [True, False])
+    def test_a_spend_call_waits_for_an_approval_naming_the_budget(
+        self, api, tenant, mcp, whitelisted
+    ):
+        body = {"name": "pay", "url": mcp.url, "headers": {"X-Api-Key": SECRET}}
+        r = api.post("/v1/tool-servers", json=body, headers=tenant.headers())
+        assert r.status_code == 201, r.text
+        effects = {"effect_classes": {"lookup": "spend"}}
+        r = api.patch(f"/v1/tool-servers/{r.json()['id']}", json=effects, headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        crew = create_crew(api, tenant.headers())
+        # Whitelisted: no checkpoint of its own, so only the budget asks for an approval;
+        # otherwise the checkpoint's one approval names the budget.
+        tool = {"name": "mcp:pay/lookup", "effect_class": "spend", "whitelisted": whitelisted}
+        spender = {"objective": "Pay.", "tools": [tool]}
+        created = create_member(api, tenant.headers(), crew["id"], definition=spender)
+        publish(api, tenant.headers(), created["id"])
+        budget = {
+            "name": "Tiny",
+            "scope": {"type": "member", "id": created["id"]},
+            "period": "day",
+            "limit_units": 0.000001,  # the first model call reaches it
+            "on_exceeded": "approve",
+        }
+        r = api.post("/v1/budgets", json=budget, headers=tenant.headers())
+        assert r.status_code == 201, r.text
+        budget_id = r.json()["id"]
+        args = {"mcp:pay/lookup": {"word": "coin"}}
+        run_id = start(api, tenant.headers(), created["id"], {"tool_args": args})["id"]
+        wait_for(api, tenant.headers(), run_id, ("waiting_approval",))
+        [approval] = approvals_of(api, tenant.headers(), run_id)
+        assert approval["tool"] == "mcp:pay/lookup" and approval["budget_id"] == budget_id
+        assert approval["effect_class"] == "spend"
+        assert not [e for e in events(api, tenant.headers(), run_id) if e["type"] == "tool.started"]
+        decided = [approval["id"]]
+        r = api.post(f"/v1/approvals/{approval['id']}/approve", headers=tenant.headers())
+        assert r.status_code == 200, r.text
+        while True:  # then the next model call needs one too
+            done = wait_for(
+                api, tenant.headers(), run_id, ("waiting_approval", "succeeded", "failed")
+            )
+            if done["status"] != "waiting_approval":
+                break
+            pending = [
+                a for a in approvals_of(api, tenant.headers(), run_id) if a["id"] not in decided
+            ]
+            [next_one] = pending
+            assert next_one["tool"] == "model" and next_one["budget_id"] == budget_id
+            decided.append(next_one["id"])
+            r = api.post(f"/v1/approvals/{next_one['id']}/approve", headers=tenant.headers())
+            assert r.status_code == 200, r.text
+        assert done["status"] == "succeeded", done["error"]
+        [result] = tool_results(api, tenant, run_id)
+        assert result["tool"] == "mcp:pay/lookup"

@@ -296,3 +296,16 @@ def test_ingress_needs_no_credential_and_ignores_one(client, tenant, make_tenant
     assert r.status_code == 202
     run = client.get(f"/v1/runs/{r.json()['run_id']}", headers=tenant.headers(Role.VIEWER))
     assert run.status_code == 200
+
+
+def test_a_rotating_sender_may_send_several_signatures(client, tenant):
+    """As subscriptions do during a secret rotation's grace (ADR 0045): any one may match."""
+    trigger = _webhook(client, tenant)
+    raw = b'{"n": 2}'
+    good = signed_headers(trigger["secret"], raw)
+    other = sign("whsec_" + "y" * 43, good["X-ScaiCrew-Timestamp"], raw)
+    headers = {**good, "X-ScaiCrew-Signature": f"{other},{good['X-ScaiCrew-Signature']}"}
+    assert client.post(ingress_path(trigger), content=raw, headers=headers).status_code == 202
+    headers = {**good, "X-ScaiCrew-Signature": f"{other},{other}"}
+    raw2 = b'{"n": 3}'
+    assert client.post(ingress_path(trigger), content=raw2, headers=headers).status_code == 401

@@ -80,6 +80,7 @@ class FakeUnitOfWork:
         self.audit = FakeAudit(self._state)
         self.runs = FakeRuns(self._state)
         self.cost = FakeCost(self._state)
+        self.budgets = FakeBudgets()
         self.notes = FakeNotes(self._state)
         self.tool_servers = FakeToolServers()
         self.authoring = FakeAuthoring(self._state)
@@ -473,6 +474,13 @@ class FakeRuns:
 
     def count_approvals(self, workspace_id: str, where: ApprovalFilter) -> int:
         return len(self.list_approvals(workspace_id, None, len(self._s.approvals), where))
+
+
+class FakeBudgets:
+    """No budgets: every run is covered by none (budgets are tested against real databases)."""
+
+    def covering(self, workspace_id: str, crew_id: str, member_id: str) -> list[Any]:
+        return []
 
 
 class FakeCost:

@@ -60,3 +60,16 @@ def test_the_box_round_trips_and_rotates_keys():
         FernetSecretBox(["new-key-material-0123456789"]).open(token)
     with pytest.raises(SecretUnreadable):
         rotated.open("garbage")
+
+
+def test_any_one_of_several_signatures_may_match_a_rotating_sender():
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    ts, body = str(int(now.timestamp())), b'{"id":"1"}'
+    old, new = new_secret(), new_secret()
+    both = f"{sign(new, ts, body)},{sign(old, ts, body)}"
+    assert refusal(old, ts, both, body, now) is None
+    assert refusal(new, ts, both, body, now) is None
+    assert refusal(new_secret(), ts, both, body, now) == "bad-signature"
+    # at most four are looked at
+    many = ",".join([sign(new_secret(), ts, body)] * 4 + [sign(old, ts, body)])
+    assert refusal(old, ts, many, body, now) == "bad-signature"
