@@ -120,6 +120,33 @@ async def verify_session_token(token: str) -> Any:
     if token.startswith(KEY_PREFIX):
         return NO_VALUE  # an API key: the apiKeyAuth scheme decides
     context = app_context()
+    verified = context.tokens.get(token)
+    if verified is MISSING:
+        verified = _verify_session_claims(context, token)
+        if verified is NO_VALUE:
+            return NO_VALUE
+    workspace_id, role, subject, login_id, tenant_id = verified
+    current = await member_role(context, workspace_id, subject)
+    if current is None:
+        raise _unauthorized(_NOT_A_MEMBER)
+    if login_id is not None:
+        read = context.use_cases.access.login_revoked
+        if await _cached(context, ("login", login_id), read, login_id):
+            raise _unauthorized("The login this session token belongs to was revoked.")
+    note_workspace(workspace_id)
+    return {
+        "sub": subject,
+        "workspace_id": workspace_id,
+        # Never more than the token says, nor more than the membership now gives.
+        "role": min(role, current).label,
+        "kind": "user",
+        "tenant_id": tenant_id,
+    }
+
+
+def _verify_session_claims(context: AppContext, token: str) -> Any:
+    """Check a session token's signature and claims (``NO_VALUE``: not a session token); what
+    they say is remembered for the token's lifetime (``VerifiedTokens``)."""
     header = _header(token)
     if header is None:
         raise _unauthorized("The bearer token is not a well-formed JWT.")
@@ -141,25 +168,17 @@ async def verify_session_token(token: str) -> Any:
     workspace_id = claims.get("workspace_id")
     if not isinstance(workspace_id, str) or not workspace_id:
         raise _unauthorized("Invalid session token: the token lacks the claim 'workspace_id'.")
-    role = _role(claims.get("role"))
-    subject = str(claims["sub"])
-    current = await member_role(context, workspace_id, subject)
-    if current is None:
-        raise _unauthorized(_NOT_A_MEMBER)
     login_id = claims.get("sid")
-    if isinstance(login_id, str):
-        read = context.use_cases.access.login_revoked
-        if await _cached(context, ("login", login_id), read, login_id):
-            raise _unauthorized("The login this session token belongs to was revoked.")
-    note_workspace(workspace_id)
-    return {
-        "sub": subject,
-        "workspace_id": workspace_id,
-        # Never more than the token says, nor more than the membership now gives.
-        "role": min(role, current).label,
-        "kind": "user",
-        "tenant_id": str(claims.get("tenant_id", DEFAULT_TENANT)),
-    }
+    verified = (
+        workspace_id,
+        _role(claims.get("role")),
+        str(claims["sub"]),
+        login_id if isinstance(login_id, str) else None,
+        str(claims.get("tenant_id", DEFAULT_TENANT)),
+    )
+    # PyJWT accepted it up to ``exp`` plus the leeway; so does the cache, not a second longer.
+    context.tokens.put(token, verified, float(claims["exp"]) + _LEEWAY_SECONDS)
+    return verified
 
 
 async def verify_service_token(token: str) -> Any:
