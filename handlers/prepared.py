@@ -6,10 +6,15 @@ parser from the operation's parameter definitions: all of it depends only on the
 ``PreparedOperation`` builds the decorated handler and the URI parser on its first request and
 reuses them; what a request sees (parameters, body, the handler's arguments, the response) is
 unchanged. ``use_prepared_operations`` plugs it in through the API class Connexion's app uses.
+
+Likewise Connexion's security handlers inspect the signature of our credential functions twice
+per request (``_accepts_kwarg``); ``SECURITY_MAP`` (Connexion's ``security_map`` extension point)
+holds the same handlers with that answer remembered per function.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +23,8 @@ from connexion.apps.asynchronous import AsyncApi, AsyncOperation
 from connexion.decorators import StarletteDecorator
 from connexion.lifecycle import ConnexionRequest
 from connexion.operations import AbstractOperation
+from connexion.security import SECURITY_HANDLERS
+from connexion.utils import inspect_function_arguments
 from starlette.types import Receive, Scope, Send
 
 
@@ -52,3 +59,16 @@ class PreparedApi(AsyncApi):
 def use_prepared_operations(app: AsyncApp) -> None:
     """Serve ``app``'s APIs added from now on with ``PreparedOperation``s."""
     app._middleware_app.api_cls = PreparedApi  # the class its add_api instantiates
+
+
+@functools.cache
+def _accepts_kwarg(func: Callable[..., Any], keyword: str) -> bool:
+    arguments, has_kwargs = inspect_function_arguments(func)
+    return bool(has_kwargs or keyword in arguments)
+
+
+#: Connexion's security handlers, each with ``_accepts_kwarg`` answered once per function.
+SECURITY_MAP = {
+    kind: type(handler.__name__, (handler,), {"_accepts_kwarg": staticmethod(_accepts_kwarg)})
+    for kind, handler in SECURITY_HANDLERS.items()
+}

@@ -45,7 +45,7 @@ from handlers.middleware import (
 )
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
 from handlers.operations import OperationResolver, handler_paths
-from handlers.prepared import use_prepared_operations
+from handlers.prepared import SECURITY_MAP, use_prepared_operations
 from handlers.problems import render_exception, render_unavailable
 from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
@@ -261,6 +261,7 @@ def create_app(
         validator_map=VALIDATOR_MAP,
         swagger_ui_options=docs,
         jsonifier=FastJsonifier(),
+        security_map=SECURITY_MAP,
     )
     use_prepared_operations(app)
     app.add_api(spec, resolver=OperationResolver(spec), swagger_ui_options=docs)
