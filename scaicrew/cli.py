@@ -93,6 +93,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         factory=True,
         workers=workers,
         http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
+        # A process builds the whole app before it first answers the supervisor's health
+        # check; uvicorn's default of 5 s kills and restarts it in a loop on a busy machine.
+        timeout_worker_healthcheck=60,
         **options,
     )
     return 0
