@@ -65,6 +65,9 @@ class CredentialCache:
         self._lock = threading.Lock()
         #: Bumped by ``clear()``: an answer read before a clear is not stored after it.
         self.generation = 0
+        #: Reads in progress, (event loop id, *key) -> the future of their answer (used by
+        #: ``handlers.security`` so that concurrent misses of one key share one read).
+        self.inflight: dict[tuple[Any, ...], Any] = {}
 
     def get(self, key: tuple[str, ...]) -> Any:
         """The cached answer, or ``MISSING``."""

@@ -8,6 +8,7 @@ the token: HS256 for session tokens, the configured asymmetric list for service 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -84,12 +85,38 @@ def _role(value: object) -> Role:
 
 
 async def _cached(context: AppContext, key: tuple[str, ...], read: Any, *args: Any) -> Any:
-    found = context.credentials.get(key)
-    if found is MISSING:
-        generation = context.credentials.generation
+    """The cached answer for ``key``, else ``read(*args)`` in a thread; concurrent misses of
+    one key on one event loop share a single read (ADR 0049): a thousand open streams whose
+    recheck falls due together cost one database read, not a thousand."""
+    cache = context.credentials
+    found = cache.get(key)
+    if found is not MISSING:
+        return found
+    loop = asyncio.get_running_loop()
+    flight = (id(loop), *key)
+    pending = cache.inflight.get(flight) if cache.seconds > 0 else None
+    if pending is not None:
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            return pending.result()  # the leader's answer, or its exception
+        # the leader was cancelled (its client left): read for ourselves
+    future: asyncio.Future[Any] = loop.create_future()
+    cache.inflight[flight] = future
+    try:
+        generation = cache.generation
         found = await run_in_threadpool(read, *args)
-        context.credentials.put(key, found, generation)
-    return found
+        cache.put(key, found, generation)
+        future.set_result(found)
+        return found
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning without waiters
+        raise
+    finally:
+        if not future.done():
+            future.cancel()
+        if cache.inflight.get(flight) is future:
+            del cache.inflight[flight]
 
 
 async def member_role(context: AppContext, workspace_id: str, subject: str) -> Role | None:

@@ -17,7 +17,7 @@ from scaicrew.cli import serve_refusal
 from scaicrew.migrate import upgrade
 from scaicrew.settings import Settings
 from tests.support.databases import create_postgres, drop_postgres
-from tests.support.processes import ROOT, Process, environment, free_port, wait_until_serving
+from tests.support.processes import ROOT, Process, environment, free_port
 
 
 def test_serve_workers_on_sqlite_is_refused_with_the_reason(settings: Settings) -> None:
@@ -71,6 +71,13 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _healthy(base_url: str) -> bool:
+    try:
+        return httpx.get(base_url + "/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_serve_workers_runs_that_many_api_processes(own_postgres: Settings, tmp_path) -> None:
@@ -82,8 +89,13 @@ def test_serve_workers_runs_that_many_api_processes(own_postgres: Settings, tmp_
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(process, base_url)
-        deadline = time.monotonic() + 60
+        # Each process builds the whole app before it serves: slower than one server on a busy
+        # machine, so this waits longer than ``wait_until_serving``.
+        deadline = time.monotonic() + 150
+        while not _healthy(base_url):
+            assert process.alive(), process.output()
+            assert time.monotonic() < deadline, f"never answered:\n{process.output()}"
+            time.sleep(0.2)
         while len(_children(process.proc.pid) - {process.proc.pid}) < 2:
             assert time.monotonic() < deadline, process.output()
             time.sleep(0.2)
