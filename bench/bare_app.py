@@ -12,9 +12,12 @@ parameter handling, our own middlewares):
   the insert inside a savepoint, the audit-log insert, ``COMMIT``; 201 with ``Location``.
 
 Blocking database work runs in Starlette's thread pool, as Connexion runs our sync handlers.
-The engine is configured like ``domain.persistence.engine.make_engine`` for SQLite (WAL,
-``synchronous=NORMAL``, ``busy_timeout``, driver autocommit off). The table definitions are
-the project's (``domain.persistence.tables``), the database the one its migrations build.
+Everything below the framework is the real app's (a gain counts only against this baseline):
+the engine comes from the one engine factory (``domain.persistence.engine.make_engine``, pool
+sized by the same ``DB_POOL_SIZE`` setting), writers queue on the same in-process SQLite write
+lock, and bodies are encoded with the same JSON encoder (``handlers.json_body``). The table
+definitions are the project's (``domain.persistence.tables``), the database the one its
+migrations build. Both servers run under the same uvicorn options (``bench/run.py``).
 
 Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the environment
 ``DATABASE_URL`` and ``SESSION_SECRET``.
@@ -22,25 +25,26 @@ Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the env
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from sqlalchemy import Connection, Engine, and_, create_engine, event, insert, select
+from sqlalchemy import and_, insert, select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from domain.kernel import new_id
 from domain.persistence import tables as orm
+from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
+from handlers.json_body import json_bytes
+from scaicrew.settings import Settings
 
-_WRITE = "bench_write"
 _ROLES = {"viewer": 1, "operator": 2, "author": 3, "admin": 4}
 _LEEWAY_SECONDS = 30
 
@@ -49,27 +53,13 @@ class Unauthorized(Exception):
     pass
 
 
-def _engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+class JSONResponse(Response):
+    """Starlette's JSONResponse with the real app's encoder."""
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
+    media_type = "application/json"
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(_WRITE):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
-
-    return engine
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
 
 
 def _timestamp(value: datetime | None) -> str | None:
@@ -89,10 +79,13 @@ def _problem(status: int, title: str, detail: str) -> Response:
 
 
 def create_app() -> Starlette:
-    secret = os.environ["SESSION_SECRET"]
-    issuer = os.environ.get("SESSION_ISSUER", "scaicrew")
-    audience = os.environ.get("SESSION_AUDIENCE", "scaicrew-api")
-    engine = _engine(os.environ["DATABASE_URL"])
+    settings = Settings.from_env()  # the same settings the real app reads
+    secret = settings.session.secret.get_secret_value()
+    issuer = settings.session.issuer
+    audience = settings.session.audience
+    url = settings.database_url
+    engine = make_engine(url, pool_size=settings.db_pool_size)
+    write_lock = sqlite_write_lock(url) if url.startswith("sqlite") else None
     known_workspaces: set[str] = set()
 
     def workspace_exists(workspace_id: str) -> bool:
@@ -162,9 +155,17 @@ def create_app() -> Starlette:
     def insert_crew(claims: dict[str, Any], name: str, description: str) -> dict[str, Any] | None:
         now = datetime.now(UTC)
         crew_id = new_id("crw")
+        if write_lock is not None:
+            with write_lock:
+                return _insert(claims, name, description, crew_id, now)
+        return _insert(claims, name, description, crew_id, now)
+
+    def _insert(
+        claims: dict[str, Any], name: str, description: str, crew_id: str, now: datetime
+    ) -> dict[str, Any] | None:
         workspace_id = claims["workspace_id"]
         c = orm.crews
-        with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
             taken = conn.execute(
                 select(c.c.id).where(and_(c.c.workspace_id == workspace_id, c.c.name == name))
             ).first()

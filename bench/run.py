@@ -828,6 +828,68 @@ def print_runs_table(runs: dict[str, Any]) -> None:
     )
 
 
+# The targets of issue 18: (key, what, target as text, the test on the measured value).
+TARGETS: list[tuple[str, str, str]] = [
+    ("get_member", "GET /v1/members/{id}: ours/bare req/s", ">= 0.85"),
+    ("create_crew", "POST /v1/crews: ours/bare req/s", ">= 0.85"),
+    ("runs.postgres", "runs/s, PostgreSQL, 2 worker processes", ">= 150"),
+    ("runs.sqlite", "runs/s, SQLite in-process", ">= 150"),
+    ("stream", "SSE 1,000 subscribers, commit-to-receipt p99 ms", "< 150"),
+    ("webhook", "webhook ingress accepted req/s", ">= 800"),
+]
+
+
+def _measured(key: str, results: dict[str, Any]) -> float | None:
+    """The value a target is checked against, or None when it was not measured."""
+    if key in SCENARIOS:
+        entry = results.get(key)
+        if not entry:
+            return None
+        ours, bare = entry["ours"]["rps"], entry["bare"]["rps"]
+        return round(ours / bare, 2) if bare else None
+    if key.startswith("runs."):
+        run = results.get("runs", {}).get(key.split(".", 1)[1], {})
+        return None if "burst" not in run else run["burst"].get("runs_per_s")
+    if key == "stream":
+        stream = results.get("stream", {})
+        return None if "latency_ms" not in stream else stream["latency_ms"].get("p99")
+    if key == "webhook":
+        accepted = results.get("webhook", {}).get("accepted")
+        return None if not accepted else accepted.get("requests_per_s")
+    return None
+
+
+def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with its measured value and PASS, FAIL or not measured."""
+    checked = []
+    for key, label, target in TARGETS:
+        value = _measured(key, results)
+        operator, bound = target.split()
+        if value is None:
+            verdict = "not measured"
+        elif operator == ">=":
+            verdict = "PASS" if value >= float(bound) else "FAIL"
+        else:
+            verdict = "PASS" if value < float(bound) else "FAIL"
+        checked.append(
+            {"key": key, "label": label, "target": target, "measured": value, "verdict": verdict}
+        )
+    return checked
+
+
+def print_targets(checked: list[dict[str, Any]]) -> None:
+    print()
+    print(f"{'target (issue 18)':<52} {'target':>8} {'measured':>9}  verdict")
+    print("-" * 82)
+    for row in checked:
+        value = "-" if row["measured"] is None else f"{row['measured']:g}"
+        print(f"{row['label']:<52} {row['target']:>8} {value:>9}  {row['verdict']}")
+    print(
+        "ratios: ours/bare req/s from slices alternating between the two servers in one run;\n"
+        "the others are absolute, so a busy machine lowers them (see the CPU warnings)."
+    )
+
+
 def git_revision() -> str | None:
     try:
         done = subprocess.run(
@@ -948,12 +1010,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, "runs", "stream", "webhook", "observability", "deliveries"],
+        choices=[
+            *SCENARIOS,
+            "runs",
+            "stream",
+            "webhook",
+            "observability",
+            "deliveries",
+            "workers",
+        ],
         help="repeatable; default: all (runs: the run dispatcher, see --runs-setup; "
         "stream: SSE fan-out, see bench/stream_bench.py; webhook: signed ingress, see "
         "bench/webhook_bench.py; observability: metrics and traces off vs on, see "
         "bench/observability_bench.py; deliveries: signed subscription deliveries on "
-        "PostgreSQL with one and two delivery processes, see bench/deliveries_bench.py)",
+        "PostgreSQL with one and two delivery processes, see bench/deliveries_bench.py; "
+        "workers: serve --workers 1 vs 2 on PostgreSQL, see bench/workers_bench.py)",
     )
     parser.add_argument(
         "--trace-sample",
@@ -1032,6 +1103,7 @@ def main(argv: list[str] | None = None) -> int:
         "webhook",
         "observability",
         "deliveries",
+        "workers",
     ]
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
     run_setups = (args.runs_setup or list(RUN_SETUPS)) if "runs" in scenarios else []
@@ -1128,6 +1200,13 @@ def main(argv: list[str] | None = None) -> int:
                 results["deliveries"] = measure_deliveries(workdir, args)
             except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
                 results["deliveries"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
+        if "workers" in scenarios:
+            from workers_bench import measure_workers
+
+            try:
+                results["workers"] = measure_workers(workdir, args)
+            except (RuntimeError, OSError, subprocess.SubprocessError, SQLAlchemyError) as exc:
+                results["workers"] = {"failure": f"{type(exc).__name__}: {exc}"[-3000:]}
 
         if http_scenarios:
             print_table({k: v for k, v in results.items() if k in SCENARIOS})
@@ -1149,6 +1228,12 @@ def main(argv: list[str] | None = None) -> int:
             from deliveries_bench import print_deliveries_table
 
             print_deliveries_table(results["deliveries"])
+        if "workers" in results:
+            from workers_bench import print_workers_table
+
+            print_workers_table(results["workers"])
+        results["targets"] = check_targets(results)
+        print_targets(results["targets"])
 
         meta: dict[str, Any] = {
             "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -1242,6 +1327,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         for reason in delivery_reasons:
             print(f"!!! BENCH INVALID: deliveries: {reason}", file=sys.stderr)
+        workers_failed = "failure" in results.get("workers", {})
+        if workers_failed:
+            print(f"!!! BENCH INVALID: workers: {results['workers']['failure']}", file=sys.stderr)
         failed = (
             http_failed
             or runs_failed
@@ -1249,6 +1337,7 @@ def main(argv: list[str] | None = None) -> int:
             or bool(webhook_reasons)
             or observability_failed
             or bool(delivery_reasons)
+            or workers_failed
         )
         print(f"bench: done in {time.monotonic() - started:.0f}s")
     finally:

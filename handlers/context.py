@@ -65,6 +65,9 @@ class CredentialCache:
         self._lock = threading.Lock()
         #: Bumped by ``clear()``: an answer read before a clear is not stored after it.
         self.generation = 0
+        #: Reads in progress, (event loop id, *key) -> the future of their answer (used by
+        #: ``handlers.security`` so that concurrent misses of one key share one read).
+        self.inflight: dict[tuple[Any, ...], Any] = {}
 
     def get(self, key: tuple[str, ...]) -> Any:
         """The cached answer, or ``MISSING``."""
@@ -90,6 +93,33 @@ class CredentialCache:
             self._entries.clear()
 
 
+class VerifiedTokens:
+    """Session tokens whose signature and claims verified, keyed by the token itself, each kept
+    until it expires (ADR 0049): a token is immutable, so re-verifying it on every request
+    (base64, HMAC, claim checks) learns nothing new. What can change, the membership and the
+    login's revocation, is still checked on every request (through ``CredentialCache``).
+    Bounded in size like ``CredentialCache`` (cleared whole when full)."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._max = max_entries
+        self._entries: dict[str, tuple[float, Any]] = {}
+
+    def get(self, token: str) -> Any:
+        """The claims verified for ``token``, or ``MISSING`` (never seen, or expired)."""
+        found = self._entries.get(token)
+        if found is None:
+            return MISSING
+        if found[0] <= time.time():
+            self._entries.pop(token, None)
+            return MISSING
+        return found[1]
+
+    def put(self, token: str, claims: Any, valid_until: float) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[token] = (valid_until, claims)
+
+
 @dataclass
 class AppContext:
     settings: Settings
@@ -99,6 +129,7 @@ class AppContext:
     # Workspaces are never deleted, so a positive answer can be cached for the process life.
     known_workspaces: set[str] = field(default_factory=set)
     credentials: CredentialCache = field(default_factory=lambda: CredentialCache(0))
+    tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
 
 
 def bind_context(context: AppContext) -> None:

@@ -8,6 +8,7 @@ the token: HS256 for session tokens, the configured asymmetric list for service 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from typing import Any
@@ -84,12 +85,38 @@ def _role(value: object) -> Role:
 
 
 async def _cached(context: AppContext, key: tuple[str, ...], read: Any, *args: Any) -> Any:
-    found = context.credentials.get(key)
-    if found is MISSING:
-        generation = context.credentials.generation
+    """The cached answer for ``key``, else ``read(*args)`` in a thread; concurrent misses of
+    one key on one event loop share a single read (ADR 0049): a thousand open streams whose
+    recheck falls due together cost one database read, not a thousand."""
+    cache = context.credentials
+    found = cache.get(key)
+    if found is not MISSING:
+        return found
+    loop = asyncio.get_running_loop()
+    flight = (id(loop), *key)
+    pending = cache.inflight.get(flight) if cache.seconds > 0 else None
+    if pending is not None:
+        await asyncio.wait([pending])
+        if not pending.cancelled():
+            return pending.result()  # the leader's answer, or its exception
+        # the leader was cancelled (its client left): read for ourselves
+    future: asyncio.Future[Any] = loop.create_future()
+    cache.inflight[flight] = future
+    try:
+        generation = cache.generation
         found = await run_in_threadpool(read, *args)
-        context.credentials.put(key, found, generation)
-    return found
+        cache.put(key, found, generation)
+        future.set_result(found)
+        return found
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning without waiters
+        raise
+    finally:
+        if not future.done():
+            future.cancel()
+        if cache.inflight.get(flight) is future:
+            del cache.inflight[flight]
 
 
 async def member_role(context: AppContext, workspace_id: str, subject: str) -> Role | None:
@@ -120,6 +147,33 @@ async def verify_session_token(token: str) -> Any:
     if token.startswith(KEY_PREFIX):
         return NO_VALUE  # an API key: the apiKeyAuth scheme decides
     context = app_context()
+    verified = context.tokens.get(token)
+    if verified is MISSING:
+        verified = _verify_session_claims(context, token)
+        if verified is NO_VALUE:
+            return NO_VALUE
+    workspace_id, role, subject, login_id, tenant_id = verified
+    current = await member_role(context, workspace_id, subject)
+    if current is None:
+        raise _unauthorized(_NOT_A_MEMBER)
+    if login_id is not None:
+        read = context.use_cases.access.login_revoked
+        if await _cached(context, ("login", login_id), read, login_id):
+            raise _unauthorized("The login this session token belongs to was revoked.")
+    note_workspace(workspace_id)
+    return {
+        "sub": subject,
+        "workspace_id": workspace_id,
+        # Never more than the token says, nor more than the membership now gives.
+        "role": min(role, current).label,
+        "kind": "user",
+        "tenant_id": tenant_id,
+    }
+
+
+def _verify_session_claims(context: AppContext, token: str) -> Any:
+    """Check a session token's signature and claims (``NO_VALUE``: not a session token); what
+    they say is remembered for the token's lifetime (``VerifiedTokens``)."""
     header = _header(token)
     if header is None:
         raise _unauthorized("The bearer token is not a well-formed JWT.")
@@ -141,25 +195,17 @@ async def verify_session_token(token: str) -> Any:
     workspace_id = claims.get("workspace_id")
     if not isinstance(workspace_id, str) or not workspace_id:
         raise _unauthorized("Invalid session token: the token lacks the claim 'workspace_id'.")
-    role = _role(claims.get("role"))
-    subject = str(claims["sub"])
-    current = await member_role(context, workspace_id, subject)
-    if current is None:
-        raise _unauthorized(_NOT_A_MEMBER)
     login_id = claims.get("sid")
-    if isinstance(login_id, str):
-        read = context.use_cases.access.login_revoked
-        if await _cached(context, ("login", login_id), read, login_id):
-            raise _unauthorized("The login this session token belongs to was revoked.")
-    note_workspace(workspace_id)
-    return {
-        "sub": subject,
-        "workspace_id": workspace_id,
-        # Never more than the token says, nor more than the membership now gives.
-        "role": min(role, current).label,
-        "kind": "user",
-        "tenant_id": str(claims.get("tenant_id", DEFAULT_TENANT)),
-    }
+    verified = (
+        workspace_id,
+        _role(claims.get("role")),
+        str(claims["sub"]),
+        login_id if isinstance(login_id, str) else None,
+        str(claims.get("tenant_id", DEFAULT_TENANT)),
+    )
+    # PyJWT accepted it up to ``exp`` plus the leeway; so does the cache, not a second longer.
+    context.tokens.put(token, verified, float(claims["exp"]) + _LEEWAY_SECONDS)
+    return verified
 
 
 async def verify_service_token(token: str) -> Any:

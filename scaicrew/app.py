@@ -33,6 +33,7 @@ from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.tools import HttpPort, ToolServerPort
 from domain.use_cases import Ports, UseCases
 from handlers.context import AllowedMethods, AppContext, CredentialCache
+from handlers.json_body import FastJsonifier
 from handlers.media import ContractMedia
 from handlers.middleware import (
     BodyLimitMiddleware,
@@ -44,6 +45,7 @@ from handlers.middleware import (
 )
 from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
 from handlers.operations import OperationResolver, handler_paths
+from handlers.prepared import SECURITY_MAP, use_prepared_operations
 from handlers.problems import render_exception, render_unavailable
 from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
@@ -258,7 +260,10 @@ def create_app(
         validate_responses=settings.validate_responses,
         validator_map=VALIDATOR_MAP,
         swagger_ui_options=docs,
+        jsonifier=FastJsonifier(),
+        security_map=SECURITY_MAP,
     )
+    use_prepared_operations(app)
     app.add_api(spec, resolver=OperationResolver(spec), swagger_ui_options=docs)
     for exc_class in (Exception, HTTPException, ProblemException, DomainError):
         app.add_error_handler(exc_class, render_exception)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from domain.database import Database
 from domain.kernel import DEFAULT_TENANT, Role
@@ -35,27 +36,80 @@ def mint_session_token(
     )
 
 
+def serve_refusal(settings: Settings, workers: int) -> str | None:
+    """Why ``serve --workers`` cannot run as asked (None: it can)."""
+    if workers < 1:
+        return "--workers must be at least 1."
+    if workers == 1:
+        return None
+    if settings.database_url.startswith("sqlite"):
+        return (
+            f"--workers {workers} needs PostgreSQL (DATABASE_URL=postgresql+psycopg://...): "
+            "SQLite lets one process write at a time, so more API processes would only queue "
+            "on its lock. Serve SQLite with one process (no --workers)."
+        )
+    if settings.observability.metrics_port:
+        return (
+            f"--workers {workers} cannot share METRICS_PORT: each process has its own metrics. "
+            "Scrape /metrics on the API port instead (METRICS_ENABLED), or serve one process."
+        )
+    return None
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from scaicrew.app import create_app
-    from scaicrew.http_protocol import bounded_protocol
+    from scaicrew.http_protocol import WorkerProtocol, bounded_protocol
 
+    workers = args.workers
+    refusal = serve_refusal(settings, workers)
+    if refusal is not None:
+        print(f"scaicrew serve: {refusal}", file=sys.stderr)
+        return 2
     configure_logging(settings.observability.log_format, settings.log_level)
     if not args.no_migrate:
         upgrade(settings.database_url)
-    app = create_app(settings)
+    options: dict[str, Any] = {
+        "host": args.host or settings.host,
+        "port": args.port or settings.port,
+        "log_level": settings.log_level,
+        "log_config": None,  # configure_logging's handler, in LOG_FORMAT
+        "access_log": False,  # our request lines replace uvicorn's (scaicrew.request)
+    }
+    if workers == 1:
+        uvicorn.run(
+            create_app(settings),
+            workers=1,
+            http=bounded_protocol(settings.max_header_bytes),
+            **options,
+        )
+        return 0
+    # N processes share the listening socket; each builds its app from the same environment
+    # (``worker_app``), with its own pool, background workers and stream hub (ADR 0050).
+    WorkerProtocol.limit = settings.max_header_bytes
     uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level=settings.log_level,
-        log_config=None,  # configure_logging's handler, in LOG_FORMAT
-        access_log=False,  # our request lines replace uvicorn's (scaicrew.request)
-        workers=1,
-        http=bounded_protocol(settings.max_header_bytes),
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=workers,
+        http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
+        # A process builds the whole app before it first answers the supervisor's health
+        # check; uvicorn's default of 5 s kills and restarts it in a loop on a busy machine.
+        timeout_worker_healthcheck=60,
+        **options,
     )
     return 0
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers`` process (uvicorn imports and calls it there)."""
+    from scaicrew.app import create_app
+    from scaicrew.http_protocol import WorkerProtocol
+
+    settings = Settings.from_env()
+    configure_logging(settings.observability.log_format, settings.log_level)
+    WorkerProtocol.limit = settings.max_header_bytes
+    return create_app(settings)
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -187,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-migrate", action="store_true", help="do not migrate first")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the port (PostgreSQL only; default 1)",
+    )
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="bring the database schema to the latest")

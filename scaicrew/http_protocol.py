@@ -74,3 +74,8 @@ class _BoundedHeaders(HttpToolsProtocol):
         self.transport.write(head + body)
         self.transport.close()
         self._in_head = False
+
+
+class WorkerProtocol(_BoundedHeaders):
+    """The protocol of ``scaicrew serve --workers N`` (named by import string, as uvicorn's
+    worker processes load it): each process sets ``limit`` from its settings at start-up."""

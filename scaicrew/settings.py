@@ -596,7 +596,10 @@ class Settings(BaseSettings):
         shown="none",
     )
     db_pool_size: int = setting(
-        10, "DB_POOL_SIZE", "PostgreSQL connection pool size (and as many overflow).", gt=0
+        10,
+        "DB_POOL_SIZE",
+        "Connection pool size (and as many overflow); a SQLite file keeps at least 40.",
+        gt=0,
     )
     validate_responses: bool = setting(
         False,

@@ -22,18 +22,31 @@ WRITE_OPTION = "scaicrew_write"
 #: Seconds a new PostgreSQL connection may take before it fails.
 CONNECT_TIMEOUT_SECONDS = 5
 
+#: Connections a SQLite file's pool keeps open at least: as many as the threads that may hold
+#: one at once (Starlette's thread pool runs up to 40 sync handlers), so a burst of concurrent
+#: requests reuses connections instead of opening and closing overflow ones (each new one costs
+#: its PRAGMAs). SQLite connections are file handles, not server sessions: cheap to keep.
+SQLITE_MIN_POOL_SIZE = 40
+
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
-    """Create an engine with the settings this project relies on for ``url``'s dialect."""
+    """Create an engine with the settings this project relies on for ``url``'s dialect.
+
+    The one engine factory: the app, the workers, the CLI and the bench's baseline
+    (``bench/bare_app.py``) all build their engines here, so they share pool and driver settings.
+    """
     if url.startswith("sqlite"):
         in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if in_memory:
             # One shared connection, or each thread would see its own empty database.
             kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["pool_size"] = max(pool_size, SQLITE_MIN_POOL_SIZE)
+            kwargs["max_overflow"] = pool_size
         engine = create_engine(url, echo=echo, **kwargs)
         _configure_sqlite(engine, wal=not in_memory)
         return engine

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class Dispatcher:
         self.worker_id = worker_id
         #: (run id, call id) of the call whose start this worker's last commit recorded.
         self._armed: tuple[str, str] | None = None
+        self._beats: _Heartbeat | None = None
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class Dispatcher:
     def execute(self, run_id: str) -> None:
         """Drive a claimed run step by step until it stops, fails or ends."""
         while True:
-            run = self._renew_lease(run_id)
+            run = self._current(run_id)
             if run is None:
                 return  # no longer ours: decided, failed, or reclaimed after our lease ran out
             if run.state.taken_steps() >= self.settings.max_steps:  # counted across resumes
@@ -215,24 +217,35 @@ class Dispatcher:
     def _heartbeat(self, run_id: str) -> Iterator[None]:
         """Keep renewing the lease while a model or tool call is in flight: a call may outlast
         the lease, and a live worker must not lose its run to another (which would repeat the
-        call). A worker that dies stops beating, so its run is still recovered."""
-        stop = threading.Event()
-
-        def beat() -> None:
-            while not stop.wait(self.settings.lease_seconds / 3):
-                try:
-                    if self._renew_lease(run_id) is None:
-                        return  # no longer ours
-                except Exception:  # the next beat (or the next step) tries again
-                    logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
-
-        thread = threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True)
-        thread.start()
-        try:
+        call). A worker that dies stops beating, so its run is still recovered. One beating
+        thread per dispatcher (``_Heartbeat``), not one per call."""
+        if self._beats is None:
+            self._beats = _Heartbeat(self.settings.lease_seconds / 3, self._beat)
+        with self._beats.beating(run_id):
             yield
-        finally:
-            stop.set()
-            thread.join()
+
+    def _beat(self, run_id: str) -> bool:
+        try:
+            return self._renew_lease(run_id) is not None
+        except Exception:  # the next beat (or the next step) tries again
+            logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
+            return True
+
+    def _current(self, run_id: str) -> Run | None:
+        """The run as it stands when it is still ours (None otherwise), read without a write
+        transaction: the claim and every step's commit extend the lease (ADR 0051). Renewed
+        here only when less than half of it is left (a step that wrote nothing, a slow one)."""
+        now = self._clock.now()
+        with self._store() as tx:
+            run = tx.runs.get(None, run_id)
+        if not self._ours(run):
+            return None
+        assert run is not None
+        expires = run.lease_expires_at
+        half = timedelta(seconds=self.settings.lease_seconds / 2)
+        if expires is not None and expires - now >= half:
+            return run
+        return self._renew_lease(run_id)
 
     def _renew_lease(self, run_id: str) -> Run | None:
         """Extend our lease on the run; the run as it stands, or None if it is not ours."""
@@ -329,6 +342,8 @@ class Dispatcher:
             after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
                 return False
+            if reply.tool_calls:  # going on: the lease is renewed by this same commit
+                tx.runs.extend_lease(run.id, self._lease_until(now))
             tx.commit()
         return bool(reply.tool_calls)
 
@@ -447,6 +462,7 @@ class Dispatcher:
             after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
                 return False
+            tx.runs.extend_lease(run.id, self._lease_until(now))  # the next step's lease
             tx.commit()
         return True
 
@@ -664,3 +680,71 @@ def _failed(tx: RunsTx, run: Run, code: str, message: str, now: datetime) -> Run
     """The run failed with ``code``: its ``run.failed`` event appended (the caller saves)."""
     run = tx.runs.append_events(run, [("run.failed", {"code": code, "message": message})], now)
     return run.failed(code, message, now)
+
+
+class _Heartbeat:
+    """The lease-renewing thread of one dispatcher: it beats (``renew(run_id)``) every
+    ``interval`` seconds while a call is in flight, and sleeps otherwise. Started on the first
+    call and ended after ``idle_seconds`` without one, so an idle dispatcher holds no thread.
+    When a call ends, a beat still in progress is waited for (no renewal outlives its call)."""
+
+    def __init__(
+        self, interval: float, renew: Callable[[str], bool], idle_seconds: float = 60.0
+    ) -> None:
+        self._interval = interval
+        self._renew = renew
+        self._idle = idle_seconds
+        self._cond = threading.Condition()
+        self._run_id: str | None = None
+        self._due = 0.0
+        self._beating = False
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def beating(self, run_id: str) -> Iterator[None]:
+        with self._cond:
+            self._run_id = run_id
+            self._due = time.monotonic() + self._interval
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="lease-heartbeat", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._run_id = None
+                self._cond.notify_all()
+                while self._beating:
+                    self._cond.wait()
+
+    def _loop(self) -> None:
+        with self._cond:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                if self._run_id is None:
+                    if now - idle_since >= self._idle:
+                        self._thread = None
+                        return
+                    self._cond.wait(self._idle - (now - idle_since))
+                    continue
+                if now < self._due:
+                    self._cond.wait(min(self._due - now, self._idle))
+                    idle_since = time.monotonic()
+                    continue
+                run_id = self._run_id
+                self._due = now + self._interval
+                self._beating = True
+                self._cond.release()
+                try:
+                    ours = self._renew(run_id)
+                finally:
+                    self._cond.acquire()
+                    self._beating = False
+                    self._cond.notify_all()
+                if not ours and self._run_id == run_id:
+                    self._due = float("inf")  # no longer ours: no more beats for this call
+                idle_since = time.monotonic()

@@ -204,9 +204,10 @@ class TriggerFiring:
                 if _refusals_flooding(tx, trigger, now, limit):
                     raise WebhookRejected(reason)  # the same answer, but the log stays bounded
                 raise reject(reason, WebhookRejected(reason))
-            window = timedelta(seconds=self.settings.dedup_seconds)
-            tx.triggers.forget_deliveries(trigger.id, before=now - window)
-            found = tx.triggers.find_delivery(trigger.id, [signature_key, delivery_key])
+            since = now - timedelta(seconds=self.settings.dedup_seconds)
+            # Rows out of the window are ignored here and deleted only on the accepted path
+            # below, right before a new key is claimed: a replay does not pay the DELETE.
+            found = tx.triggers.find_delivery(trigger.id, [signature_key, delivery_key], since)
             if found is not None:
                 try:
                     _check_key_reuse(found, delivery_key, digest, delivery)
@@ -229,6 +230,8 @@ class TriggerFiring:
                 raise reject(exc.slug or "rejected", WebhookRejected("member-archived")) from None
             except (NothingToRun, InputSchemaMismatch, BudgetExceeded) as exc:
                 raise reject(exc.slug or "rejected", exc) from None
+            # An expired row with one of these keys would block the claim: drop the old ones.
+            tx.triggers.forget_deliveries(trigger.id, before=since)
             for key in (signature_key, delivery_key):
                 if not tx.triggers.claim_delivery(trigger, key, digest, run.id, now):
                     raise _LostRace  # rolls this transaction (and its run) back

@@ -169,13 +169,18 @@ class TriggerRepository:
         d = tables.webhook_deliveries
         self._c.execute(delete(d).where(d.c.trigger_id == trigger_id, d.c.created_at < before))
 
-    def find_delivery(self, trigger_id: str, keys: list[str]) -> tuple[str, str, str] | None:
-        """The first of ``keys`` already recorded: (key, body hash, run id)."""
+    def find_delivery(
+        self, trigger_id: str, keys: list[str], since: datetime | None = None
+    ) -> tuple[str, str, str] | None:
+        """The first of ``keys`` already recorded (at or after ``since``, when given): (key,
+        body hash, run id). Rows older than ``since`` are out of the de-dup window: ignored
+        here, deleted by ``forget_deliveries`` only when a new key is claimed."""
         d = tables.webhook_deliveries
+        where = [d.c.trigger_id == trigger_id, d.c.delivery_key.in_(keys)]
+        if since is not None:
+            where.append(d.c.created_at >= since)
         rows = self._c.execute(
-            select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(
-                d.c.trigger_id == trigger_id, d.c.delivery_key.in_(keys)
-            )
+            select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(*where)
         ).all()
         found = {r.delivery_key: (r.delivery_key, r.body_hash, r.run_id) for r in rows}
         for key in keys:
