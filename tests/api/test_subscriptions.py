@@ -302,7 +302,7 @@ def test_an_approval_that_expires_is_delivered_as_approval_expired(settings, ten
         created = subscribe(api, tenant, receiver.url("/expired"), "approval.expired")
         member = published_member(api, tenant.headers(), POSTER)
         run = start(api, tenant.headers(), member["id"], {"url": "http://127.0.0.1:9/"})
-        [got] = receiver.peer.wait_for(1, "/expired", timeout=40)
+        [got] = receiver.peer.wait_for(1, "/expired", timeout=90)
         body = verified(got, created["secret"])
         assert body["type"] == "approval.expired"
         assert body["data"]["run_id"] == run["id"] and body["data"]["status"] == "expired"
@@ -326,7 +326,7 @@ def test_a_subscription_failing_for_the_whole_window_is_disabled(settings, tenan
             created = subscribe(api, tenant, failing.url("/f"), "run.failed")
             sub = created["id"]
             ping = api.post(f"/v1/subscriptions/{sub}/test", headers=tenant.headers()).json()
-            [got] = watcher.wait_for(1, "/w")
+            [got] = watcher.wait_for(1, "/w", timeout=60)  # a loaded CI machine: seen > 15 s
             body = verified(got, watching["secret"])
             assert body["type"] == "subscription.disabled"
             assert body["data"]["subscription_id"] == sub
