@@ -403,6 +403,8 @@ def _runs(
             har = workdir / f"run-{index + 1}.har"
             round_extra = ["--report", "har", "--report-har-path", str(har), *round_extra]
             if hars:
+                if not unfinished(hars):  # what failed is no reach: another round cannot help
+                    return check_coverage(hars)
                 phases = "stateful"
                 # Each focused round in a workspace of its own: what a round did to its
                 # workspace (a budget of a millionth of a unit that blocks every run, an admin
