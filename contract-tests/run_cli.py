@@ -268,9 +268,9 @@ def _statuses_by_operation(hars: list[Path]) -> tuple[dict[str, set[int]], list[
     return reached, wrong_501
 
 
-def not_reached(hars: list[Path]) -> set[str]:
-    """The operations that must answer 2xx and have not in any of the runs' HARs."""
-    reached, _ = _statuses_by_operation(hars)
+def not_reached(reached: dict[str, set[int]]) -> set[str]:
+    """The operations that must answer 2xx and have not (``reached``: each operation's
+    statuses, as ``_statuses_by_operation`` reads them from the runs' HARs)."""
     return {
         op
         for op, statuses in reached.items()
@@ -280,11 +280,10 @@ def not_reached(hars: list[Path]) -> set[str]:
     }
 
 
-def unfinished(hars: list[Path]) -> set[str]:
+def unfinished(reached: dict[str, set[int]]) -> set[str]:
     """The operations a later round still has to reach: those without their 2xx, and the
     deferred ones without their 501."""
-    reached, _ = _statuses_by_operation(hars)
-    return not_reached(hars) | {op for op in DEFERRED if 501 not in reached[op]}
+    return not_reached(reached) | {op for op in DEFERRED if 501 not in reached[op]}
 
 
 def _fresh_outsider(database_url: str, settings: Settings) -> str:
@@ -301,7 +300,7 @@ def check_coverage(hars: list[Path], *, final: bool = True) -> int:
     exceptions) and every 501 was the documented problem; 1 otherwise, saying which (the
     per-operation table and the verdict are logged only for the ``final`` check)."""
     reached, wrong_501 = _statuses_by_operation(hars)
-    missing = sorted(not_reached(hars))
+    missing = sorted(not_reached(reached))
     not_501 = sorted(op for op in DEFERRED if 501 not in reached[op])
     unreachable = {*NO_2XX_WITHOUT_SECRETS, *DEFERRED}
     unexpected = sorted(op for op in unreachable if any(200 <= s < 300 for s in reached[op]))
@@ -403,7 +402,9 @@ def _runs(
             har = workdir / f"run-{index + 1}.har"
             round_extra = ["--report", "har", "--report-har-path", str(har), *round_extra]
             if hars:
-                if not unfinished(hars):  # what failed is no reach: another round cannot help
+                # The HARs are read once a round (tens of MB by the last).
+                left = unfinished(_statuses_by_operation(hars)[0])
+                if not left:  # what failed is no reach: another round cannot help
                     return check_coverage(hars)
                 phases = "stateful"
                 # Each focused round in a workspace of its own: what a round did to its
@@ -411,7 +412,7 @@ def _runs(
                 # promoted in its stead) must not keep the next from reaching what it aims at.
                 if new_token is not None:
                     token = new_token()
-                focus = sorted(focus_of(unfinished(hars)))
+                focus = sorted(focus_of(left))
                 log(
                     f"round {index + 1}: stateful, over {len(focus)} operations: {', '.join(focus)}"
                 )
