@@ -145,16 +145,53 @@ class Tenant:
 @pytest.fixture
 def make_tenant(settings: Settings, use_cases: UseCases) -> Any:
     def make(name: str = "Test workspace") -> Tenant:
-        workspace_id = f"wsp_{secrets.token_hex(13)}"[:30]
-        workspaces = use_cases.workspaces
-        workspaces.ensure_member(workspace_id, "user-admin", Role.ADMIN, name=name)
-        for role in (Role.VIEWER, Role.OPERATOR, Role.AUTHOR):
-            workspaces.ensure_member(workspace_id, f"user-{role.label}", role)
-        return Tenant(workspace_id, settings)
+        return _new_tenant(settings, use_cases, name)
 
     return make
+
+
+def _new_tenant(settings: Settings, use_cases: UseCases, name: str) -> Tenant:
+    """A new workspace with a member per role (``user-admin``, ``user-viewer``...)."""
+    workspace_id = f"wsp_{secrets.token_hex(13)}"[:30]
+    workspaces = use_cases.workspaces
+    workspaces.ensure_member(workspace_id, "user-admin", Role.ADMIN, name=name)
+    for role in (Role.VIEWER, Role.OPERATOR, Role.AUTHOR):
+        workspaces.ensure_member(workspace_id, f"user-{role.label}", role)
+    return Tenant(workspace_id, settings)
 
 
 @pytest.fixture
 def tenant(make_tenant: Any) -> Tenant:
     return make_tenant()
+
+
+@dataclass
+class Isolated:
+    """A database of a test's own, migrated, with one tenant in it."""
+
+    settings: Settings
+    database: Database
+    tenant: Tenant
+
+
+@pytest.fixture
+def isolated(settings: Settings, tmp_path: Any) -> Iterator[Isolated]:
+    """A database of its own for a test whose apps run workers that serve every workspace of
+    their database (subscription deliveries): no other test's app competes with them (a
+    module's app is alive through the whole module) and no other test's leftovers are queued
+    ahead of theirs. About 0.15 s on SQLite, 0.4 s on PostgreSQL."""
+    server = os.environ.get("TEST_DATABASE_URL")
+    if server:
+        url, name = create_postgres(server, "isolated")
+    else:
+        url = f"sqlite:///{tmp_path / 'isolated.db'}"
+    upgrade(url)
+    own = settings.with_changes(database_url=url)
+    database = Database(url)
+    try:
+        tenant = _new_tenant(own, build_use_cases(own, database), "Isolated workspace")
+        yield Isolated(own, database, tenant)
+    finally:
+        database.dispose()
+        if server:
+            drop_postgres(server, name)

@@ -39,6 +39,8 @@ from domain.triggers import sign
 _FAN_OUT_BATCH = 200
 #: Deliveries sent per claim, before the lease is given back for fairness.
 _SEND_BATCH = 50
+#: The error of an attempt whose signing secret the configured keys cannot open.
+_UNSIGNABLE = "the signing secret cannot be opened with the configured keys (TRIGGER_SECRET_KEY)"
 
 
 def subscribed_type(kind: str, data: dict[str, Any]) -> str:
@@ -103,10 +105,15 @@ class SubscriptionDeliverer:
         subscription = self._fan_out(subscription_id)
         if subscription is None or not subscription.enabled:
             return
+        secret: str | None
         try:
             secret = self._secret_box.open(subscription.secret_ciphertext)
         except SecretUnreadable:
-            return  # the keys were changed without the old one: nothing can be signed
+            # The keys were changed without the old one: nothing can be signed. Each due
+            # delivery then counts a failed attempt, retried (the key may come back) and, like
+            # a target that never answers, disabled after the window: visible in the
+            # deliveries, and no subscription stays due for ever ahead of the others.
+            secret = None
         for _ in range(_SEND_BATCH):
             with self._store() as tx:
                 delivery = tx.subscriptions.next_pending(subscription.id)
@@ -148,8 +155,11 @@ class SubscriptionDeliverer:
             if len(events) < _FAN_OUT_BATCH:
                 return replace(subscription, cursor=events[-1][0])
 
-    def _send(self, subscription: Subscription, secret: str, delivery: Delivery) -> bool:
-        """POST one delivery and store its outcome; True when the next one may follow."""
+    def _send(self, subscription: Subscription, secret: str | None, delivery: Delivery) -> bool:
+        """POST one delivery signed with ``secret`` (None: unreadable, an attempt that fails
+        without a POST) and store its outcome; True when the next one may follow."""
+        if secret is None:
+            return self._settle(subscription, delivery, None, None, _UNSIGNABLE, 0)
         body = delivery.body.encode("utf-8")
         timestamp = str(int(self._clock.now().timestamp()))
         signature = sign(secret, timestamp, body)
@@ -183,6 +193,19 @@ class SubscriptionDeliverer:
         except RuleViolation as exc:  # a target no longer allowed (the settings changed)
             error = exc.message[:500]
         latency = int((time.monotonic() - started) * 1000)
+        return self._settle(subscription, delivery, code, retry_after, error, latency)
+
+    def _settle(
+        self,
+        subscription: Subscription,
+        delivery: Delivery,
+        code: int | None,
+        retry_after: float | None,
+        error: str | None,
+        latency: int,
+    ) -> bool:
+        """Store one attempt's outcome (a retry after backoff, success, failure, or the
+        subscription disabled after the window); True when the next delivery may follow."""
         now = self._clock.now()
         attempts = delivery.attempts + 1
         outcome = replace(

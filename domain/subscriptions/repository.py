@@ -67,19 +67,25 @@ class SubscriptionRepository:
 
     def with_work(self, now: datetime, limit: int) -> list[str]:
         """Ids of enabled subscriptions with a free lease and something to do: events after
-        their cursor, or a pending delivery that is due."""
+        their cursor, or an oldest pending delivery that is due."""
         t = tables.subscriptions
         d = tables.subscription_deliveries
         counters = tables.workspace_event_counters
-        due = (
-            select(d.c.id)
+        # Only the oldest pending delivery can go next (in order per subscription): a newer
+        # one due behind it in backoff is not work, or the subscription would be claimed and
+        # given back without progress for ever, ahead of every other one.
+        head_of_line = (
+            select(d.c.next_attempt_at)
             .where(
                 d.c.subscription_id == t.c.id,
                 d.c.status == DeliveryStatus.PENDING.value,
-                d.c.next_attempt_at <= now,
             )
-            .exists()
+            .order_by(d.c.id)
+            .limit(1)
+            .correlate(t)
+            .scalar_subquery()
         )
+        due = head_of_line <= now
         stmt = (
             select(t.c.id)
             .outerjoin(counters, counters.c.workspace_id == t.c.workspace_id)
