@@ -1031,8 +1031,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--trace-sample",
         type=float,
-        default=0.1,
-        help="observability: OTEL_TRACES_SAMPLER_ARG of the traced server (0.1)",
+        default=0.01,
+        help="observability: OTEL_TRACES_SAMPLER_ARG of the traced server (0.01: the default "
+        "without OTEL_TRACES_SAMPLER, ADR 0052)",
     )
     parser.add_argument(
         "--webhook-concurrency", type=int, default=8, help="webhook connections (8)"

@@ -229,7 +229,9 @@ def create_app(
             deliveries.start()
         scheduler = None
         if settings.scheduler.enabled:
-            scheduler = SchedulerLoop(use_cases.firing, settings.scheduler.interval_seconds)
+            scheduler = SchedulerLoop(
+                use_cases.firing, settings.scheduler.interval_seconds, observability.tracing
+            )
             scheduler.start()
         try:
             yield

@@ -216,6 +216,7 @@ def _scheduler(settings: Settings, args: argparse.Namespace) -> int:
     loop = SchedulerLoop(
         build_use_cases(settings, database, observability=observability).firing,
         args.interval or settings.scheduler.interval_seconds,
+        observability.tracing,
     )
     if args.once:
         fired = loop.tick_once()

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 
 from domain.triggers import TriggerFiring
+from scaicrew.observability.tracing import Tracing
 
 logger = logging.getLogger("scaicrew.scheduler")
 
 
 class SchedulerLoop:
-    """A daemon thread calling ``firing.tick()`` every ``interval_seconds`` until stopped."""
+    """A daemon thread calling ``firing.tick()`` every ``interval_seconds`` until stopped;
+    with ``tracing``, each tick is a ``scheduler.tick`` span and the trace of the runs it
+    queues."""
 
-    def __init__(self, firing: TriggerFiring, interval_seconds: float) -> None:
+    def __init__(
+        self, firing: TriggerFiring, interval_seconds: float, tracing: Tracing | None = None
+    ) -> None:
         self._firing = firing
         self._interval = interval_seconds
+        self._tracing = tracing
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -26,8 +33,13 @@ class SchedulerLoop:
 
     def tick_once(self) -> int:
         """One tick as of now; the number of slots fired (0 after an error, which is logged)."""
+        traced = self._tracing.background("scheduler.tick") if self._tracing else nullcontext()
         try:
-            return len(self._firing.tick())
+            with traced as span:
+                fired = len(self._firing.tick())
+                if span is not None and span.is_recording():
+                    span.set_attribute("scaicrew.slots_fired", fired)
+                return fired
         except Exception:  # the database may be briefly unavailable; keep the loop alive
             logger.exception("scheduler tick failed")
             return 0

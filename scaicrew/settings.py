@@ -548,7 +548,8 @@ class ObservabilityGroup(_Group):
         None,
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "Export OpenTelemetry traces over OTLP/HTTP here (the other standard `OTEL_*` "
-        "variables, such as `OTEL_TRACES_SAMPLER_ARG`, apply); unset: no tracing (ADR 0040).",
+        "variables, such as `OTEL_TRACES_SAMPLER`, apply; without it 1% of traces are "
+        "sampled, ADR 0052); unset: no tracing (ADR 0040).",
     )
 
 

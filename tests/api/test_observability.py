@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -25,8 +26,11 @@ from scaicrew.app import build_use_cases, create_app
 from scaicrew.observability import Observability, Tracing
 from scaicrew.observability.logs import JsonFormatter
 from scaicrew.observability.metrics import Metrics
+from scaicrew.observability.tracing import otlp_provider
+from scaicrew.scheduler import SchedulerLoop
 from scaicrew.worker import WorkerPool
 from tests.api.helpers import missing_id, validate_hook
+from tests.support.domain import firing_at
 from tests.support.mcp_server import McpServerProcess
 from tests.support.peers import Peer, web_route
 from tests.support.processes import free_port
@@ -418,6 +422,44 @@ class TestTraces:
         # Propagated unsampled (the sampled flag clear), so the target's tracer drops it too.
         assert int(received.headers["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0
 
+    def test_a_scheduler_tick_is_the_trace_of_the_runs_it_fires(self, isolated):
+        """No request starts a scheduled run: the tick's own root span does, so the run's
+        steps still have a trace to join (``scheduler.tick`` -> ``run.queue`` ->
+        ``run.execute``)."""
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracing = Tracing(provider)
+        app = create_app(isolated.settings, observability=Observability(tracing=tracing))
+        headers = isolated.tenant.headers(Role.AUTHOR)
+        with _client(app) as api:
+            member = published_member(api, headers)
+            create_trigger(
+                api, headers, member["id"], "schedule", cron="* * * * *", input={"report": "x"}
+            )
+            # Ten seconds into a minute two minutes ahead: a slot after the trigger's creation.
+            now = datetime.now(UTC).replace(second=0, microsecond=0)
+            at = now + timedelta(minutes=2, seconds=10)
+            loop = SchedulerLoop(firing_at(app.context.use_cases, at), 60, tracing)
+            assert loop.tick_once() == 1
+            [queued] = api.get("/v1/runs", headers=headers).json()["items"]
+            wait_for(api, headers, queued["id"])
+        provider.force_flush()
+        spans = exporter.get_finished_spans()
+        by_id = {span.context.span_id: span for span in spans}
+        [tick] = [s for s in spans if s.name == "scheduler.tick"]
+        assert tick.parent is None and tick.attributes["scaicrew.slots_fired"] == 1
+        [queue] = [s for s in spans if s.name == "run.queue"]
+        assert by_id[queue.parent.span_id] is tick
+        assert queue.attributes["scaicrew.run_id"] == queued["id"]
+        [execute] = [s for s in spans if s.name == "run.execute"]
+        assert by_id[execute.parent.span_id] is queue
+        assert any(
+            s.name.startswith("db ") and s.parent.span_id == tick.context.span_id
+            for s in spans
+            if s.parent
+        )
+
     def test_without_a_tracer_no_traceparent_is_sent(self, settings, tenant, web):
         path = f"/ok/{tenant.workspace_id}/untraced"
         headers = tenant.headers()
@@ -427,6 +469,23 @@ class TestTraces:
             assert run["status"] == "succeeded"
         [received] = web.received("GET", path)
         assert "traceparent" not in received.headers
+
+
+def test_without_a_sampler_variable_one_trace_in_a_hundred_is_sampled():
+    """The SDK's own default samples every request (about a sixth of GET req/s here); ours
+    is 1 % unless ``OTEL_TRACES_SAMPLER`` says otherwise (ADR 0052)."""
+    ours = otlp_provider("http://127.0.0.1:9", environ={})
+    told = otlp_provider("http://127.0.0.1:9", environ={"OTEL_TRACES_SAMPLER": "always_on"})
+    try:
+        assert ours.sampler.get_description() == (
+            "ParentBased{root:TraceIdRatioBased{0.01},remoteParentSampled:AlwaysOnSampler,"
+            "remoteParentNotSampled:AlwaysOffSampler,localParentSampled:AlwaysOnSampler,"
+            "localParentNotSampled:AlwaysOffSampler}"
+        )
+        assert "TraceIdRatioBased" not in told.sampler.get_description()  # the SDK's choice
+    finally:
+        ours.shutdown()
+        told.shutdown()
 
 
 def test_metrics_register_on_a_private_registry_so_apps_can_coexist():
