@@ -182,11 +182,11 @@ class Dispatcher:
         fails with ``BudgetExceeded``) or an ``approve`` one's (it waits for a human, with an
         approval naming the budget)."""
         step = run.state.taken_steps()
-        # Most runs are covered by no budget: a read, not a write transaction per model call.
-        # (A budget created after this read charges the call when it is settled.)
+        # Most runs are covered by no budget: a read, not a write transaction per model call,
+        # and no second read of the run (``_current`` just read it as ours; the reply is
+        # recorded only if it still is). A budget created after this read charges the call
+        # when it is settled.
         with self._store() as tx:
-            if not self._still_ours(tx, run):
-                return None
             if not tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id):
                 return Admission(())
         with self._store(write=True) as tx:

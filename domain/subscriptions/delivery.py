@@ -90,6 +90,11 @@ class SubscriptionDeliverer:
                 return True
         return False
 
+    def anyone_subscribed(self) -> bool:
+        """Whether any subscription, of any workspace, is enabled."""
+        with self._store() as tx:
+            return tx.subscriptions.any_enabled()
+
     def _claim(self, subscription_id: str) -> bool:
         now = self._clock.now()
         # A lease outlives the POST it covers (renewed before each): no second sender while a

@@ -65,6 +65,13 @@ class SubscriptionRepository:
 
     # -- the delivery worker's side --------------------------------------------------------
 
+    def any_enabled(self) -> bool:
+        t = tables.subscriptions
+        return (
+            self._c.execute(select(t.c.id).where(t.c.enabled.is_(True)).limit(1)).first()
+            is not None
+        )
+
     def with_work(self, now: datetime, limit: int) -> list[str]:
         """Ids of enabled subscriptions with a free lease and something to do: events after
         their cursor, or an oldest pending delivery that is due."""
