@@ -28,8 +28,8 @@ from run import (
     Server,
     _fmt,
     aggregate,
+    alternating_slices,
     free_port,
-    load_slice,
     mint_token,
     seed,
 )
@@ -74,31 +74,22 @@ def measure_observability(workdir: Path, args: argparse.Namespace) -> dict[str, 
             f"{args.rounds} slices",
             flush=True,
         )
-        slices: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
-        for round_number in range(args.rounds):
-            order = VARIANTS if round_number % 2 == 0 else VARIANTS[::-1]
-            for name in order:
-                choose(server, name)
-                slices[name].append(
-                    load_slice(
-                        server,
-                        SCENARIO,
-                        token,
-                        seeded["member_id"],
-                        args,
-                        warmup=args.warmup if round_number == 0 else args.rewarm,
-                        duration=args.duration / args.rounds,
-                        tag=f"obs{name}{os.getpid()}r{round_number}",
-                    )
-                )
+        slices = alternating_slices(
+            dict.fromkeys(VARIANTS, server),
+            SCENARIO,
+            token,
+            dict.fromkeys(VARIANTS, seeded["member_id"]),
+            args,
+            before_slice=lambda variant: choose(server, variant),
+        )
         result: dict[str, Any] = {name: aggregate(slices[name]) for name in VARIANTS}
         result["sample_ratio"] = args.trace_sample
         off_rps, on_rps = result["off"]["rps"], result["on"]["rps"]
         result["ratio_on_over_off"] = round(on_rps / off_rps, 3) if off_rps else None
         result["pair_ratios"] = [
-            round(on["requests"] / on["duration_s"] / (off["requests"] / off["duration_s"]), 3)
-            for off, on in zip(slices["off"], slices["on"], strict=True)
-            if off["requests"] and on["duration_s"]
+            round(on / off, 3)
+            for off, on in zip(result["off"]["rounds_rps"], result["on"]["rounds_rps"], strict=True)
+            if off
         ]
         return result
     finally:

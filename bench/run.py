@@ -66,7 +66,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -484,6 +484,40 @@ def aggregate(slices: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def alternating_slices(
+    servers: Mapping[Any, Server],
+    scenario: str,
+    token: str,
+    member_ids: Mapping[Any, str],
+    args: argparse.Namespace,
+    *,
+    before_slice: Callable[[Any], None] | None = None,
+) -> dict[Any, list[dict[str, Any]]]:
+    """Load each of ``servers`` (by name) for ``args.rounds`` slices of ``args.duration /
+    args.rounds`` seconds, the order alternating each round, so neither always follows the
+    other and a load that comes and goes weighs on both; ``before_slice(name)`` runs before
+    each of ``name``'s slices. The slices, per name."""
+    slices: dict[Any, list[dict[str, Any]]] = {name: [] for name in servers}
+    for round_number in range(args.rounds):
+        order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
+        for name in order:
+            if before_slice is not None:
+                before_slice(name)
+            slices[name].append(
+                load_slice(
+                    servers[name],
+                    scenario,
+                    token,
+                    member_ids[name],
+                    args,
+                    warmup=args.warmup if round_number == 0 else args.rewarm,
+                    duration=args.duration / args.rounds,
+                    tag=f"{name}{os.getpid()}r{round_number}",
+                )
+            )
+    return slices
+
+
 def measure(
     servers: dict[str, Server],
     scenario: str,
@@ -492,24 +526,8 @@ def measure(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """Alternate slices between the servers, then merge them per server."""
-    slices: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
-    slice_duration = args.duration / args.rounds
-    for round_number in range(args.rounds):
-        # Alternate which server goes first, so neither always follows the other.
-        order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
-        for name in order:
-            slices[name].append(
-                load_slice(
-                    servers[name],
-                    scenario,
-                    token,
-                    seeds[name]["member_id"],
-                    args,
-                    warmup=args.warmup if round_number == 0 else args.rewarm,
-                    duration=slice_duration,
-                    tag=f"{name}{os.getpid()}r{round_number}",
-                )
-            )
+    member_ids = {name: seeds[name]["member_id"] for name in servers}
+    slices = alternating_slices(servers, scenario, token, member_ids, args)
     entry: dict[str, Any] = {"label": SCENARIOS[scenario]}
     for name in servers:
         entry[name] = aggregate(slices[name])

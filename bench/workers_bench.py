@@ -12,7 +12,6 @@ on this 2-core machine the load client and PostgreSQL share the same two cores.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from run import (
     BENCH_DIR,
     Child,
     aggregate,
+    alternating_slices,
     free_port,
-    load_slice,
     mint_token,
     postgres_database,
     ratio,
@@ -85,22 +84,13 @@ def measure_workers(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
                 f"{args.concurrency} connections",
                 flush=True,
             )
-            slices: dict[int, list[dict[str, Any]]] = {n: [] for n in servers}
-            for round_number in range(args.rounds):
-                order = list(servers) if round_number % 2 == 0 else list(reversed(servers))
-                for n in order:
-                    slices[n].append(
-                        load_slice(
-                            servers[n],  # type: ignore[arg-type]
-                            "get_member",
-                            token,
-                            seeded["member_id"],
-                            args,
-                            warmup=args.warmup if round_number == 0 else args.rewarm,
-                            duration=args.duration / args.rounds,
-                            tag=f"w{n}{os.getpid()}r{round_number}",
-                        )
-                    )
+            slices = alternating_slices(
+                servers,  # type: ignore[arg-type]
+                "get_member",
+                token,
+                dict.fromkeys(servers, seeded["member_id"]),
+                args,
+            )
             result: dict[str, Any] = {str(n): aggregate(slices[n]) for n in servers}
             result["scaling_2_over_1"] = ratio(result["2"]["rps"], result["1"]["rps"])
             return result
