@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -44,17 +46,28 @@ pytest_plugins = ["tests.support.secret_watch"]
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1... under xdist
+    # tmp_path_factory's base is per xdist worker
+    with _migrated_database(f"test_{worker}", tmp_path_factory.mktemp("db")) as url:
+        yield url
+
+
+@contextmanager
+def _migrated_database(label: str, directory: Path) -> Iterator[str]:
+    """A new migrated database: on ``TEST_DATABASE_URL``'s server when it is set (named after
+    ``label``, dropped afterwards), else a SQLite file in ``directory``."""
     server = os.environ.get("TEST_DATABASE_URL")
-    if server:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")  # gw0, gw1... under xdist
-        url, name = create_postgres(server, f"test_{worker}")
+    if not server:
+        url = f"sqlite:///{directory / 'scaicrew.db'}"
         upgrade(url)
         yield url
+        return
+    url, name = create_postgres(server, label)
+    try:
+        upgrade(url)
+        yield url
+    finally:
         drop_postgres(server, name)
-    else:  # tmp_path_factory's base is per xdist worker
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'scaicrew.db'}"
-        upgrade(url)
-        yield url
 
 
 @pytest.fixture(scope="session")
@@ -175,23 +188,16 @@ class Isolated:
 
 
 @pytest.fixture
-def isolated(settings: Settings, tmp_path: Any) -> Iterator[Isolated]:
+def isolated(settings: Settings, tmp_path: Path) -> Iterator[Isolated]:
     """A database of its own for a test whose apps run workers that serve every workspace of
     their database (subscription deliveries): no other test's app competes with them (a
     module's app is alive through the whole module) and no other test's leftovers are queued
     ahead of theirs. About 0.15 s on SQLite, 0.4 s on PostgreSQL."""
-    server = os.environ.get("TEST_DATABASE_URL")
-    if server:
-        url, name = create_postgres(server, "isolated")
-    else:
-        url = f"sqlite:///{tmp_path / 'isolated.db'}"
-    upgrade(url)
-    own = settings.with_changes(database_url=url)
-    database = Database(url)
-    try:
-        tenant = _new_tenant(own, build_use_cases(own, database), "Isolated workspace")
-        yield Isolated(own, database, tenant)
-    finally:
-        database.dispose()
-        if server:
-            drop_postgres(server, name)
+    with _migrated_database("isolated", tmp_path) as url:
+        own = settings.with_changes(database_url=url)
+        database = Database(url)
+        try:
+            tenant = _new_tenant(own, build_use_cases(own, database), "Isolated workspace")
+            yield Isolated(own, database, tenant)
+        finally:
+            database.dispose()

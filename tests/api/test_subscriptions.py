@@ -367,7 +367,8 @@ def test_a_subscription_blocked_in_backoff_does_not_starve_the_others(isolated):
             blocked = subscribe(api, tenant, peer.url("/blocked"), "run.failed")["id"]
             first = api.post(f"/v1/subscriptions/{blocked}/test", headers=tenant.headers())
             peer.wait_for(1, "/blocked", timeout=30)
-            _wait_for(lambda: _attempts(api, tenant, blocked, first.json()["id"]) == 1, 30)
+            first_id = first.json()["id"]
+            _wait_for(lambda: _delivery(api, tenant, blocked, first_id).get("attempts") == 1, 30)
             behind = api.post(f"/v1/subscriptions/{blocked}/test", headers=tenant.headers())
             assert behind.status_code == 202
             later = subscribe(api, tenant, peer.url("/later"), "run.failed")
@@ -405,7 +406,7 @@ def test_a_subscription_whose_secret_cannot_be_opened_fails_its_attempts_visibly
             ping = api.post(f"/v1/subscriptions/{sub}/test", headers=tenant.headers())
             delivery = ping.json()["id"]
             _wait_for(lambda: _status(api, tenant, sub, delivery) == "failed", 30)
-            [row] = [d for d in deliveries(api, tenant, sub) if d["id"] == delivery]
+            row = _delivery(api, tenant, sub, delivery)
             assert "signing secret cannot be opened" in row["error"]
             assert row["attempts"] >= 1 and row["response_code"] is None
             got = api.get(f"/v1/subscriptions/{sub}", headers=tenant.headers()).json()
@@ -488,18 +489,13 @@ def test_a_name_resolving_to_a_private_address_is_not_posted_to_unless_listed():
         peer.close()
 
 
+def _delivery(api: httpx.Client, tenant: Any, sub: str, delivery_id: str) -> dict[str, Any]:
+    """The subscription's delivery ``delivery_id`` as listed (empty when not listed)."""
+    return next((row for row in deliveries(api, tenant, sub) if row["id"] == delivery_id), {})
+
+
 def _status(api: httpx.Client, tenant: Any, sub: str, delivery_id: str) -> str | None:
-    for row in deliveries(api, tenant, sub):
-        if row["id"] == delivery_id:
-            return str(row["status"])
-    return None
-
-
-def _attempts(api: httpx.Client, tenant: Any, sub: str, delivery_id: str) -> int | None:
-    for row in deliveries(api, tenant, sub):
-        if row["id"] == delivery_id:
-            return int(row["attempts"])
-    return None
+    return _delivery(api, tenant, sub, delivery_id).get("status")
 
 
 def _wait_for(check: Any, timeout: float = 10.0) -> bool:
