@@ -292,38 +292,15 @@ class Child:
         self._log.close()
 
 
-class Server(Child):
-    """One uvicorn process serving ``factory`` on a free loopback port."""
+class ServerProcess(Child):
+    """A child process serving HTTP on ``port`` of the loopback, with ``GET /health``."""
 
     def __init__(
-        self,
-        name: str,
-        factory: str,
-        url: str,
-        workdir: Path,
-        overrides: dict[str, str] | None = None,
+        self, name: str, command: list[str], env: dict[str, str], workdir: Path, port: int
     ) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        command = [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "--factory",
-            factory,
-            "--app-dir",
-            str(BENCH_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--workers",
-            "1",
-        ]
-        super().__init__(f"{name}-server", command, server_environment(url, overrides), workdir)
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        super().__init__(name, command, env, workdir)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -339,6 +316,40 @@ class Server(Child):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
+
+
+class Server(ServerProcess):
+    """One uvicorn process serving ``factory`` on a free loopback port."""
+
+    def __init__(
+        self,
+        name: str,
+        factory: str,
+        url: str,
+        workdir: Path,
+        overrides: dict[str, str] | None = None,
+    ) -> None:
+        port = free_port()
+        command = [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "--factory",
+            factory,
+            "--app-dir",
+            str(BENCH_DIR),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--workers",
+            "1",
+        ]
+        env = server_environment(url, overrides)
+        super().__init__(f"{name}-server", command, env, workdir, port)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -371,7 +382,7 @@ def preflight(servers: dict[str, Server], seeds: dict[str, dict[str, str]], toke
 
 
 def load_slice(
-    server: Server,
+    server: ServerProcess,
     scenario: str,
     token: str,
     member_id: str,
@@ -485,7 +496,7 @@ def aggregate(slices: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def alternating_slices(
-    servers: Mapping[Any, Server],
+    servers: Mapping[Any, ServerProcess],
     scenario: str,
     token: str,
     member_ids: Mapping[Any, str],

@@ -12,14 +12,12 @@ on this 2-core machine the load client and PostgreSQL share the same two cores.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 from run import (
     BENCH_DIR,
-    Child,
+    ServerProcess,
     aggregate,
     alternating_slices,
     free_port,
@@ -34,37 +32,26 @@ from run import (
 PROCESSES = (1, 2)
 
 
-class ServeProcess(Child):
+class ServeProcess(ServerProcess):
     """``scaicrew serve --workers N`` on a free loopback port."""
 
     def __init__(self, processes: int, url: str, workdir: Path) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        port = free_port()
         command = worker_command(1)[:-3] + [
             "serve",
             "--no-migrate",
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(port),
             "--workers",
             str(processes),
         ]
         env = server_environment(url, {"WORKER_THREADS": "0", "SCHEDULER_ENABLED": "false"})
-        super().__init__(f"serve-{processes}", command, env, workdir)
+        super().__init__(f"serve-{processes}", command, env, workdir, port)
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.base_url}/health", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
+        super().wait_healthy(timeout)  # N processes to start
 
 
 def measure_workers(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -85,7 +72,7 @@ def measure_workers(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
             slices = alternating_slices(
-                servers,  # type: ignore[arg-type]
+                servers,
                 "get_member",
                 token,
                 dict.fromkeys(servers, seeded["member_id"]),
