@@ -110,6 +110,17 @@ def approvals_of(client: httpx.Client, headers: dict[str, str], run_id: str) -> 
     return list(r.json()["items"])
 
 
+def wait_for_approvals(
+    client: httpx.Client, headers: dict[str, str], run_id: str, timeout: float = DEADLINE
+) -> list[Any]:
+    """Poll the run's approvals, whatever their status, until there is at least one."""
+    deadline = time.monotonic() + timeout
+    while not (found := approvals_of(client, headers, run_id)):
+        assert time.monotonic() < deadline, f"no approval for {run_id} after {timeout}s"
+        time.sleep(0.05)
+    return found
+
+
 @contextmanager
 def app_client(settings: Settings, **overrides: Any) -> Iterator[httpx.Client]:
     """A validated in-process client of an app built with ``overrides`` of ``settings``.
