@@ -7,7 +7,8 @@ parameter handling, our own middlewares):
 - verify the HS256 session token with PyJWT and the same claim checks, then check once per
   process that its workspace exists (the real server caches that answer too);
 - ``GET /v1/members/{member_id}``: one read transaction (``BEGIN``), one ``SELECT`` scoped by
-  workspace, the same JSON as the real ``Member`` response;
+  workspace (a statement built once, as the real repository's), the same JSON as the real
+  ``Member`` response;
 - ``POST /v1/crews``: one write transaction (``BEGIN IMMEDIATE``), the duplicate-name check,
   the insert inside a savepoint, the audit-log insert, ``COMMIT``; 201 with ``Location``.
 
@@ -31,7 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from sqlalchemy import and_, insert, select
+from sqlalchemy import and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -127,13 +128,17 @@ def create_app() -> Starlette:
             known_workspaces.add(workspace_id)
         return {"sub": str(claims["sub"]), "workspace_id": workspace_id, "role": role}
 
+    # Built once, as the real app's repository builds its statement once.
+    m = orm.members
+    member_by_id = select(m).where(
+        m.c.workspace_id == bindparam("workspace_id"), m.c.id == bindparam("member_id")
+    )
+
     def read_member(workspace_id: str, member_id: str) -> dict[str, Any] | None:
-        m = orm.members
         with engine.connect() as conn:
             conn.begin()  # left uncommitted: closing the connection rolls it back
-            row = conn.execute(
-                select(m).where(m.c.workspace_id == workspace_id, m.c.id == member_id)
-            ).first()
+            params = {"workspace_id": workspace_id, "member_id": member_id}
+            row = conn.execute(member_by_id, params).first()
         if row is None:
             return None
         return {

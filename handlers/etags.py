@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+import orjson
 from connexion import request
 from starlette.responses import Response
 
@@ -24,8 +25,14 @@ T = TypeVar("T")
 
 
 def etag_of(body: Any) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return '"' + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32] + '"'
+    """The strong tag of a JSON representation: a hash of its canonical form (sorted keys,
+    compact, UTF-8), computed on every read and every ``If-Match``."""
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # what orjson cannot encode (integers over 64 bits): the standard library
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = text.encode("utf-8")
+    return '"' + hashlib.sha256(canonical).hexdigest()[:32] + '"'
 
 
 def _tags(header: str | None) -> list[str] | None:

@@ -137,10 +137,14 @@ class OperationMedia:
 
 
 class ContractMedia:
-    """What each operation of the contract consumes and produces, found by request path."""
+    """What each operation of the contract consumes and produces, found by request path or by
+    the id the router matched (``routing_ids`` maps an operationId to it, when they differ)."""
 
-    def __init__(self, paths: Mapping[str, Any]) -> None:
+    def __init__(
+        self, paths: Mapping[str, Any], routing_ids: Mapping[str, str] | None = None
+    ) -> None:
         self._routes: list[tuple[re.Pattern[str], dict[str, OperationMedia]]] = []
+        self._by_operation_id: dict[str, OperationMedia] = {}
         for template, item in paths.items():
             pattern = re.compile("^" + re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template)) + "$")
             operations = {
@@ -149,12 +153,20 @@ class ContractMedia:
                 if method in item
             }
             self._routes.append((pattern, operations))
+            for method, media in operations.items():
+                operation_id = item[method.lower()].get("operationId")
+                if operation_id:
+                    routed = (routing_ids or {}).get(operation_id, operation_id)
+                    self._by_operation_id[routed] = media
 
     def find(self, path: str, method: str) -> OperationMedia | None:
         for pattern, operations in self._routes:
             if pattern.match(path):
                 return operations.get(method)
         return None
+
+    def for_operation(self, routing_id: str) -> OperationMedia | None:
+        return self._by_operation_id.get(routing_id)
 
 
 def _operation_media(operation: Mapping[str, Any]) -> OperationMedia:

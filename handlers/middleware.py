@@ -20,14 +20,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, cast
 
 from connexion.frameworks.starlette import IntegerConverter
-from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.routing import ROUTING_CONTEXT, RoutingMiddleware
+from starlette._utils import get_route_path
 from starlette.convertors import register_url_convertor
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from handlers.context import AppContext, bind_context
@@ -212,7 +215,11 @@ class BodyLimitMiddleware:
 
 
 class ContentNegotiationMiddleware:
-    """406 and 415 as the contract documents them, decided per operation (see module doc)."""
+    """406 and 415 as the contract documents them, decided per operation (see module doc).
+
+    Clients send the same few ``Accept`` and ``Content-Type`` values over and over, so each
+    decision is remembered per (header value, operation media) in a bounded cache.
+    """
 
     def __init__(self, app: ASGIApp, contract: ContractMedia) -> None:
         self.app = app
@@ -221,48 +228,58 @@ class ContentNegotiationMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         media = None
         if scope["type"] == "http":
-            media = self.contract.find(scope.get("path", ""), scope.get("method", ""))
+            routed = scope.get("extensions", {}).get(ROUTING_CONTEXT)
+            if routed is not None:  # the router matched an operation
+                media = self.contract.for_operation(routed["operation_id"])
         if media is not None:
             accept = content_type = None
             for key, value in scope.get("headers", []):
                 if key == b"accept":
-                    accept = value.decode("latin-1")
+                    accept = value
                 elif key == b"content-type":
-                    content_type = value.decode("latin-1")
-            if accept is not None and media.produces and not acceptable(accept, media.produces):
-                offered = " or ".join(media.produces)
-                raise ApiError(
-                    406,
-                    f"This operation answers {offered}, which the Accept header does not admit.",
-                )
+                    content_type = value
+            if accept is not None and media.produces:
+                refusal = _not_acceptable(accept, media.produces)
+                if refusal is not None:
+                    raise ApiError(406, refusal)
             if content_type is not None and media.consumes:
-                canonical = self._canonical(content_type, media.consumes)
-                scope = {
-                    **scope,
-                    "headers": [
-                        (key, canonical if key == b"content-type" else value)
-                        for key, value in scope["headers"]
-                    ],
-                }
+                canonical = _canonical(content_type, media.consumes)
+                if isinstance(canonical, str):
+                    raise ApiError(415, canonical)
+                if canonical != content_type:
+                    scope = {
+                        **scope,
+                        "headers": [
+                            (key, canonical if key == b"content-type" else value)
+                            for key, value in scope["headers"]
+                        ],
+                    }
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def _canonical(content_type: str, consumes: tuple[str, ...]) -> bytes:
-        accepted = " or ".join(consumes)
-        try:
-            parsed = parse_media_type(content_type)
-        except MalformedMediaType:
-            raise ApiError(
-                415, f"The Content-Type header is not a media type; send {accepted}."
-            ) from None
-        if parsed.essence not in consumes:
-            raise ApiError(
-                415, f"This operation accepts {accepted} bodies, not {parsed.essence[:100]}."
-            )
-        charset = parsed.parameter("charset")
-        if charset is not None and charset.lower() not in ("utf-8", "utf8"):
-            raise ApiError(415, "JSON bodies must be encoded as UTF-8 (charset=utf-8).")
-        return parsed.essence.encode("latin-1")
+
+@functools.lru_cache(maxsize=512)
+def _not_acceptable(accept: bytes, produces: tuple[str, ...]) -> str | None:
+    """Why ``accept`` admits none of ``produces`` (the 406 detail), or None when it admits one."""
+    if acceptable(accept.decode("latin-1"), produces):
+        return None
+    offered = " or ".join(produces)
+    return f"This operation answers {offered}, which the Accept header does not admit."
+
+
+@functools.lru_cache(maxsize=512)
+def _canonical(content_type: bytes, consumes: tuple[str, ...]) -> bytes | str:
+    """``content_type`` in canonical form, or why it is refused (the 415 detail)."""
+    accepted = " or ".join(consumes)
+    try:
+        parsed = parse_media_type(content_type.decode("latin-1"))
+    except MalformedMediaType:
+        return f"The Content-Type header is not a media type; send {accepted}."
+    if parsed.essence not in consumes:
+        return f"This operation accepts {accepted} bodies, not {parsed.essence[:100]}."
+    charset = parsed.parameter("charset")
+    if charset is not None and charset.lower() not in ("utf-8", "utf8"):
+        return "JSON bodies must be encoded as UTF-8 (charset=utf-8)."
+    return parsed.essence.encode("latin-1")
 
 
 class _AnySegmentIntegerConvertor(IntegerConverter):
@@ -295,5 +312,68 @@ class BoundedRoutingMiddleware(RoutingMiddleware):
         super().add_api(*args, **kwargs)
         for route in self.router.routes:
             inner = getattr(route, "app", None)
-            if hasattr(inner, "redirect_slashes"):
+            if isinstance(inner, Router):
                 inner.redirect_slashes = False
+                # The API's router, built by Connexion: same object, indexed lookup.
+                inner.__class__ = IndexedRouter
+                cast(IndexedRouter, inner).index_routes()
+
+
+def _leading_segments(path: str) -> tuple[str, ...]:
+    return tuple(path.split("/", 3)[1:3])
+
+
+class IndexedRouter(Router):
+    """Starlette's router, trying only the routes that can match the path's first two segments.
+
+    Starlette tries every route's regular expression in order until one matches: with one route
+    per operation, dozens per request. A route whose first two segments are literal text can
+    only match a path that starts with the same two (no path parameter spans a ``/``), so the
+    routes are grouped by them once; a request tries its group and the routes with a parameter
+    in those segments, in the original order. Which route answers, and every 404 and 405, is
+    what Starlette's loop over all routes gives.
+    """
+
+    _groups: dict[tuple[str, ...], list[BaseRoute]]
+    _anywhere: list[BaseRoute]
+
+    def index_routes(self) -> None:
+        groups: dict[tuple[str, ...], list[BaseRoute]] = {}
+        anywhere: list[BaseRoute] = []
+        keyed: list[tuple[tuple[str, ...] | None, BaseRoute]] = []
+        for route in self.routes:
+            path = getattr(route, "path", None)
+            key = _leading_segments(path) if isinstance(path, str) and path else None
+            if key is None or isinstance(route, Mount) or any("{" in part for part in key):
+                key = None
+                anywhere.append(route)
+            else:
+                groups.setdefault(key, [])
+            keyed.append((key, route))
+        for key in groups:  # each group: its routes and the unindexed ones, in route order
+            groups[key] = [route for k, route in keyed if k is None or k == key]
+        self._groups, self._anywhere = groups, anywhere
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.redirect_slashes:
+            await super().app(scope, receive, send)
+            return
+        if "router" not in scope:
+            scope["router"] = self
+        routes = self._groups.get(_leading_segments(get_route_path(scope)), self._anywhere)
+        partial = partial_scope = None
+        for route in routes:  # Starlette's loop (starlette.routing.Router.app), over fewer
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope["route"] = route
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial, partial_scope = route, child_scope
+        if partial is not None:
+            scope["route"] = partial
+            scope.update(partial_scope or {})
+            await partial.handle(scope, receive, send)
+            return
+        await self.default(scope, receive, send)

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # libyaml's parser when PyYAML has it (about seven times faster on the contract: it is parsed
@@ -100,3 +102,30 @@ class SpecDocumentMiddleware:
         await send(
             {"type": "http.response.body", "body": body if scope["method"] == "GET" else b""}
         )
+
+
+class DocsSwaggerUIMiddleware(SwaggerUIMiddleware):
+    """Connexion's Swagger UI middleware, consulted only for the paths it serves.
+
+    Connexion's version runs every request through a Starlette router whose routes are the
+    docs pages (``/docs/...``, ``/openapi.json``) and whose default passes the request on: a
+    full route match per API request for nothing. This one compares the path with the
+    prefixes of its routes first, and hands every other request straight on.
+    """
+
+    _prefixes: tuple[str, ...] = ()
+
+    def add_api(self, *args: Any, **kwargs: Any) -> None:
+        super().add_api(*args, **kwargs)
+        prefixes = set(self._prefixes)
+        for mount in self.router.routes:  # one mount per API, holding the docs routes
+            base = getattr(mount, "path", "")
+            for route in getattr(mount, "routes", None) or [mount]:
+                prefixes.add(base + route.path.split("{", 1)[0])
+        self._prefixes = tuple(sorted(prefixes))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not get_route_path(scope).startswith(self._prefixes):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)

@@ -34,6 +34,9 @@ from starlette.types import Scope
 
 from handlers.problems import ApiError
 
+#: The scope extension ``handlers.prepared`` reads the resolved parameters from.
+RESOLVED_PARAMETERS = "scaicrew_resolved_parameters"
+
 _MAX_ERRORS = 20
 # Bodies nest objects and arrays at most this deep. Connexion parses the body a second time,
 # deeper in the stack (connexion.lifecycle.ConnexionRequest.get_body -> Starlette's
@@ -179,6 +182,15 @@ def _raise(problems: list[dict[str, str]]) -> None:
 
 class ReportingParameterValidator(ParameterValidator):
     """Validate query, path and header parameters and report all failures at once."""
+
+    def validate(self, scope: Scope) -> None:
+        request = ConnexionRequest(scope, uri_parser=self.uri_parser)
+        if not scope.get("query_string"):
+            request._query_params = {}  # what parsing and resolving an empty query gives
+        self.validate_request(request)
+        # Valid: hand what was resolved to the handler's arguments (handlers.prepared).
+        extensions = scope.setdefault("extensions", {})
+        extensions[RESOLVED_PARAMETERS] = (request.path_params, request.query_params)
 
     def validate_request(self, request: ConnexionRequest) -> None:
         problems: list[dict[str, str]] = []

@@ -22,6 +22,7 @@ from connexion.middleware.main import ConnexionMiddleware
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -43,9 +44,18 @@ from handlers.middleware import (
     ProblemCorsMiddleware,
     RequestContextMiddleware,
 )
-from handlers.openapi_document import SpecDocumentMiddleware, load_spec, with_dev_headers
+from handlers.openapi_document import (
+    DocsSwaggerUIMiddleware,
+    SpecDocumentMiddleware,
+    load_spec,
+    with_dev_headers,
+)
 from handlers.operations import OperationResolver, handler_paths
-from handlers.prepared import SECURITY_MAP, use_prepared_operations
+from handlers.prepared import (
+    SECURITY_MAP,
+    PreparedRequestValidationMiddleware,
+    use_prepared_operations,
+)
 from handlers.problems import render_exception, render_unavailable
 from handlers.rate_limits import RateLimitMiddleware, RateRules
 from handlers.validation import VALIDATOR_MAP
@@ -125,14 +135,17 @@ def _middlewares(
             )
         elif middleware is RoutingMiddleware:
             stack.append(BoundedRoutingMiddleware)
+        elif middleware is SwaggerUIMiddleware:
+            stack.append(DocsSwaggerUIMiddleware)
         elif middleware is RequestValidationMiddleware:
             # After authentication, so a request without credentials is a 401 whatever it sends.
             stack.append(
                 functools.partial(
-                    ContentNegotiationMiddleware, contract=ContractMedia(spec["paths"])
+                    ContentNegotiationMiddleware,
+                    contract=ContractMedia(spec["paths"], routing_ids=handler_paths(spec)),
                 )
             )
-            stack.append(middleware)
+            stack.append(PreparedRequestValidationMiddleware)
         else:
             stack.append(middleware)
     return stack

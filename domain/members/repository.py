@@ -10,7 +10,17 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, and_, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from domain.audit import AuditTx
@@ -147,12 +157,8 @@ class MemberRepository:
             raise DuplicateName("member", member.name) from exc
 
     def get_member(self, workspace_id: str, member_id: str) -> Member | None:
-        stmt = select(tables.members).where(
-            tables.members.c.workspace_id == workspace_id, tables.members.c.id == member_id
-        )
-        if self._for_update:
-            stmt = stmt.with_for_update()
-        row = self._c.execute(stmt).first()
+        stmt = _MEMBER_BY_ID_FOR_UPDATE if self._for_update else _MEMBER_BY_ID
+        row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
         return None if row is None else _member(row)
 
     def save(self, member: Member) -> None:
@@ -312,12 +318,8 @@ class MemberRepository:
         )
 
     def get_version(self, workspace_id: str, member_id: str, number: int) -> Version | None:
-        v = tables.member_versions
-        row = self._c.execute(
-            select(v).where(
-                v.c.workspace_id == workspace_id, v.c.member_id == member_id, v.c.number == number
-            )
-        ).first()
+        params = {"workspace_id": workspace_id, "member_id": member_id, "number": number}
+        row = self._c.execute(_VERSION_BY_NUMBER, params).first()
         return None if row is None else _version(row)
 
     def replace_draft_definition(
@@ -526,3 +528,19 @@ class MembersTx(AuditTx, Protocol):
 
     members: MemberRepository
     tool_servers: ToolServerRepository
+
+
+#: ``get_member``'s statement, built once: every read of a member (the busiest read of the
+#: API) would otherwise build it again, which costs more CPU than SQLite takes to run it.
+_MEMBER_BY_ID = select(tables.members).where(
+    tables.members.c.workspace_id == bindparam("workspace_id"),
+    tables.members.c.id == bindparam("member_id"),
+)
+_MEMBER_BY_ID_FOR_UPDATE = _MEMBER_BY_ID.with_for_update()
+
+#: ``get_version``'s statement, built once (every run start reads the version it runs).
+_VERSION_BY_NUMBER = select(tables.member_versions).where(
+    tables.member_versions.c.workspace_id == bindparam("workspace_id"),
+    tables.member_versions.c.member_id == bindparam("member_id"),
+    tables.member_versions.c.number == bindparam("number"),
+)

@@ -1,0 +1,106 @@
+"""The request path's shortcuts (ADR 0053) give the answers of the long way they replace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from starlette.routing import Match, Route, Router
+
+from handlers._http import ok
+from handlers.etags import etag_of
+from handlers.json_body import FastJsonifier
+from handlers.media import ContractMedia
+from handlers.middleware import IndexedRouter
+from handlers.openapi_document import load_spec
+from handlers.operations import handler_paths
+from scaicrew.app import SPEC_PATH
+
+SPEC = load_spec(SPEC_PATH)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (template, method, operation)
+        for template, item in SPEC["paths"].items()
+        for method, operation in item.items()
+        if isinstance(operation, dict) and "operationId" in operation
+    ]
+
+
+def _concrete(template: str, value: str) -> str:
+    parts = [value if part.startswith("{") else part for part in template.split("/")]
+    return "/".join(parts)
+
+
+def test_every_operation_finds_its_media_types_by_the_id_the_router_matched():
+    media = ContractMedia(SPEC["paths"], routing_ids=handler_paths(SPEC))
+    routing_ids = handler_paths(SPEC)
+    for template, method, operation in _operations():
+        by_path = media.find(_concrete(template, "x1"), method.upper())
+        assert by_path is not None
+        assert media.for_operation(routing_ids[operation["operationId"]]) == by_path
+
+
+def _chosen(routes: list[Any], scope: dict[str, Any]) -> tuple[Any, Match]:
+    """What Starlette's Router.app loop picks: the first full match, else the first partial."""
+    partial = None
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route, match
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial, Match.PARTIAL if partial is not None else Match.NONE
+
+
+def _router() -> IndexedRouter:
+    def endpoint(_request: Any) -> None:
+        return None
+
+    routes = [
+        Route(template, endpoint, methods=[method.upper()]) for template, method, _ in _operations()
+    ]
+    router = Router(routes=routes)
+    router.__class__ = IndexedRouter
+    assert isinstance(router, IndexedRouter)
+    router.index_routes()
+    return router
+
+
+@pytest.mark.parametrize("value", ["x1", "1", "a.b", "%2F"])
+def test_the_indexed_router_picks_the_route_starlettes_loop_picks(value):
+    router = _router()
+    paths = {_concrete(template, value) for template, _, _ in _operations()}
+    paths |= {p + "/" for p in paths} | {p + "/extra" for p in paths}
+    paths |= {"/", "/v1", "/v1/", "/nope", "/v1/nope/x", "/openapi.json", "//v1/crews"}
+    for path in sorted(paths):
+        for method in METHODS:
+            scope = {"type": "http", "path": path, "root_path": "", "method": method}
+            candidates = router._groups.get(tuple(path.split("/", 3)[1:3]), router._anywhere)
+            assert _chosen(candidates, scope) == _chosen(router.routes, scope), (method, path)
+
+
+@pytest.mark.parametrize(
+    "body", [{"b": 1, "a": "é", "n": None, "l": [1.5, True]}, [], "text", None, {"big": 2**70}]
+)
+def test_a_handlers_json_response_is_the_bytes_connexion_would_have_sent(body):
+    response = ok(body, 201, {"ETag": '"x"'})
+    expected = b"" if body is None else FastJsonifier().dumps(body).encode("utf-8")
+    assert (response.status_code, response.body) == (201, expected)
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["etag"] == '"x"'
+    assert response.headers["content-length"] == str(len(expected))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"b": 1, "a": "é", "n": None, "l": [1.5, True, {"z": 0, "y": "\u2028"}]}, {"big": 2**70}],
+)
+def test_an_entity_tag_hashes_the_canonical_json_of_the_representation(body):
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    assert etag_of(body) == f'"{digest}"'
