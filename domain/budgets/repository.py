@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, case, delete, insert, or_, select, update
 
 from domain.audit import AuditTx
 from domain.budgets.model import (
@@ -58,18 +58,8 @@ class BudgetRepository:
     def covering(self, workspace_id: str, crew_id: str, member_id: str) -> list[Budget]:
         """The budgets a run of ``member_id`` (in ``crew_id``) spends from, in lock order
         (``block`` ones first, then by id: every writer locks spend rows in this order)."""
-        b = tables.budgets
-        rows = self._c.execute(
-            select(b).where(
-                b.c.workspace_id == workspace_id,
-                or_(
-                    b.c.scope == BudgetScope.WORKSPACE.value,
-                    (b.c.scope == BudgetScope.CREW.value) & (b.c.scope_id == crew_id),
-                    (b.c.scope == BudgetScope.MEMBER.value) & (b.c.scope_id == member_id),
-                ),
-            )
-        ).all()
-        budgets = [_budget(row) for row in rows]
+        params = {"workspace_id": workspace_id, "crew_id": crew_id, "member_id": member_id}
+        budgets = [_budget(row) for row in self._c.execute(_COVERING, params).all()]
         return sorted(budgets, key=lambda x: (x.on_exceeded is not OnExceeded.BLOCK, x.id))
 
     def states(self, now: datetime) -> list[tuple[Budget, BudgetUsage | None]]:
@@ -200,3 +190,19 @@ def _budget(row: Any) -> Budget:
         created_at=utc(row.created_at),
         updated_at=utc(row.updated_at),
     )
+
+
+def _covering() -> Any:
+    b = tables.budgets
+    return select(b).where(
+        b.c.workspace_id == bindparam("workspace_id"),
+        or_(
+            b.c.scope == BudgetScope.WORKSPACE.value,
+            (b.c.scope == BudgetScope.CREW.value) & (b.c.scope_id == bindparam("crew_id")),
+            (b.c.scope == BudgetScope.MEMBER.value) & (b.c.scope_id == bindparam("member_id")),
+        ),
+    )
+
+
+#: ``covering``'s statement, built once: every run start and model call asks it.
+_COVERING = _covering()

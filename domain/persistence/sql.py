@@ -50,11 +50,19 @@ def insert_once(connection: Connection, table: Any, key_columns: list[str], **va
     Of two concurrent inserts of one key exactly one inserts (on PostgreSQL the loser waits for
     the winner's commit, then inserts nothing).
     """
-    stmt = (
-        upsert_statement(connection)(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=key_columns)
-        # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
-        .returning(table.c[key_columns[0]])
-    )
-    return connection.execute(stmt).first() is not None
+    key = (connection.dialect.name, table.name, tuple(key_columns))
+    stmt = _INSERTS_ONCE.get(key)
+    if stmt is None:  # built once per table and dialect, executed with the values
+        stmt = (
+            upsert_statement(connection)(table)
+            .on_conflict_do_nothing(index_elements=key_columns)
+            # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
+            .returning(table.c[key_columns[0]])
+        )
+        _INSERTS_ONCE[key] = stmt
+    return connection.execute(stmt, values).first() is not None
+
+
+# (dialect, table, key columns) -> insert_once's statement: building one per call (and
+# SQLAlchemy's cache key for it) cost more CPU than the database took to run it.
+_INSERTS_ONCE: dict[tuple[str, str, tuple[str, ...]], Any] = {}

@@ -68,7 +68,7 @@ class RunRepository:
     def add(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
         """Insert a new run with its first events; return it with its next free ``seq``."""
         stored = run.with_next_seq(run.next_seq + len(events))
-        self._c.execute(insert(tables.runs).values(**_run_values(stored)))
+        self._c.execute(_INSERT_RUN, _run_values(stored))
         self._states[run.id] = run.state
         self._insert_events(run, events, now)
         return stored
@@ -98,17 +98,17 @@ class RunRepository:
             del values["lease_expires_at"]
         if self._states.get(run.id) == run.state:
             del values["state"]
-        stmt = update(tables.runs).where(tables.runs.c.id == run.id)
+        values["b_run_id"] = run.id
         if expect_status is not None:
-            stmt = stmt.where(tables.runs.c.status == expect_status.value)
-        saved = int(self._c.execute(stmt.values(**values)).rowcount) == 1
+            values["b_expect_status"] = expect_status.value
+        stmt = _SAVE_RUN[expect_status is not None]
+        saved = int(self._c.execute(stmt, values).rowcount) == 1
         if saved:
             self._states[run.id] = run.state
         return saved
 
     def extend_lease(self, run_id: str, until: datetime) -> None:
-        r = tables.runs
-        self._c.execute(update(r).where(r.c.id == run_id).values(lease_expires_at=until))
+        self._c.execute(_EXTEND_LEASE, {"b_run_id": run_id, "lease_expires_at": until})
 
     def list_runs(
         self, workspace_id: str, before: str | None, limit: int, where: RunFilter
@@ -343,6 +343,18 @@ def _run_by_id(in_workspace: bool, for_update: bool) -> Select[Any]:
 #: ``get``'s four statements, built once: the dispatcher reads a run twice a step, and
 #: building a statement costs more CPU than SQLite takes to run it.
 _RUN_BY_ID = {(w, u): _run_by_id(w, u) for w in (False, True) for u in (False, True)}
+
+# Writes of a run, built once for the same reason; executed with the values as parameters
+# (SQLAlchemy sets the columns the parameters name). The ``b_`` names are the WHERE's.
+_INSERT_RUN = insert(tables.runs)
+_SAVE_RUN = {
+    False: update(tables.runs).where(tables.runs.c.id == bindparam("b_run_id")),
+    True: update(tables.runs).where(
+        tables.runs.c.id == bindparam("b_run_id"),
+        tables.runs.c.status == bindparam("b_expect_status"),
+    ),
+}
+_EXTEND_LEASE = update(tables.runs).where(tables.runs.c.id == bindparam("b_run_id"))
 
 
 def _runs_where(stmt: Select[Any], workspace_id: str, where: RunFilter) -> Select[Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, delete, insert, select, text
+from sqlalchemy import Connection, bindparam, delete, insert, select, text
 
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import UnitOfWork
@@ -72,17 +72,21 @@ class EventLog:
         return stored
 
     def _advance(self, workspace_id: str, count: int) -> int:
-        counters = tables.workspace_event_counters
-        stmt = (
-            upsert_statement(self._c)(counters)
-            .values(workspace_id=workspace_id, last_seq=count)
-            .on_conflict_do_update(
-                index_elements=[counters.c.workspace_id],
-                set_={"last_seq": counters.c.last_seq + count},
+        stmt = _ADVANCE.get(self._c.dialect.name)
+        if stmt is None:  # built once per dialect, executed with the workspace and count
+            counters = tables.workspace_event_counters
+            stmt = (
+                upsert_statement(self._c)(counters)
+                .values(workspace_id=bindparam("workspace_id"), last_seq=bindparam("count"))
+                .on_conflict_do_update(
+                    index_elements=[counters.c.workspace_id],
+                    set_={"last_seq": counters.c.last_seq + bindparam("increment")},
+                )
+                .returning(counters.c.last_seq)
             )
-            .returning(counters.c.last_seq)
-        )
-        return int(self._c.execute(stmt).scalar_one())
+            _ADVANCE[self._c.dialect.name] = stmt
+        params = {"workspace_id": workspace_id, "count": count, "increment": count}
+        return int(self._c.execute(stmt, params).scalar_one())
 
     def head(self, workspace_id: str) -> int:
         """The workspace's last sequence number (0 before its first event)."""
@@ -172,3 +176,7 @@ class StreamTx(UnitOfWork, Protocol):
     """What the stream use cases and hub need of a unit of work."""
 
     events: EventLog
+
+
+#: dialect -> ``_advance``'s upsert (every transaction that records an event runs it).
+_ADVANCE: dict[str, Any] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
@@ -57,13 +57,9 @@ class TriggerRepository:
     def get(self, workspace_id: str | None, trigger_id: str) -> Trigger | None:
         """A live trigger of the workspace; with ``workspace_id=None``, any trigger, deleted
         ones included (ingress and the scheduler decide what a deleted trigger means)."""
-        t = tables.triggers
-        stmt = select(t).where(t.c.id == trigger_id)
-        if workspace_id is not None:
-            stmt = stmt.where(t.c.workspace_id == workspace_id, t.c.deleted_at.is_(None))
-        if self._for_update:
-            stmt = stmt.with_for_update()
-        row = self._c.execute(stmt).first()
+        stmt = _TRIGGER_BY_ID[workspace_id is not None, self._for_update]
+        params = {"trigger_id": trigger_id, "workspace_id": workspace_id}
+        row = self._c.execute(stmt, params).first()
         return None if row is None else _trigger(row)
 
     def list_live(
@@ -175,13 +171,8 @@ class TriggerRepository:
         """The first of ``keys`` already recorded (at or after ``since``, when given): (key,
         body hash, run id). Rows older than ``since`` are out of the de-dup window: ignored
         here, deleted by ``forget_deliveries`` only when a new key is claimed."""
-        d = tables.webhook_deliveries
-        where = [d.c.trigger_id == trigger_id, d.c.delivery_key.in_(keys)]
-        if since is not None:
-            where.append(d.c.created_at >= since)
-        rows = self._c.execute(
-            select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(*where)
-        ).all()
+        params = {"trigger_id": trigger_id, "keys": keys, "since": since}
+        rows = self._c.execute(_FIND_DELIVERY[since is not None], params).all()
         found = {r.delivery_key: (r.delivery_key, r.body_hash, r.run_id) for r in rows}
         for key in keys:
             if key in found:
@@ -220,19 +211,20 @@ class TriggerRepository:
         secret: str | None = None,
     ) -> None:
         self._c.execute(
-            insert(tables.trigger_invocations).values(
-                id=new_id("inv"),
-                workspace_id=trigger.workspace_id,
-                trigger_id=trigger.id,
-                at=at,
-                source=source,
-                outcome=outcome.value,
-                reason=reason,
-                run_id=run_id,
-                slot=slot,
-                delivery_key=delivery_key,
-                secret=secret,
-            )
+            _INSERT_INVOCATION,
+            {
+                "id": new_id("inv"),
+                "workspace_id": trigger.workspace_id,
+                "trigger_id": trigger.id,
+                "at": at,
+                "source": source,
+                "outcome": outcome.value,
+                "reason": reason,
+                "run_id": run_id,
+                "slot": slot,
+                "delivery_key": delivery_key,
+                "secret": secret,
+            },
         )
 
     def count_rejections(self, trigger_id: str, since: datetime, up_to: int) -> int:
@@ -306,3 +298,29 @@ class TriggersTx(RunsTx, Protocol):
     """What the trigger use cases and firing need of a unit of work."""
 
     triggers: TriggerRepository
+
+
+def _trigger_by_id(in_workspace: bool, for_update: bool) -> Select[Any]:
+    t = tables.triggers
+    stmt = select(t).where(t.c.id == bindparam("trigger_id"))
+    if in_workspace:
+        stmt = stmt.where(t.c.workspace_id == bindparam("workspace_id"), t.c.deleted_at.is_(None))
+    return stmt.with_for_update() if for_update else stmt
+
+
+#: ``get``'s four statements, built once (every webhook delivery reads its trigger).
+_TRIGGER_BY_ID = {(w, u): _trigger_by_id(w, u) for w in (False, True) for u in (False, True)}
+
+
+def _find_delivery(in_window: bool) -> Select[Any]:
+    d = tables.webhook_deliveries
+    stmt = select(d.c.delivery_key, d.c.body_hash, d.c.run_id).where(
+        d.c.trigger_id == bindparam("trigger_id"),
+        d.c.delivery_key.in_(bindparam("keys", expanding=True)),
+    )
+    return stmt.where(d.c.created_at >= bindparam("since")) if in_window else stmt
+
+
+# What every webhook delivery runs, built once (building them cost more CPU than running).
+_FIND_DELIVERY = {w: _find_delivery(w) for w in (False, True)}
+_INSERT_INVOCATION = insert(tables.trigger_invocations)
