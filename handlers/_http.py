@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from connexion.context import scope as request_scope
 from starlette.responses import Response
 
 from domain.kernel import Actor, ActorKind, Page, PageRequest, Role
@@ -27,6 +28,16 @@ def actor(token_info: Mapping[str, Any]) -> Actor:
         role=Role.parse(token_info["role"]),
         kind=ActorKind(token_info.get("kind", "user")),
     )
+
+
+def request_header(name: str) -> str | None:
+    """The request's first ``name`` header, as Starlette's ``Headers.get`` answers it, read
+    from the ASGI scope (``connexion.request`` builds a new request object on every access)."""
+    key = name.lower().encode("latin-1")
+    for found, value in request_scope["headers"]:
+        if found == key:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def use_cases() -> UseCases:

@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
-from connexion import request
 from starlette.responses import Response
 
-from handlers._http import ok
+from handlers._http import ok, request_header
 
 T = TypeVar("T")
 
@@ -43,7 +42,7 @@ def _tags(header: str | None) -> list[str] | None:
 
 def if_match(serialise: Callable[[T], Any]) -> Callable[[T | None], bool] | None:
     """The domain precondition the request's ``If-Match`` asks for (None without one)."""
-    tags = _tags(request.headers.get("If-Match"))
+    tags = _tags(request_header("If-Match"))
     if tags is None:
         return None
 
@@ -65,7 +64,7 @@ def tagged(body: Any, status: int = 200, headers: Mapping[str, str] | None = Non
 def conditional(body: Any) -> Any:
     """A read's answer: ``304`` when ``If-None-Match`` names the current tag, else ``200``."""
     etag = etag_of(body)
-    tags = _tags(request.headers.get("If-None-Match"))
+    tags = _tags(request_header("If-None-Match"))
     if tags is not None and ("*" in tags or etag in {t.removeprefix("W/") for t in tags}):
         # A framework response: Connexion would try (and fail) to pick a content type for it.
         return Response(status_code=304, headers={"ETag": etag})

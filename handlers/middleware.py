@@ -319,33 +319,39 @@ class BoundedRoutingMiddleware(RoutingMiddleware):
                 cast(IndexedRouter, inner).index_routes()
 
 
-def _leading_segments(path: str) -> tuple[str, ...]:
-    return tuple(path.split("/", 3)[1:3])
+def _route_key(path: str) -> tuple[int, str, str]:
+    """(number of segments, first segment, second segment) of a path."""
+    segments = path.split("/")
+    return len(segments), segments[1] if len(segments) > 1 else "", (segments + ["", ""])[2]
 
 
 class IndexedRouter(Router):
-    """Starlette's router, trying only the routes that can match the path's first two segments.
+    """Starlette's router, trying only the routes that can match the path's shape.
 
     Starlette tries every route's regular expression in order until one matches: with one route
-    per operation, dozens per request. A route whose first two segments are literal text can
-    only match a path that starts with the same two (no path parameter spans a ``/``), so the
-    routes are grouped by them once; a request tries its group and the routes with a parameter
-    in those segments, in the original order. Which route answers, and every 404 and 405, is
-    what Starlette's loop over all routes gives.
+    per operation, dozens per request. A route with a fixed number of segments whose first two
+    are literal text can only match a path with as many segments that starts with the same two
+    (no path parameter of ours spans a ``/``), so the routes are grouped by that key once; a
+    request tries its group and the routes that could match any path (mounts, a parameter in
+    the first two segments, a ``:path`` parameter), in the original order. Which route answers,
+    and every 404 and 405, is what Starlette's loop over all routes gives.
     """
 
-    _groups: dict[tuple[str, ...], list[BaseRoute]]
+    _groups: dict[tuple[int, str, str], list[BaseRoute]]
     _anywhere: list[BaseRoute]
 
     def index_routes(self) -> None:
-        groups: dict[tuple[str, ...], list[BaseRoute]] = {}
+        groups: dict[tuple[int, str, str], list[BaseRoute]] = {}
         anywhere: list[BaseRoute] = []
-        keyed: list[tuple[tuple[str, ...] | None, BaseRoute]] = []
+        keyed: list[tuple[tuple[int, str, str] | None, BaseRoute]] = []
         for route in self.routes:
             path = getattr(route, "path", None)
-            key = _leading_segments(path) if isinstance(path, str) and path else None
-            if key is None or isinstance(route, Mount) or any("{" in part for part in key):
-                key = None
+            key = None
+            if isinstance(path, str) and path and not isinstance(route, Mount):
+                key = _route_key(path)
+                if "{" in key[1] or "{" in key[2] or ":path}" in path:
+                    key = None
+            if key is None:
                 anywhere.append(route)
             else:
                 groups.setdefault(key, [])
@@ -360,7 +366,7 @@ class IndexedRouter(Router):
             return
         if "router" not in scope:
             scope["router"] = self
-        routes = self._groups.get(_leading_segments(get_route_path(scope)), self._anywhere)
+        routes = self._groups.get(_route_key(get_route_path(scope)), self._anywhere)
         partial = partial_scope = None
         for route in routes:  # Starlette's loop (starlette.routing.Router.app), over fewer
             match, child_scope = route.matches(scope)
