@@ -29,17 +29,18 @@ class CostLedger:
         now: datetime,
     ) -> None:
         self._c.execute(
-            insert(tables.cost_ledger).values(
-                id=new_id("cst"),
-                workspace_id=workspace_id,
-                run_id=run_id,
-                member_id=member_id,
-                at=now,
-                model=model,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-                cost_units=cost_units,
-            )
+            _INSERT_COST,
+            {
+                "id": new_id("cst"),
+                "workspace_id": workspace_id,
+                "run_id": run_id,
+                "member_id": member_id,
+                "at": now,
+                "model": model,
+                "tokens_in": tokens_in,
+                "tokens_out": tokens_out,
+                "cost_units": cost_units,
+            },
         )
 
     def by_member(self, workspace_id: str, start: datetime, end: datetime) -> list[MemberCost]:
@@ -132,3 +133,7 @@ class CostTx(UnitOfWork, Protocol):
     """What the cost use cases need of a unit of work."""
 
     cost: CostLedger
+
+
+#: Every model call of a run adds a row: the statement is built once (see RunRepository).
+_INSERT_COST = insert(tables.cost_ledger)

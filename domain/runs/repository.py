@@ -132,21 +132,7 @@ class RunRepository:
         On PostgreSQL the row is locked with ``SKIP LOCKED`` so concurrent claimers each get a
         different run; on SQLite the writing transaction already holds the database lock.
         """
-        r = tables.runs
-        stmt = (
-            select(r.c.id)
-            .where(
-                or_(
-                    r.c.status == RunStatus.QUEUED.value,
-                    (r.c.status == RunStatus.RUNNING.value) & (r.c.lease_expires_at < now),
-                )
-            )
-            .order_by(r.c.id)
-            .limit(1)
-        )
-        if self._postgres:
-            stmt = stmt.with_for_update(skip_locked=True)
-        row = self._c.execute(stmt).first()
+        row = self._c.execute(_CLAIMABLE[self._postgres], {"now": now}).first()
         return None if row is None else str(row.id)
 
     def overdue_ids(self, now: datetime, limit: int) -> list[str]:
@@ -355,6 +341,27 @@ _SAVE_RUN = {
     ),
 }
 _EXTEND_LEASE = update(tables.runs).where(tables.runs.c.id == bindparam("b_run_id"))
+
+
+def _claimable(postgres: bool) -> Select[Any]:
+    r = tables.runs
+    stmt = (
+        select(r.c.id)
+        .where(
+            or_(
+                r.c.status == RunStatus.QUEUED.value,
+                (r.c.status == RunStatus.RUNNING.value) & (r.c.lease_expires_at < bindparam("now")),
+            )
+        )
+        .order_by(r.c.id)
+        .limit(1)
+    )
+    return stmt.with_for_update(skip_locked=True) if postgres else stmt
+
+
+#: ``claimable_id``'s statement per dialect (PostgreSQL skips locked rows), built once: every
+#: worker poll runs it.
+_CLAIMABLE = {postgres: _claimable(postgres) for postgres in (False, True)}
 
 
 def _runs_where(stmt: Select[Any], workspace_id: str, where: RunFilter) -> Select[Any]:

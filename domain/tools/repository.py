@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -23,13 +24,18 @@ class NoteRepository:
 
     def write(self, workspace_id: str, key: str, value: str, now: datetime) -> None:
         """Insert or replace in one statement: concurrent first writes of a key cannot collide."""
-        n = tables.notes
-        stmt = upsert_statement(self._c)(n).values(
-            workspace_id=workspace_id, key=key, value=value, updated_at=now
-        )
-        self._c.execute(
-            stmt.on_conflict_do_update(
+        stmt = _WRITE_NOTE.get(self._c.dialect.name)
+        if stmt is None:  # built once per dialect, executed with the values
+            n = tables.notes
+            upsert = upsert_statement(self._c)(n)
+            stmt = upsert.on_conflict_do_update(
                 index_elements=[n.c.workspace_id, n.c.key],
-                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+                set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
             )
-        )
+            _WRITE_NOTE[self._c.dialect.name] = stmt
+        params = {"workspace_id": workspace_id, "key": key, "value": value, "updated_at": now}
+        self._c.execute(stmt, params)
+
+
+#: dialect -> ``write``'s upsert (the notes tool of every run step writes through it).
+_WRITE_NOTE: dict[str, Any] = {}
