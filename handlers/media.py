@@ -2,8 +2,8 @@
 
 ``parse_media_type`` reads ``type/subtype; name=value; ...`` with case-insensitive type, subtype
 and parameter names, optional whitespace and quoted values. ``parse_accept`` reads an ``Accept``
-header into media ranges with their weights. ``OperationMedia`` says, per path and method of the
-contract, which media types the operation consumes and which its success responses produce.
+header into media ranges with their weights. ``OperationMedia`` says, per operation of the contract,
+which media types it consumes and which its success responses produce.
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from handlers.operations import handler_path, operations
+
 _TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 _MEDIA_TYPE = re.compile(rf"^\s*({_TOKEN})/({_TOKEN})\s*(;.*)?$", re.DOTALL)
 _PARAMETER = re.compile(rf'\s*;\s*({_TOKEN})\s*=\s*({_TOKEN}|"(?:[^"\\]|\\.)*")\s*', re.DOTALL)
-_HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
 class MalformedMediaType(ValueError):
@@ -137,36 +138,17 @@ class OperationMedia:
 
 
 class ContractMedia:
-    """What each operation of the contract consumes and produces, found by request path or by
-    the id the router matched (``routing_ids`` maps an operationId to it, when they differ)."""
+    """What each operation of the contract consumes and produces, by the id Connexion's router
+    gives the operation it matched (the dotted path of its handler, ``handlers.operations``)."""
 
-    def __init__(
-        self, paths: Mapping[str, Any], routing_ids: Mapping[str, str] | None = None
-    ) -> None:
-        self._routes: list[tuple[re.Pattern[str], dict[str, OperationMedia]]] = []
-        self._by_operation_id: dict[str, OperationMedia] = {}
-        for template, item in paths.items():
-            pattern = re.compile("^" + re.sub(r"\\{[^/}]+\\}", "[^/]+", re.escape(template)) + "$")
-            operations = {
-                method.upper(): _operation_media(item[method])
-                for method in _HTTP_METHODS
-                if method in item
-            }
-            self._routes.append((pattern, operations))
-            for method, media in operations.items():
-                operation_id = item[method.lower()].get("operationId")
-                if operation_id:
-                    routed = (routing_ids or {}).get(operation_id, operation_id)
-                    self._by_operation_id[routed] = media
-
-    def find(self, path: str, method: str) -> OperationMedia | None:
-        for pattern, operations in self._routes:
-            if pattern.match(path):
-                return operations.get(method)
-        return None
+    def __init__(self, spec: Mapping[str, Any]) -> None:
+        self._by_routing_id = {
+            handler_path(op["operationId"], list(op.get("tags", []))): _operation_media(op)
+            for _, _, op in operations(spec)
+        }
 
     def for_operation(self, routing_id: str) -> OperationMedia | None:
-        return self._by_operation_id.get(routing_id)
+        return self._by_routing_id.get(routing_id)
 
 
 def _operation_media(operation: Mapping[str, Any]) -> OperationMedia:

@@ -142,7 +142,7 @@ def _middlewares(
             stack.append(
                 functools.partial(
                     ContentNegotiationMiddleware,
-                    contract=ContractMedia(spec["paths"], routing_ids=handler_paths(spec)),
+                    contract=ContractMedia(spec),
                 )
             )
             stack.append(PreparedRequestValidationMiddleware)
