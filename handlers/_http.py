@@ -13,7 +13,7 @@ from domain.kernel import Actor, ActorKind, Page, PageRequest, Role
 from domain.use_cases import UseCases
 from handlers import cursors
 from handlers.context import app_context
-from handlers.json_body import json_bytes
+from handlers.json_body import response_bytes
 from handlers.problems import ApiError
 
 JSON = "application/json"
@@ -64,7 +64,7 @@ def ok(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -
     content type (with problem+json also declared it cannot, and answers 500, connexion#1956),
     encode it to text and build the same response, at a cost on every request (ADR 0053).
     """
-    content = b"" if body is None else json_bytes(body) + b"\n"
+    content = b"" if body is None else response_bytes(body)
     return Response(content, status, {"Content-Type": JSON, **(headers or {})})
 
 

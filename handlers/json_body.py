@@ -31,10 +31,15 @@ def json_bytes(value: Any) -> bytes:
         return json.dumps(value, cls=JSONEncoder, ensure_ascii=False).encode("utf-8")
 
 
+def response_bytes(value: Any) -> bytes:
+    """A JSON response body as Connexion's jsonifier writes one: the JSON, then a newline."""
+    return json_bytes(value) + b"\n"
+
+
 class FastJsonifier(Jsonifier):
     """Connexion's jsonifier with orjson for ``dumps`` (``loads`` stays Connexion's)."""
 
     def dumps(self, data: Any, **kwargs: Any) -> str:
         if kwargs:  # a caller asking for specific options gets the standard library
             return super().dumps(data, **kwargs)
-        return json_bytes(data).decode("utf-8") + "\n"
+        return response_bytes(data).decode("utf-8")
