@@ -3,12 +3,16 @@ case-insensitive search, single-statement inserts that tell whether they inserte
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+T = TypeVar("T")
 
 
 def utc(value: datetime) -> datetime:
@@ -41,7 +45,26 @@ def contains(column: Any, text: str) -> Any:
 
 def upsert_statement(connection: Connection) -> Any:
     """The dialect's ``insert`` that knows ``ON CONFLICT`` (PostgreSQL or SQLite)."""
-    return postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    return _upsert(connection.dialect.name)
+
+
+def _upsert(dialect: str) -> Any:
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+def per_dialect(build: Callable[[Connection], T]) -> Callable[[Connection], T]:
+    """``build`` run once per SQL dialect: the statement it builds for the first connection of
+    a dialect is kept for every later one. Building a statement (and SQLAlchemy's cache key for
+    it) costs more CPU than the database takes to run it; execute it with the values."""
+    built: dict[str, T] = {}
+
+    def statement(connection: Connection) -> T:
+        found = built.get(connection.dialect.name)
+        if found is None:
+            found = built[connection.dialect.name] = build(connection)
+        return found
+
+    return statement
 
 
 def insert_once(connection: Connection, table: Any, key_columns: list[str], **values: Any) -> bool:
@@ -50,19 +73,15 @@ def insert_once(connection: Connection, table: Any, key_columns: list[str], **va
     Of two concurrent inserts of one key exactly one inserts (on PostgreSQL the loser waits for
     the winner's commit, then inserts nothing).
     """
-    key = (connection.dialect.name, table.name, tuple(key_columns))
-    stmt = _INSERTS_ONCE.get(key)
-    if stmt is None:  # built once per table and dialect, executed with the values
-        stmt = (
-            upsert_statement(connection)(table)
-            .on_conflict_do_nothing(index_elements=key_columns)
-            # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
-            .returning(table.c[key_columns[0]])
-        )
-        _INSERTS_ONCE[key] = stmt
+    stmt = _insert_once(connection.dialect.name, table, tuple(key_columns))
     return connection.execute(stmt, values).first() is not None
 
 
-# (dialect, table, key columns) -> insert_once's statement: building one per call (and
-# SQLAlchemy's cache key for it) cost more CPU than the database took to run it.
-_INSERTS_ONCE: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+@functools.cache  # one statement per dialect, table and key, as per_dialect does
+def _insert_once(dialect: str, table: Any, key_columns: tuple[str, ...]) -> Any:
+    return (
+        _upsert(dialect)(table)
+        .on_conflict_do_nothing(index_elements=list(key_columns))
+        # rowcount is not reliable here (psycopg reports -1): ask for the inserted key.
+        .returning(table.c[key_columns[0]])
+    )

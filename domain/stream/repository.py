@@ -16,7 +16,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, text
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
-from domain.persistence.sql import upsert_statement, utc
+from domain.persistence.sql import per_dialect, upsert_statement, utc
 
 #: The PostgreSQL channel every committed event is announced on (``pg_notify``).
 NOTIFY_CHANNEL = "scaicrew_events"
@@ -72,21 +72,8 @@ class EventLog:
         return stored
 
     def _advance(self, workspace_id: str, count: int) -> int:
-        stmt = _ADVANCE.get(self._c.dialect.name)
-        if stmt is None:  # built once per dialect, executed with the workspace and count
-            counters = tables.workspace_event_counters
-            stmt = (
-                upsert_statement(self._c)(counters)
-                .values(workspace_id=bindparam("workspace_id"), last_seq=bindparam("count"))
-                .on_conflict_do_update(
-                    index_elements=[counters.c.workspace_id],
-                    set_={"last_seq": counters.c.last_seq + bindparam("increment")},
-                )
-                .returning(counters.c.last_seq)
-            )
-            _ADVANCE[self._c.dialect.name] = stmt
         params = {"workspace_id": workspace_id, "count": count, "increment": count}
-        return int(self._c.execute(stmt, params).scalar_one())
+        return int(self._c.execute(_advance(self._c), params).scalar_one())
 
     def head(self, workspace_id: str) -> int:
         """The workspace's last sequence number (0 before its first event)."""
@@ -178,5 +165,15 @@ class StreamTx(UnitOfWork, Protocol):
     events: EventLog
 
 
-#: dialect -> ``_advance``'s upsert (every transaction that records an event runs it).
-_ADVANCE: dict[str, Any] = {}
+@per_dialect  # every transaction that records an event runs it
+def _advance(connection: Connection) -> Any:
+    counters = tables.workspace_event_counters
+    return (
+        upsert_statement(connection)(counters)
+        .values(workspace_id=bindparam("workspace_id"), last_seq=bindparam("count"))
+        .on_conflict_do_update(
+            index_elements=[counters.c.workspace_id],
+            set_={"last_seq": counters.c.last_seq + bindparam("increment")},
+        )
+        .returning(counters.c.last_seq)
+    )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from domain.persistence import tables
-from domain.persistence.sql import upsert_statement
+from domain.persistence.sql import per_dialect, upsert_statement
 
 
 class NoteRepository:
@@ -24,18 +24,15 @@ class NoteRepository:
 
     def write(self, workspace_id: str, key: str, value: str, now: datetime) -> None:
         """Insert or replace in one statement: concurrent first writes of a key cannot collide."""
-        stmt = _WRITE_NOTE.get(self._c.dialect.name)
-        if stmt is None:  # built once per dialect, executed with the values
-            n = tables.notes
-            upsert = upsert_statement(self._c)(n)
-            stmt = upsert.on_conflict_do_update(
-                index_elements=[n.c.workspace_id, n.c.key],
-                set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
-            )
-            _WRITE_NOTE[self._c.dialect.name] = stmt
         params = {"workspace_id": workspace_id, "key": key, "value": value, "updated_at": now}
-        self._c.execute(stmt, params)
+        self._c.execute(_write_note(self._c), params)
 
 
-#: dialect -> ``write``'s upsert (the notes tool of every run step writes through it).
-_WRITE_NOTE: dict[str, Any] = {}
+@per_dialect  # the notes tool of every run step writes through it
+def _write_note(connection: Connection) -> Any:
+    n = tables.notes
+    upsert = upsert_statement(connection)(n)
+    return upsert.on_conflict_do_update(
+        index_elements=[n.c.workspace_id, n.c.key],
+        set_={"value": upsert.excluded.value, "updated_at": upsert.excluded.updated_at},
+    )
