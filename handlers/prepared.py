@@ -125,12 +125,14 @@ class _PreparedParameterDecorator(AsyncParameterDecorator):
 
     def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
         arguments, has_kwargs = inspect_function_arguments(unwrap_decorators(function))
-        plans: list[_ArgumentPlan] = []  # built at the first request (operation is bound then)
+        plan: _ArgumentPlan | None = None  # built at the first request (operation is bound then)
         sanitize = self.sanitize_fn
 
         @functools.wraps(function)
         async def wrapper(request: ConnexionRequest) -> Any:
-            plan = plans[0] if plans else _first_plan(plans)
+            nonlocal plan
+            if plan is None:
+                plan = _ArgumentPlan(operation._get_current_object())  # type: ignore[attr-defined]
             request_body = self._maybe_get_body(request, arguments=arguments, has_kwargs=has_kwargs)
             while asyncio.iscoroutine(request_body):
                 request_body = await request_body
@@ -146,11 +148,6 @@ class _PreparedParameterDecorator(AsyncParameterDecorator):
             return await function(**kwargs)
 
         return wrapper
-
-
-def _first_plan(plans: list[_ArgumentPlan]) -> _ArgumentPlan:
-    plans.append(_ArgumentPlan(operation._get_current_object()))  # type: ignore[attr-defined]
-    return plans[0]
 
 
 class _PreparedDecorator(StarletteDecorator):
