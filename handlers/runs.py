@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connexion import request
-
 from domain.runs import RunFilter, RunOrigin, RunStatus
 from handlers import serialise
-from handlers._http import actor, instant, ok, page, page_body, use_cases
+from handlers._http import actor, instant, ok, page, page_body, request_header, use_cases
 from handlers.problems import ApiError
 
 
@@ -18,7 +16,7 @@ def start_run(token_info: dict[str, Any], member_id: str, body: dict[str, Any]) 
         member_id,
         body.get("input") or {},
         dry_run=bool(body.get("dry_run", False)),
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        idempotency_key=request_header("Idempotency-Key"),
     )
     headers = {"Location": f"/v1/runs/{run.id}"}
     if replayed:

@@ -19,13 +19,12 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from connexion import request
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from domain.kernel import Actor, Signal
 from domain.stream import Stream, StreamOpening
-from handlers._http import actor, ok, timestamp, use_cases
+from handlers._http import actor, ok, request_header, timestamp, use_cases
 from handlers.context import app_context
 from handlers.security import current_role
 
@@ -40,7 +39,7 @@ async def stream_events(
 ) -> Any:
     stream = use_cases().stream
     who = actor(token_info)
-    header = request.headers.get("Last-Event-ID")
+    header = request_header("Last-Event-ID")
     # The header wins: an EventSource resends it on every reconnect, with the newest id.
     after = int(header) if header and _LAST_EVENT_ID.match(header) else last_event_id
     settings = stream.hub.settings

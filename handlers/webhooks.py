@@ -18,7 +18,7 @@ from connexion import request
 from starlette.concurrency import run_in_threadpool
 
 from domain.triggers import WebhookDelivery
-from handlers._http import ok, use_cases
+from handlers._http import ok, request_header, use_cases
 
 TIMESTAMP_HEADER = "X-ScaiCrew-Timestamp"
 SIGNATURE_HEADER = "X-ScaiCrew-Signature"
@@ -26,13 +26,15 @@ SIGNATURE_HEADER = "X-ScaiCrew-Signature"
 
 async def receive_webhook(trigger_id: str) -> Any:
     raw = await request.body()
+    timestamp, signature = request_header(TIMESTAMP_HEADER), request_header(SIGNATURE_HEADER)
+    assert timestamp is not None and signature is not None  # required: the validator checked
     delivery = WebhookDelivery(
         trigger_id=trigger_id,
         raw_body=raw,
         body=json.loads(raw),
-        timestamp=request.headers[TIMESTAMP_HEADER],
-        signature=request.headers[SIGNATURE_HEADER],
-        idempotency_key=request.headers.get("Idempotency-Key"),
+        timestamp=timestamp,
+        signature=signature,
+        idempotency_key=request_header("Idempotency-Key"),
     )
     # A refusal (WebhookRejected) is one answer for every reason, unknown trigger included.
     result = await run_in_threadpool(use_cases().firing.receive_webhook, delivery)
