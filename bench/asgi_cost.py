@@ -1,6 +1,7 @@
 """CPU per request of the real app and the bare baseline, called in-process (no sockets).
 
-Drives each ASGI app directly with ``GET /v1/members/{id}`` or ``POST /v1/crews``, ``C``
+Drives each ASGI app directly with ``GET /v1/members/{id}``, ``POST /v1/crews`` or (real app
+only) a signed ``POST /v1/webhooks/{trigger_id}``, ``C``
 requests in flight at a time, and reports the process CPU per request. No server, client or
 network is involved, so what differs between the two numbers is the framework layers; the
 result barely moves when other jobs load the machine (it counts CPU, not wall time), which
@@ -49,12 +50,20 @@ async def _lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[dict[st
     return task, inbox
 
 
-async def _request(app: Any, method: str, path: str, token: str, body: bytes) -> int:
+async def _request(
+    app: Any,
+    method: str,
+    path: str,
+    token: str,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> int:
     headers = [
         (b"host", b"bench"),
         (b"authorization", f"Bearer {token}".encode()),
         (b"accept", b"application/json"),
     ]
+    headers += extra or []
     if body:
         headers += [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     scope = {
@@ -97,16 +106,31 @@ async def _drive(
 ) -> float:
     counter = iter(range(n))
 
-    def target(i: int) -> tuple[str, str, bytes]:
+    def target(i: int) -> tuple[str, str, bytes, list[tuple[bytes, bytes]]]:
         if scenario == "create_crew":
             body = b'{"name": "crew %d %d", "description": "bench"}' % (os.getpid(), i)
-            return "POST", "/v1/crews", body
-        return "GET", f"/v1/members/{seeded['member_id']}", b""
+            return "POST", "/v1/crews", body, []
+        if scenario == "webhook":
+            from domain.triggers import sign
+
+            body = b'{"event": %d, "pid": %d}' % (i, os.getpid())
+            stamp = str(int(time.time()))
+            signature = sign(seeded["webhook_secret"], stamp, body)
+            return (
+                "POST",
+                f"/v1/webhooks/{seeded['trigger_id']}",
+                body,
+                [
+                    (b"x-scaicrew-timestamp", stamp.encode()),
+                    (b"x-scaicrew-signature", signature.encode()),
+                ],
+            )
+        return "GET", f"/v1/members/{seeded['member_id']}", b"", []
 
     async def lane() -> None:
         for i in counter:
-            method, path, body = target(i)
-            status = await _request(app, method, path, token, body)
+            method, path, body, extra = target(i)
+            status = await _request(app, method, path, token, body, extra)
             if status >= 300:
                 raise RuntimeError(f"{method} {path}: {status}")
 
@@ -158,7 +182,9 @@ async def _measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=("get_member", "create_crew"), default="get_member")
+    parser.add_argument(
+        "--scenario", choices=("get_member", "create_crew", "webhook"), default="get_member"
+    )
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=6)
@@ -169,7 +195,19 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="asgi-cost-"))
     url = f"sqlite:///{workdir / 'bench.db'}"
-    seeded = seed(url, "wsp_asgicost")
+    if args.scenario == "webhook":
+        # Signed deliveries to a webhook trigger of a published member (real app only: the
+        # baseline has no ingress); the queued runs are not executed, as in make bench.
+        from webhook_bench import RUN_DEFINITION, _webhook_trigger
+
+        seeded = seed(url, "wsp_asgicost", RUN_DEFINITION, publish=True)
+        seeded["trigger_id"], seeded["webhook_secret"] = _webhook_trigger(
+            url, seeded["workspace_id"], seeded["member_id"]
+        )
+        args.only = "real"
+        os.environ.update(WORKER_THREADS="0", SCHEDULER_ENABLED="false")
+    else:
+        seeded = seed(url, "wsp_asgicost")
     token = mint_token(url, seeded["workspace_id"])
     os.environ.update(
         ENV="test", DATABASE_URL=url, SESSION_SECRET=SESSION_SECRET, LOG_LEVEL="warning"

@@ -133,10 +133,15 @@ class _PreparedParameterDecorator(AsyncParameterDecorator):
             nonlocal plan
             if plan is None:
                 plan = _ArgumentPlan(operation._get_current_object())  # type: ignore[attr-defined]
-            request_body = self._maybe_get_body(request, arguments=arguments, has_kwargs=has_kwargs)
-            while asyncio.iscoroutine(request_body):
-                request_body = await request_body
-            files = await request.files() if request.mimetype in FORM_CONTENT_TYPES else {}
+            request_body, files = None, {}
+            if plan.has_body:  # without a request body in the spec, arguments() reads neither
+                request_body = self._maybe_get_body(
+                    request, arguments=arguments, has_kwargs=has_kwargs
+                )
+                while asyncio.iscoroutine(request_body):
+                    request_body = await request_body
+                if request.mimetype in FORM_CONTENT_TYPES:
+                    files = await request.files()
             kwargs = plan.arguments(request, request_body, files, arguments, has_kwargs, sanitize)
             # The rest of Connexion's prep_kwargs: pythonic names, then the security context.
             kwargs = {sanitize(k): v for k, v in kwargs.items()}

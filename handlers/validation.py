@@ -183,6 +183,23 @@ def _raise(problems: list[dict[str, str]]) -> None:
 class ReportingParameterValidator(ParameterValidator):
     """Validate query, path and header parameters and report all failures at once."""
 
+    _checks: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] | None = None
+    _query_names: frozenset[str] = frozenset()
+
+    def _plan(self) -> tuple[tuple[str, tuple[dict[str, Any], ...]], ...]:
+        """The parameters to check per location, each name once (Connexion lists a path-level
+        parameter once more per operation-level one), found at the first request."""
+        checks = []
+        for location in ("query", "path", "header"):
+            seen: dict[str, dict[str, Any]] = {}
+            for param in self.parameters.get(location, []):
+                seen.setdefault(param["name"], param)
+            checks.append((location, tuple(seen.values())))
+        names = [p["name"] for p in self.parameters.get("query", [])]
+        self._query_names = frozenset([*names, *self.security_query_params])
+        self._checks = tuple(checks)
+        return self._checks
+
     def validate(self, scope: Scope) -> None:
         request = ConnexionRequest(scope, uri_parser=self.uri_parser)
         if not scope.get("query_string"):
@@ -193,12 +210,11 @@ class ReportingParameterValidator(ParameterValidator):
         extensions[RESOLVED_PARAMETERS] = (request.path_params, request.query_params)
 
     def validate_request(self, request: ConnexionRequest) -> None:
+        checks = self._checks or self._plan()
         problems: list[dict[str, str]] = []
-        if self.strict_validation:
-            extra = self.validate_query_parameter_list(
-                request, security_params=self.security_query_params
-            )
-            for name in sorted(extra):
+        query = request.query_params
+        if self.strict_validation and query:
+            for name in sorted(set(query) - self._query_names):
                 problems.append(
                     _problem(
                         "query",
@@ -207,18 +223,19 @@ class ReportingParameterValidator(ParameterValidator):
                         name=_short(name),
                     )
                 )
-        for location, getter in (
-            ("query", lambda p: request.query_params.get(p["name"])),
-            ("path", lambda p: request.path_params.get(p["name"].replace("-", "_"))),
-            ("header", lambda p: request.headers.get(p["name"])),
-        ):
-            # Connexion lists a path-level parameter once more per operation-level one: check
-            # each name once.
-            seen: set[str] = set()
-            for param in self.parameters.get(location, []):
-                if param["name"] not in seen:
-                    seen.add(param["name"])
-                    problems.extend(self._check(location, param, getter(param)))
+        for location, params in checks:
+            if not params:
+                continue
+            if location == "query":
+                values = query
+            elif location == "path":
+                values = request.path_params
+            else:
+                values = request.headers
+            for param in params:
+                name = param["name"]
+                key = name.replace("-", "_") if location == "path" else name
+                problems.extend(self._check(location, param, values.get(key)))
         if problems:
             _raise(problems)
 

@@ -21,6 +21,7 @@ from connexion.exceptions import ProblemException
 from connexion.middleware.main import ConnexionMiddleware
 from connexion.middleware.request_validation import RequestValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
@@ -33,6 +34,7 @@ from domain.kernel import Clock, DomainError
 from domain.runs import LanguageModel, OfflineLanguageModel
 from domain.tools import HttpPort, ToolServerPort
 from domain.use_cases import Ports, UseCases
+from handlers.bearer_security import BearerSecurityMiddleware
 from handlers.context import AllowedMethods, AppContext, CredentialCache
 from handlers.json_body import FastJsonifier
 from handlers.media import ContractMedia
@@ -135,6 +137,8 @@ def _middlewares(
             )
         elif middleware is RoutingMiddleware:
             stack.append(BoundedRoutingMiddleware)
+        elif middleware is SecurityMiddleware:
+            stack.append(BearerSecurityMiddleware)
         elif middleware is SwaggerUIMiddleware:
             stack.append(DocsSwaggerUIMiddleware)
         elif middleware is RequestValidationMiddleware:

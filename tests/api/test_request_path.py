@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from typing import Any
 
 import pytest
+from connexion.exceptions import OAuthProblem, ProblemException
+from connexion.middleware.security import SecurityOperation
+from connexion.security import NO_VALUE, SecurityHandlerFactory
 from starlette.routing import Match, Route, Router
 
 from handlers._http import ok
+from handlers.bearer_security import BearerSecurityOperation, bearer_functions
 from handlers.etags import etag_of
 from handlers.json_body import FastJsonifier
 from handlers.media import ContractMedia, _operation_media
@@ -104,3 +109,89 @@ def test_an_entity_tag_hashes_the_canonical_json_of_the_representation(body):
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
     assert etag_of(body) == f'"{digest}"'
+
+
+# -- bearer security (handlers.bearer_security) -------------------------------------------------
+
+
+def first_scheme(token: str) -> Any:
+    """An info function for the comparison below: what it answers depends on the token."""
+    if token.startswith("a-"):
+        return {"sub": "first", "token": token}
+    if token == "refused":
+        raise OAuthProblem(detail="refused by the first scheme")
+    if token == "forbidden":
+        raise ProblemException(status=403, title="Forbidden", detail="no")
+    if token == "none":
+        return None
+    return NO_VALUE
+
+
+async def second_scheme(token: str) -> Any:
+    if token.startswith("b-") or token == "refused":
+        return {"uid": "second", "token": token}
+    if token in ("broken", "forbidden"):
+        raise ProblemException(status=418, title="Teapot", detail="odd")
+    return NO_VALUE
+
+
+_SCHEMES = {
+    name: {"type": "http", "scheme": "bearer", "x-bearerInfoFunc": f"{__name__}.{function}"}
+    for name, function in (("first", "first_scheme"), ("second", "second_scheme"))
+}
+
+
+async def _security_answer(operation_class: type, header: bytes | None) -> Any:
+    seen: dict[str, Any] = {}
+
+    async def next_app(scope: Any, _receive: Any, _send: Any) -> None:
+        seen.update(scope["extensions"]["connexion_context"])
+
+    operation = operation_class(
+        next_app,
+        security_handler_factory=SecurityHandlerFactory(),
+        security=[{"first": []}, {"second": []}],
+        security_schemes=_SCHEMES,
+    )
+    headers = [] if header is None else [(b"authorization", header)]
+    scope = {"type": "http", "headers": headers, "query_string": b"", "path": "/"}
+    try:
+        await operation(scope, None, None)
+    except Exception as exc:
+        return type(exc).__name__, getattr(exc, "status_code", None), getattr(exc, "detail", None)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        b"",
+        b"Bearer",
+        b"Basic dXNlcjpwdw==",
+        b"Bearer a-1",
+        b"bearer b-2",
+        b"BEARER  a-3 trailing",
+        b"Bearer refused",
+        b"Bearer forbidden",
+        b"Bearer none",
+        b"Bearer broken",
+        b"Bearer unknown",
+    ],
+)
+def test_the_bearer_security_answers_what_connexions_security_answers(header):
+    ours = asyncio.run(_security_answer(BearerSecurityOperation, header))
+    assert ours == asyncio.run(_security_answer(SecurityOperation, header))
+    assert ours  # claims in the context, or an error
+
+
+def test_the_bearer_security_leaves_other_security_to_connexion():
+    bearer = {"type": "http", "scheme": "bearer", "x-bearerInfoFunc": f"{__name__}.first_scheme"}
+    query = {"type": "apiKey", "in": "query", "name": "ticket"}
+    assert bearer_functions([{"a": []}], {"a": bearer}) == [first_scheme]
+    assert bearer_functions([{"a": []}, {"q": []}], {"a": bearer, "q": query}) == []
+    assert bearer_functions([{"a": [], "b": []}], {"a": bearer, "b": bearer}) == []
+    assert bearer_functions([{"a": ["scope"]}], {"a": bearer}) == []
+    assert bearer_functions([{}], {}) == []
+    spec_default = [{name: []} for name in ("sessionAuth", "serviceAuth", "apiKeyAuth")]
+    assert len(bearer_functions(spec_default, SPEC["components"]["securitySchemes"])) == 3
