@@ -27,7 +27,7 @@ from connexion.frameworks.starlette import IntegerConverter
 from connexion.middleware.routing import ROUTING_CONTEXT, RoutingMiddleware
 from starlette._utils import get_route_path
 from starlette.convertors import register_url_convertor
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Router
@@ -56,9 +56,13 @@ class RequestContextMiddleware:
         trace_id = start_trace(incoming)
         bind_context(self.context)
 
+        header = (b"x-request-id", trace_id.encode("latin-1"))
+
         async def send_with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["X-Request-ID"] = trace_id
+                # MutableHeaders(...)["X-Request-ID"] = trace_id, without the object per response.
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != header[0]]
+                message["headers"] = [*headers, header]
             await send(message)
 
         await self.app(scope, receive, send_with_trace)

@@ -54,6 +54,7 @@ from connexion.utils import (
     is_nullable,
     split_content_type,
 )
+from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from handlers.validation import RESOLVED_PARAMETERS
@@ -159,6 +160,22 @@ class _PreparedDecorator(StarletteDecorator):
     @property
     def _parameter_decorator_cls(self) -> Any:
         return _PreparedParameterDecorator
+
+    @property
+    def _sync_async_decorator(self) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Connexion's, with the handler's kind decided when it is decorated, not per call."""
+
+        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+            if asyncio.iscoroutinefunction(function):
+                return function
+
+            @functools.wraps(function)
+            async def wrapper(*args: Any, **kwargs: Any) -> Any:
+                return await run_in_threadpool(function, *args, **kwargs)
+
+            return wrapper
+
+        return decorator
 
 
 class PreparedOperation(AsyncOperation):

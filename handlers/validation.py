@@ -22,7 +22,6 @@ from typing import Any
 import jsonschema_rs
 from connexion.datastructures import MediaTypeDict
 from connexion.json_schema import Draft4RequestValidator
-from connexion.lifecycle import ConnexionRequest
 from connexion.validators import (
     FormDataValidator,
     JSONRequestBodyValidator,
@@ -30,6 +29,7 @@ from connexion.validators import (
     ParameterValidator,
 )
 from jsonschema import Draft4Validator, ValidationError
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import Scope
 
 from handlers.problems import ApiError
@@ -201,18 +201,19 @@ class ReportingParameterValidator(ParameterValidator):
         return self._checks
 
     def validate(self, scope: Scope) -> None:
-        request = ConnexionRequest(scope, uri_parser=self.uri_parser)
-        if not scope.get("query_string"):
-            request._query_params = {}  # what parsing and resolving an empty query gives
-        self.validate_request(request)
-        # Valid: hand what was resolved to the handler's arguments (handlers.prepared).
-        extensions = scope.setdefault("extensions", {})
-        extensions[RESOLVED_PARAMETERS] = (request.path_params, request.query_params)
+        """Check the request's parameters; when valid, hand what was resolved to the handler's
+        arguments (``handlers.prepared``). What Connexion's ``ConnexionRequest`` resolves, read
+        straight from the scope (no request object per request).
 
-    def validate_request(self, request: ConnexionRequest) -> None:
+        :raises ApiError: 400 naming every parameter that is missing, unknown or invalid.
+        """
         checks = self._checks or self._plan()
+        path = self.uri_parser.resolve_path(scope.get("path_params", {}))
+        query: dict[str, Any] = {}  # what parsing and resolving an empty query gives
+        if scope.get("query_string"):
+            args = QueryParams(scope["query_string"])
+            query = self.uri_parser.resolve_query({k: args.getlist(k) for k in args})
         problems: list[dict[str, str]] = []
-        query = request.query_params
         if self.strict_validation and query:
             for name in sorted(set(query) - self._query_names):
                 problems.append(
@@ -227,17 +228,18 @@ class ReportingParameterValidator(ParameterValidator):
             if not params:
                 continue
             if location == "query":
-                values = query
+                values: Any = query
             elif location == "path":
-                values = request.path_params
+                values = path
             else:
-                values = request.headers
+                values = Headers(scope=scope)
             for param in params:
                 name = param["name"]
                 key = name.replace("-", "_") if location == "path" else name
                 problems.extend(self._check(location, param, values.get(key)))
         if problems:
             _raise(problems)
+        scope.setdefault("extensions", {})[RESOLVED_PARAMETERS] = (path, query)
 
     @staticmethod
     def _check(location: str, param: dict[str, Any], value: Any) -> list[dict[str, str]]:
