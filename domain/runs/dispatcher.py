@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,7 +43,7 @@ from domain.members import nul_pointer
 from domain.runs.errors import InputSchemaMismatch, NothingToRun
 from domain.runs.llm import LanguageModel, ModelError, ModelReply, ToolCall
 from domain.runs.model import Approval, ApprovalStatus, EventDraft, Run, RunOrigin, RunStatus
-from domain.runs.repository import RunsTx
+from domain.runs.repository import RunOwnership, RunsTx
 from domain.runs.start import RunRequest, queue_run
 from domain.tools import EffectClass, HttpPort, ToolContext, ToolError, execute
 
@@ -146,10 +146,12 @@ class Dispatcher:
 
     def execute(self, run_id: str) -> None:
         """Drive a claimed run step by step until it stops, fails or ends."""
+        saved: Run | None = None  # the run as this worker's last step saved it
         while True:
-            run = self._current(run_id)
-            if run is None:
+            current = self._current(run_id, saved)
+            if current is None:
                 return  # no longer ours: decided, failed, or reclaimed after our lease ran out
+            run, budgeted = current
             if run.state.taken_steps() >= self.settings.max_steps:  # counted across resumes
                 self._fail(run_id, "StepLimit", "The run exceeded its step limit.")
                 return
@@ -157,10 +159,11 @@ class Dispatcher:
                 self._fail(run_id, "RunTimedOut", _timed_out(run, self.settings))
                 return
             if run.state.queue:
-                if not self._handle_call(run, run.state.queue[0]):
+                saved = self._handle_call(run, run.state.queue[0])
+                if saved is None:
                     return
                 continue
-            admission = self._admit(run)
+            admission = self._admit(run) if budgeted else Admission(())
             if admission is None:
                 return
             try:
@@ -170,7 +173,8 @@ class Dispatcher:
                 self._release(admission)
                 self._fail(run.id, "ModelError", str(exc)[:1000])
                 return
-            if not self._record_reply(run, reply, admission):
+            saved = self._record_reply(run, reply, admission)
+            if saved is None:
                 self._release(admission)
                 return
 
@@ -180,15 +184,9 @@ class Dispatcher:
         """Admit the next model call past the budgets covering the run (reserving units from
         each); None when the run must stop: a ``block`` budget's limit is reached (the run
         fails with ``BudgetExceeded``) or an ``approve`` one's (it waits for a human, with an
-        approval naming the budget)."""
+        approval naming the budget). Called only for a run some budget covers (``_current``
+        looks: most runs are covered by none, and pay no write transaction per model call)."""
         step = run.state.taken_steps()
-        # Most runs are covered by no budget: a read, not a write transaction per model call,
-        # and no second read of the run (``_current`` just read it as ours; the reply is
-        # recorded only if it still is). A budget created after this read charges the call
-        # when it is settled.
-        with self._store() as tx:
-            if not tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id):
-                return Admission(())
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
                 return None
@@ -238,21 +236,45 @@ class Dispatcher:
             logger.warning("could not renew the lease of run %s", run_id, exc_info=True)
             return True
 
-    def _current(self, run_id: str) -> Run | None:
-        """The run as it stands when it is still ours (None otherwise), read without a write
-        transaction: the claim and every step's commit extend the lease (ADR 0051). Renewed
-        here only when less than half of it is left (a step that wrote nothing, a slow one)."""
+    def _current(self, run_id: str, saved: Run | None = None) -> tuple[Run, bool] | None:
+        """The run as it stands when it is still ours (None otherwise), and whether a budget
+        covers it when its next step is a model call, read in one transaction without writing:
+        the claim and every step's commit extend the lease (ADR 0051). Renewed here only when
+        less than half of it is left (a step that wrote nothing, a slow one).
+
+        ``saved`` is the run as our last step saved it: while the row still says it is ours
+        and no event was added since, that is the run (its state is not read and decoded
+        again; ADR 0054). A budget created after this read charges the call when it is
+        settled."""
         now = self._clock.now()
         with self._store() as tx:
-            run = tx.runs.get(None, run_id)
-        if not self._ours(run):
-            return None
-        assert run is not None
+            run = self._as_it_stands(tx, run_id, saved)
+            if not self._ours(run):
+                return None
+            assert run is not None
+            budgeted = not run.state.queue and bool(
+                tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
+            )
         expires = run.lease_expires_at
         half = timedelta(seconds=self.settings.lease_seconds / 2)
         if expires is not None and expires - now >= half:
-            return run
-        return self._renew_lease(run_id)
+            return run, budgeted
+        renewed = self._renew_lease(run_id)
+        return None if renewed is None else (renewed, budgeted)
+
+    def _as_it_stands(self, tx: RunsTx, run_id: str, saved: Run | None) -> Run | None:
+        """The run read in ``tx``: ``saved`` when the row says nothing happened to it since
+        (its lease aside), None when it is not ours any more, else read whole."""
+        if saved is None:
+            return tx.runs.get(None, run_id)
+        owner = tx.runs.ownership(run_id)
+        if owner is None or owner.status is not RunStatus.RUNNING:
+            return None
+        if owner.claimed_by != self.worker_id:
+            return None
+        if owner.next_seq != saved.next_seq:  # events were added by someone else: read it
+            return tx.runs.get(None, run_id)
+        return replace(saved, lease_expires_at=owner.lease_expires_at)
 
     def _renew_lease(self, run_id: str) -> Run | None:
         """Extend our lease on the run; the run as it stands, or None if it is not ours."""
@@ -275,11 +297,20 @@ class Dispatcher:
         """Whether ``run`` is unchanged since we read it: still running, claimed by us, no new
         events. Read inside the step's writing transaction (row lock on PostgreSQL, database
         lock on SQLite)."""
-        current = tx.runs.get(None, run.id)
-        return self._ours(current) and current is not None and current.next_seq == run.next_seq
+        owner = tx.runs.ownership(run.id)
+        return owner is not None and self._holds(owner, run.next_seq)
 
-    def _record_reply(self, run: Run, reply: ModelReply, admission: Admission) -> bool:
-        """Record the model's reply: queue its tool calls (True: go on) or finish the run."""
+    def _holds(self, owner: RunOwnership, next_seq: int) -> bool:
+        """Whether the row says the run is running, claimed by us, at event ``next_seq``."""
+        return (
+            owner.status is RunStatus.RUNNING
+            and owner.claimed_by == self.worker_id
+            and owner.next_seq == next_seq
+        )
+
+    def _record_reply(self, run: Run, reply: ModelReply, admission: Admission) -> Run | None:
+        """Record the model's reply: queue its tool calls (the run as saved: go on) or finish
+        the run (None, as when it must stop)."""
         declared = run.state.declared_tools()
         unknown = [c.name for c in reply.tool_calls if c.name not in declared]
         if unknown:
@@ -288,14 +319,14 @@ class Dispatcher:
                 "UnknownTool",
                 f"The model called '{unknown[0][:64]}', which this member does not declare.",
             )
-            return False
+            return None
         if reply.output is None and not reply.tool_calls:
             self._fail(run.id, "ModelError", "The model answered neither tool calls nor output.")
-            return False
+            return None
         answer = {"output": reply.output, "calls": [[c.id, c.arguments] for c in reply.tool_calls]}
         if nul_pointer(answer) is not None:  # PostgreSQL cannot store it: fail readably
             self._fail(run.id, "ModelError", "The model answered text with a NUL character.")
-            return False
+            return None
         now = self._clock.now()
         usage = reply.usage
         cost = round(
@@ -315,7 +346,7 @@ class Dispatcher:
         ]
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
-                return False
+                return None
             tx.cost.add(
                 run.workspace_id,
                 run.id,
@@ -348,11 +379,11 @@ class Dispatcher:
                     self._hand_off(tx, run, reply.output, now, events)
             after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
-                return False
+                return None
             if reply.tool_calls:  # going on: the lease is renewed by this same commit
                 tx.runs.extend_lease(run.id, self._lease_until(now))
             tx.commit()
-        return bool(reply.tool_calls)
+        return after if reply.tool_calls else None
 
     def _hand_off(
         self, tx: RunsTx, run: Run, output: dict[str, Any], now: datetime, events: list[EventDraft]
@@ -404,8 +435,9 @@ class Dispatcher:
             return child
         return None
 
-    def _handle_call(self, run: Run, call: ToolCall) -> bool:
-        """Run the queued call at the head of the queue; False when the run must stop.
+    def _handle_call(self, run: Run, call: ToolCall) -> Run | None:
+        """Run the queued call at the head of the queue; the run as saved, or None when the run
+        must stop.
 
         An ``external_write`` or ``spend`` call (whatever the tool: built-in or not) is never
         silently repeated: its start is committed before the call, and a call found started
@@ -419,7 +451,7 @@ class Dispatcher:
         armed, self._armed = self._armed == (run.id, call.id), None  # started by our last commit
         if once and run.state.started_without_result(call) and not armed:
             self._wait_for_approval(run, call, effect_class, outcome_unknown=True)
-            return False
+            return None
         approved = run.state.is_approved(call)
         over: str | None = None  # an ``approve`` budget past its limit, for a ``spend`` call
         if effect_class == EffectClass.SPEND.value and not run.dry_run and not approved:
@@ -429,15 +461,15 @@ class Dispatcher:
         if tool.get("checkpoint") and not run.dry_run and not approved:
             # A checkpoint's approval names the budget past its limit too (one approval).
             self._wait_for_approval(run, call, effect_class, budget_id=over)
-            return False
+            return None
         if over is not None:
             self._wait_for_approval(run, call, effect_class, budget_id=over)
-            return False
+            return None
         key = run.state.idempotency_key(run.id, call)
         if once and not armed:
             started = self._record_start(run, call, key)
             if started is None:
-                return False
+                return None
             run = started
         if run.dry_run and effect_class != EffectClass.INTERNAL.value:
             result: dict[str, Any] = {
@@ -452,7 +484,7 @@ class Dispatcher:
                     result = execute(call.name, call.arguments, self._tools(run, key), pinned)
             except ToolError as exc:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
-                return False
+                return None
         text = json.dumps(result, sort_keys=True, default=str)[:_RESULT_LIMIT]
         now = self._clock.now()
         done = {
@@ -463,15 +495,15 @@ class Dispatcher:
         }
         with self._store(write=True) as tx:
             if not self._still_ours(tx, run):
-                return False
+                return None
             events: list[EventDraft] = [("tool.succeeded", done)]
             after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
             after = tx.runs.append_events(after, events, now)
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
-                return False
+                return None
             tx.runs.extend_lease(run.id, self._lease_until(now))  # the next step's lease
             tx.commit()
-        return True
+        return after
 
     def _spend_over_budget(self, tx: RunsTx, run: Run) -> str | None:
         """The ``approve`` budget whose reached limit a ``spend`` call of ``run`` must be

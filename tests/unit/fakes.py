@@ -31,6 +31,7 @@ from domain.runs import (
     RunFilter,
     RunStatus,
 )
+from domain.runs.repository import RunOwnership
 from domain.workspaces import Membership, Workspace, WorkspaceAccess
 
 
@@ -344,6 +345,12 @@ class FakeRuns:
         if run is None or (workspace_id is not None and run.workspace_id != workspace_id):
             return None
         return run
+
+    def ownership(self, run_id: str) -> RunOwnership | None:
+        run = self._s.runs.get(run_id)
+        if run is None:
+            return None
+        return RunOwnership(run.status, run.claimed_by, run.next_seq, run.lease_expires_at)
 
     def save(
         self, run: Run, *, expect_status: RunStatus | None = None, lease: bool = False
