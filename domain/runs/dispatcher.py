@@ -100,14 +100,14 @@ class Dispatcher:
 
     def run_next(self) -> bool:
         """Claim one run and drive it as far as it goes; False when nothing was claimable."""
-        run_id = self.claim()
-        if run_id is None:
+        claimed = self._claim()
+        if claimed is None:
             return False
         try:
-            self.execute(run_id)
+            self.execute(claimed.id, claimed)
         except Exception:  # never leave a run "running" because of our own bug
-            logger.exception("run %s crashed the dispatcher", run_id)
-            self._fail(run_id, "InternalError", "The run failed because of an internal error.")
+            logger.exception("run %s crashed the dispatcher", claimed.id)
+            self._fail(claimed.id, "InternalError", "The run failed because of an internal error.")
         return True
 
     def claim(self) -> str | None:
@@ -115,6 +115,11 @@ class Dispatcher:
 
         A run recovered more than ``max_attempts`` times fails with ``WorkerLost`` instead.
         """
+        claimed = self._claim()
+        return None if claimed is None else claimed.id
+
+    def _claim(self) -> Run | None:
+        """``claim``: the run as the claim saved it, or None."""
         now = self._clock.now()
         with self._store(write=True) as tx:
             run_id = tx.runs.claimable_id(now)
@@ -134,7 +139,7 @@ class Dispatcher:
                 budget = run.max_run_seconds(self.settings.max_run_seconds)
                 run = run.claimed(self.worker_id, now, self._lease_until(now), budget)
                 tx.runs.save(run, lease=True)
-                claimed = run_id
+                claimed = run
             tx.record(run.changed_signal())
             tx.commit()
         return claimed
@@ -144,9 +149,9 @@ class Dispatcher:
 
     # -- execution -----------------------------------------------------------------------
 
-    def execute(self, run_id: str) -> None:
-        """Drive a claimed run step by step until it stops, fails or ends."""
-        saved: Run | None = None  # the run as this worker's last step saved it
+    def execute(self, run_id: str, saved: Run | None = None) -> None:
+        """Drive a claimed run step by step until it stops, fails or ends; ``saved`` is the
+        run as this worker's claim saved it, if at hand."""
         while True:
             current = self._current(run_id, saved)
             if current is None:
