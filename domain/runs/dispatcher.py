@@ -383,10 +383,11 @@ class Dispatcher:
                 if not run.dry_run:
                     self._hand_off(tx, run, reply.output, now, events)
             after = tx.runs.append_events(after, events, now)
-            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+            going_on = bool(reply.tool_calls)
+            if going_on:  # the lease is renewed by this same statement
+                after = replace(after, lease_expires_at=self._lease_until(now))
+            if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=going_on):
                 return None
-            if reply.tool_calls:  # going on: the lease is renewed by this same commit
-                tx.runs.extend_lease(run.id, self._lease_until(now))
             tx.commit()
         return after if reply.tool_calls else None
 
@@ -504,9 +505,9 @@ class Dispatcher:
             events: list[EventDraft] = [("tool.succeeded", done)]
             after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
             after = tx.runs.append_events(after, events, now)
-            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+            after = replace(after, lease_expires_at=self._lease_until(now))  # the next step's
+            if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
                 return None
-            tx.runs.extend_lease(run.id, self._lease_until(now))  # the next step's lease
             tx.commit()
         return after
 
@@ -754,13 +755,14 @@ class _Heartbeat:
                     target=self._loop, name="lease-heartbeat", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            # No wake-up: the thread never sleeps past one interval, so it finds this call by
+            # its first beat. Waking it on each call's start and end cost two thread switches
+            # per call (ADR 0054).
         try:
             yield
         finally:
             with self._cond:
                 self._run_id = None
-                self._cond.notify_all()
                 while self._beating:
                     self._cond.wait()
 
@@ -773,11 +775,11 @@ class _Heartbeat:
                     if now - idle_since >= self._idle:
                         self._thread = None
                         return
-                    self._cond.wait(self._idle - (now - idle_since))
+                    self._cond.wait(min(self._interval, self._idle - (now - idle_since)))
                     continue
-                if now < self._due:
-                    self._cond.wait(min(self._due - now, self._idle))
-                    idle_since = time.monotonic()
+                idle_since = now
+                if now < self._due:  # capped: a call given up on waits with an infinite due
+                    self._cond.wait(min(self._due - now, self._interval))
                     continue
                 run_id = self._run_id
                 self._due = now + self._interval
@@ -791,4 +793,3 @@ class _Heartbeat:
                     self._cond.notify_all()
                 if not ours and self._run_id == run_id:
                     self._due = float("inf")  # no longer ours: no more beats for this call
-                idle_since = time.monotonic()

@@ -2,8 +2,9 @@
 
 Scoped by workspace, except the dispatcher's reads, which work across workspaces as a system
 actor. Who holds a running run's lease is written when a worker claims it (``save(...,
-lease=True)``) and cleared when the run leaves ``running``; a heartbeat renews only the lease
-(``extend_lease``), so a step's save never moves the lease back.
+lease=True)``), renewed by a step's save that goes on (``lease=True``, in its commit) and
+cleared when the run leaves ``running``; a heartbeat renews only the lease (``extend_lease``).
+A save without ``lease=True`` leaves the lease alone, so it never moves the lease back.
 """
 
 from __future__ import annotations
