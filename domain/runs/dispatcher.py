@@ -303,7 +303,10 @@ class Dispatcher:
         events. Read inside the step's writing transaction (row lock on PostgreSQL, database
         lock on SQLite)."""
         owner = tx.runs.ownership(run.id)
-        return owner is not None and self._holds(owner, run.next_seq)
+        if owner is None or not self._holds(owner, run.next_seq):
+            return False
+        tx.runs.stored_as(run)  # unchanged since read or saved: a save may skip its state
+        return True
 
     def _holds(self, owner: RunOwnership, next_seq: int) -> bool:
         """Whether the row says the run is running, claimed by us, at event ``next_seq``."""

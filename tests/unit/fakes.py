@@ -346,6 +346,9 @@ class FakeRuns:
             return None
         return run
 
+    def stored_as(self, run: Run) -> None:
+        pass
+
     def ownership(self, run_id: str) -> RunOwnership | None:
         run = self._s.runs.get(run_id)
         if run is None:
