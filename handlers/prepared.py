@@ -48,6 +48,7 @@ from connexion.middleware.request_validation import (
 )
 from connexion.operations import AbstractOperation
 from connexion.security import SECURITY_HANDLERS
+from connexion.uri_parsing import OpenAPIURIParser
 from connexion.utils import (
     deep_merge,
     inspect_function_arguments,
@@ -58,6 +59,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from handlers.validation import RESOLVED_PARAMETERS
+
+
+class PreparedURIParser(OpenAPIURIParser):
+    """Connexion's OpenAPI URI parser with ``param_schemas`` computed once: Connexion's property
+    builds the dictionary of every parameter's schema again on each lookup (once per parameter
+    per request), from definitions that are fixed when the parser is made."""
+
+    @functools.cached_property
+    def param_schemas(self) -> dict[str, Any]:  # type: ignore[override]
+        return {k: v.get("schema", {}) for k, v in self.param_defns.items()}
 
 
 class _ArgumentPlan:
@@ -87,8 +98,12 @@ class _ArgumentPlan:
             found[sanitize(name)] = (
                 value if definition is None else _get_val_from_param(value, definition)
             )
-        query = deep_merge(copy.deepcopy(self.query_defaults), request.query_params)
-        found.update(_query_args_helper(self.query, query, arguments, has_kwargs, sanitize))
+        if self.query_defaults:
+            query = deep_merge(copy.deepcopy(self.query_defaults), request.query_params)
+        else:  # what merging into no defaults gives, without copying them
+            query = dict(request.query_params)
+        if query:
+            found.update(_query_args_helper(self.query, query, arguments, has_kwargs, sanitize))
         if self.trace:
             return found
         if self.has_body:

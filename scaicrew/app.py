@@ -56,6 +56,7 @@ from handlers.operations import OperationResolver, handler_paths
 from handlers.prepared import (
     SECURITY_MAP,
     PreparedRequestValidationMiddleware,
+    PreparedURIParser,
     use_prepared_operations,
 )
 from handlers.problems import render_exception, render_unavailable
@@ -281,6 +282,7 @@ def create_app(
         swagger_ui_options=docs,
         jsonifier=FastJsonifier(),
         security_map=SECURITY_MAP,
+        uri_parser_class=PreparedURIParser,
     )
     use_prepared_operations(app)
     app.add_api(spec, resolver=OperationResolver(spec), swagger_ui_options=docs)
