@@ -81,6 +81,21 @@ class _ArgumentPlan:
         self.query_defaults = _get_query_defaults(self.query)
         self.trace = operation.method.upper() == "TRACE"
         self.has_body = bool(operation.is_request_body_defined)
+        self._body_names: dict[str, str] = {}
+
+    def wants_body(
+        self, content_type: str, arguments: list[str], has_kwargs: bool, sanitize: Any
+    ) -> bool:
+        """Whether the handler takes the body (Connexion's ``_maybe_get_body`` test): reading
+        and defaulting it is wasted otherwise (a webhook's handler reads the raw bytes)."""
+        if not self.has_body:
+            return False
+        name = self._body_names.get(content_type)
+        if name is None:
+            name = sanitize(self.operation.body_name(content_type))
+            if len(self._body_names) < 16:  # content types come from clients: keep a few
+                self._body_names[content_type] = name
+        return has_kwargs or name in arguments
 
     def arguments(
         self,
@@ -106,8 +121,12 @@ class _ArgumentPlan:
             found.update(_query_args_helper(self.query, query, arguments, has_kwargs, sanitize))
         if self.trace:
             return found
-        if self.has_body:
-            content_type = request.mimetype
+        content_type = request.mimetype if self.has_body else ""
+        # Connexion computes the body argument and drops it when the handler does not take it
+        # (JSON bodies); form bodies keep its path.
+        if content_type in FORM_CONTENT_TYPES or self.wants_body(
+            content_type, arguments, has_kwargs, sanitize
+        ):
             found.update(
                 _get_body_argument(
                     body,
@@ -151,9 +170,8 @@ class _PreparedParameterDecorator(AsyncParameterDecorator):
                 plan = _ArgumentPlan(operation._get_current_object())  # type: ignore[attr-defined]
             request_body, files = None, {}
             if plan.has_body:  # without a request body in the spec, arguments() reads neither
-                request_body = self._maybe_get_body(
-                    request, arguments=arguments, has_kwargs=has_kwargs
-                )
+                if plan.wants_body(request.content_type, arguments, has_kwargs, sanitize):
+                    request_body = request.get_body()  # Connexion's _maybe_get_body
                 while asyncio.iscoroutine(request_body):
                     request_body = await request_body
                 if request.mimetype in FORM_CONTENT_TYPES:

@@ -296,8 +296,10 @@ class ReportingJSONBodyValidator(JSONRequestBodyValidator):
             body = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
             if _deeper_than(body, MAX_BODY_DEPTH):
                 raise RecursionError
-            # JSON escapes can spell lone surrogates ("\\ud800"), which no database can store.
-            json.dumps(body, ensure_ascii=False).encode("utf-8")
+            # JSON escapes can spell lone surrogates ("\\ud800"), which no database can store;
+            # only an escape can (strict UTF-8 decoding refuses encoded surrogates).
+            if "\\u" in text:
+                json.dumps(body, ensure_ascii=False).encode("utf-8")
             return body
         except UnicodeEncodeError:
             _raise(
