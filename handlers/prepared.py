@@ -74,28 +74,22 @@ class PreparedURIParser(OpenAPIURIParser):
 class _ArgumentPlan:
     """What ``get_arguments`` looks up in the operation on every request, looked up once."""
 
-    def __init__(self, operation: Any) -> None:
+    def __init__(
+        self, operation: Any, arguments: list[str], has_kwargs: bool, sanitize: Any
+    ) -> None:
         self.operation = operation
         self.path = {p["name"]: p for p in operation.parameters if p["in"] == "path"}
         self.query = {p["name"]: p for p in operation.parameters if p["in"] == "query"}
         self.query_defaults = _get_query_defaults(self.query)
         self.trace = operation.method.upper() == "TRACE"
         self.has_body = bool(operation.is_request_body_defined)
-        self._body_names: dict[str, str] = {}
-
-    def wants_body(
-        self, content_type: str, arguments: list[str], has_kwargs: bool, sanitize: Any
-    ) -> bool:
-        """Whether the handler takes the body (Connexion's ``_maybe_get_body`` test): reading
-        and defaulting it is wasted otherwise (a webhook's handler reads the raw bytes)."""
-        if not self.has_body:
-            return False
-        name = self._body_names.get(content_type)
-        if name is None:
-            name = sanitize(self.operation.body_name(content_type))
-            if len(self._body_names) < 16:  # content types come from clients: keep a few
-                self._body_names[content_type] = name
-        return has_kwargs or name in arguments
+        #: Whether the handler takes the body (Connexion's ``_maybe_get_body`` test): reading
+        #: and defaulting it is wasted otherwise (the webhook's handler reads the raw bytes).
+        #: The body's argument name is the request body's ``x-body-name``, whatever the media
+        #: type (``OpenAPIOperation.body_name`` ignores it), so it is decided once.
+        self.takes_body = self.has_body and (
+            has_kwargs or sanitize(operation.body_name(None)) in arguments
+        )
 
     def arguments(
         self,
@@ -124,9 +118,7 @@ class _ArgumentPlan:
         content_type = request.mimetype if self.has_body else ""
         # Connexion computes the body argument and drops it when the handler does not take it
         # (JSON bodies); form bodies keep its path.
-        if content_type in FORM_CONTENT_TYPES or self.wants_body(
-            content_type, arguments, has_kwargs, sanitize
-        ):
+        if content_type in FORM_CONTENT_TYPES or self.takes_body:
             found.update(
                 _get_body_argument(
                     body,
@@ -167,10 +159,11 @@ class _PreparedParameterDecorator(AsyncParameterDecorator):
         async def wrapper(request: ConnexionRequest) -> Any:
             nonlocal plan
             if plan is None:
-                plan = _ArgumentPlan(operation._get_current_object())  # type: ignore[attr-defined]
+                current = operation._get_current_object()  # type: ignore[attr-defined]
+                plan = _ArgumentPlan(current, arguments, has_kwargs, sanitize)
             request_body, files = None, {}
             if plan.has_body:  # without a request body in the spec, arguments() reads neither
-                if plan.wants_body(request.content_type, arguments, has_kwargs, sanitize):
+                if plan.takes_body:
                     request_body = request.get_body()  # Connexion's _maybe_get_body
                 while asyncio.iscoroutine(request_body):
                     request_body = await request_body
