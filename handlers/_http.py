@@ -30,14 +30,20 @@ def actor(token_info: Mapping[str, Any]) -> Actor:
     )
 
 
-def request_header(name: str) -> str | None:
-    """The request's first ``name`` header, as Starlette's ``Headers.get`` answers it, read
-    from the ASGI scope (``connexion.request`` builds a new request object on every access)."""
+def scope_header(scope: Mapping[str, Any], name: str) -> str | None:
+    """The first ``name`` header of an ASGI ``scope``, as Starlette's ``Headers.get`` answers
+    it, without building a ``Headers`` (or a request) for one value."""
     key = name.lower().encode("latin-1")
-    for found, value in request_scope["headers"]:
+    for found, value in scope.get("headers", ()):
         if found == key:
             return str(value.decode("latin-1"))
     return None
+
+
+def request_header(name: str) -> str | None:
+    """The current request's first ``name`` header (``connexion.request`` builds a new
+    request object on every access)."""
+    return scope_header(request_scope, name)
 
 
 def use_cases() -> UseCases:

@@ -28,6 +28,8 @@ from connexion.spec import Specification
 from connexion.utils import get_function_from_name, inspect_function_arguments
 from starlette.types import Receive, Scope, Send
 
+from handlers._http import scope_header
+
 #: Connexion's detail when no credential of an accepted kind came with the request.
 NO_TOKEN = "No authorization token provided"
 #: Connexion's detail for an ``Authorization`` header without a space-separated value.
@@ -55,14 +57,6 @@ def bearer_functions(security: list[dict[str, list[str]]], schemes: dict[str, An
             return []
         functions.append(function)
     return functions
-
-
-def authorization(scope: Scope) -> str | None:
-    """The first ``Authorization`` header's value, as Starlette's ``Headers.get`` reads it."""
-    for key, value in scope["headers"]:
-        if key == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
 
 
 async def verify_bearer(functions: list[Callable[[str], Any]], header: str | None) -> Any:
@@ -108,7 +102,7 @@ class BearerSecurityOperation(SecurityOperation):
         if not self.security or not self._bearer:
             await super().__call__(scope, receive, send)
             return
-        claims = await verify_bearer(self._bearer, authorization(scope))
+        claims = await verify_bearer(self._bearer, scope_header(scope, "authorization"))
         context = scope.setdefault("extensions", {}).setdefault("connexion_context", {})
         context.update({"user": claims.get("sub", claims.get("uid")), "token_info": claims})
         await self.next_app(scope, receive, send)

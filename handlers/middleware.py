@@ -33,6 +33,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from handlers._http import scope_header
 from handlers.context import AppContext, bind_context
 from handlers.media import ContractMedia, MalformedMediaType, acceptable, parse_media_type
 from handlers.problems import PROBLEM_JSON, ApiError, problem_bytes
@@ -48,12 +49,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = None
-        for key, value in scope.get("headers", []):
-            if key == b"x-request-id":
-                incoming = value.decode("latin-1")
-                break
-        trace_id = start_trace(incoming)
+        trace_id = start_trace(scope_header(scope, "x-request-id"))
         bind_context(self.context)
 
         header = (b"x-request-id", trace_id.encode("latin-1"))
