@@ -269,17 +269,11 @@ class Dispatcher:
 
     def _as_it_stands(self, tx: RunsTx, run_id: str, saved: Run | None) -> Run | None:
         """The run read in ``tx``: ``saved`` when the row says nothing happened to it since
-        (its lease aside), None when it is not ours any more, else read whole."""
-        if saved is None:
-            return tx.runs.get(None, run_id)
-        owner = tx.runs.ownership(run_id)
-        if owner is None or owner.status is not RunStatus.RUNNING:
-            return None
-        if owner.claimed_by != self.worker_id:
-            return None
-        if owner.next_seq != saved.next_seq:  # events were added by someone else: read it
-            return tx.runs.get(None, run_id)
-        return replace(saved, lease_expires_at=owner.lease_expires_at)
+        (its lease aside), else read whole (``_current`` then sees whether it is ours)."""
+        owner = None if saved is None else tx.runs.ownership(run_id)
+        if saved is not None and owner is not None and self._holds(owner, saved.next_seq):
+            return replace(saved, lease_expires_at=owner.lease_expires_at)
+        return tx.runs.get(None, run_id)
 
     def _renew_lease(self, run_id: str) -> Run | None:
         """Extend our lease on the run; the run as it stands, or None if it is not ours."""
