@@ -18,7 +18,8 @@ the engine comes from the one engine factory (``domain.persistence.engine.make_e
 sized by the same ``DB_POOL_SIZE`` setting), writers queue on the same in-process SQLite write
 lock, and bodies are encoded with the same JSON encoder (``handlers.json_body``). The table
 definitions are the project's (``domain.persistence.tables``), the database the one its
-migrations build. Both servers run under the same uvicorn options (``bench/run.py``).
+migrations build. Both servers run under the same uvicorn options (``bench/run.py``), with
+the cycle collector tuned the same way (``scaicrew.gc_tuning``).
 
 Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the environment
 ``DATABASE_URL`` and ``SESSION_SECRET``.
@@ -44,6 +45,7 @@ from domain.kernel import new_id
 from domain.persistence import tables as orm
 from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
 from handlers.json_body import json_bytes
+from scaicrew.gc_tuning import settle_for_serving
 from scaicrew.settings import Settings
 
 _ROLES = {"viewer": 1, "operator": 2, "author": 3, "admin": 4}
@@ -251,7 +253,7 @@ def create_app() -> Starlette:
         yield
         engine.dispose()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/v1/members/{member_id}", get_member, methods=["GET"]),
@@ -259,3 +261,5 @@ def create_app() -> Starlette:
         ],
         lifespan=lifespan,
     )
+    settle_for_serving()  # the collector tuned as the real server's (scaicrew.cli.served_app)
+    return app

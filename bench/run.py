@@ -3,8 +3,9 @@
 1. Two temporary SQLite databases are migrated and seeded alike (a workspace, an admin
    membership, a crew, a member), and one session token is minted for the workspace.
 2. Two servers start under uvicorn, each in its own process on a free loopback port, with
-   the same uvicorn options: the real app (``scaicrew.app:create_app``, ENV=test) and the
-   baseline ``bench/bare_app.py``, each on its own database.
+   the same uvicorn options: the real app as ``scaicrew serve`` builds it
+   (``scaicrew.cli:served_app``, ENV=test) and the baseline ``bench/bare_app.py``, each on its
+   own database; both tune the cycle collector alike (``scaicrew.gc_tuning``).
 3. A preflight sends one request of each scenario to both servers and checks that they answer
    2xx with the same JSON fields.
 4. For each scenario, ``bench/load.py`` loads the servers from a separate process (closed loop,
@@ -88,7 +89,7 @@ SCENARIOS = {
     "create_crew": "POST /v1/crews",
 }
 SERVERS = {
-    "ours": "scaicrew.app:create_app",
+    "ours": "scaicrew.cli:served_app",
     "bare": "bare_app:create_app",
 }
 DEFINITION = {
@@ -1249,7 +1250,7 @@ def main(argv: list[str] | None = None) -> int:
                     "rewarm_s": args.rewarm,
                     "client": f"bench/load.py --client {args.client} (asyncio, separate process)",
                     "servers": {
-                        "ours": "uvicorn --factory scaicrew.app:create_app (ENV=test)",
+                        "ours": "uvicorn --factory scaicrew.cli:served_app (ENV=test)",
                         "bare": "uvicorn --factory bare_app:create_app (bench/bare_app.py)",
                     },
                     "database": "SQLite file per server, WAL, migrated with scaicrew.migrate",

@@ -59,7 +59,6 @@ def serve_refusal(settings: Settings, workers: int) -> str | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from scaicrew.app import create_app
     from scaicrew.http_protocol import WorkerProtocol, bounded_protocol
 
     workers = args.workers
@@ -79,17 +78,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     }
     if workers == 1:
         uvicorn.run(
-            create_app(settings),
+            served_app(settings),
             workers=1,
             http=bounded_protocol(settings.max_header_bytes),
             **options,
         )
         return 0
     # N processes share the listening socket; each builds its app from the same environment
-    # (``worker_app``), with its own pool, background workers and stream hub (ADR 0050).
+    # (``served_app``), with its own pool, background workers and stream hub (ADR 0050).
     WorkerProtocol.limit = settings.max_header_bytes
     uvicorn.run(
-        f"{__name__}:worker_app",
+        f"{__name__}:served_app",
         factory=True,
         workers=workers,
         http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
@@ -101,15 +100,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def worker_app() -> Any:
-    """The app of one ``serve --workers`` process (uvicorn imports and calls it there)."""
+def served_app(settings: Settings | None = None) -> Any:
+    """The app of one serving process: ``serve`` builds it with its settings, and each
+    ``serve --workers`` process (uvicorn imports and calls it there) from the environment.
+    The collector is tuned for serving once the app is built (``settle_for_serving``)."""
     from scaicrew.app import create_app
+    from scaicrew.gc_tuning import settle_for_serving
     from scaicrew.http_protocol import WorkerProtocol
 
-    settings = Settings.from_env()
-    configure_logging(settings.observability.log_format, settings.log_level)
-    WorkerProtocol.limit = settings.max_header_bytes
-    return create_app(settings)
+    if settings is None:  # a ``serve --workers`` process: nothing of its parent is set here
+        settings = Settings.from_env()
+        configure_logging(settings.observability.log_format, settings.log_level)
+        WorkerProtocol.limit = settings.max_header_bytes
+    app = create_app(settings)
+    settle_for_serving()
+    return app
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -148,6 +153,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import threading
 
     from scaicrew.app import build_use_cases
+    from scaicrew.gc_tuning import settle_for_serving
     from scaicrew.worker import DeliveryPool, WorkerPool
 
     configure_logging(settings.observability.log_format, settings.log_level)
@@ -161,6 +167,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    settle_for_serving()
     pool.start()
     deliveries = None
     if settings.subscriptions.delivery_threads:
