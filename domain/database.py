@@ -79,18 +79,27 @@ class SqlUnitOfWork:
         self._committed = False
 
     def __enter__(self) -> SqlUnitOfWork:
+        # The connection is checked out and the repositories built before a writer queues for
+        # the write lock: the lock is held from BEGIN to COMMIT (or ROLLBACK) and no longer,
+        # since every other writer of the process waits on it.
+        connection = self._engine.connect()
+        if self._write:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+        self._connection = connection
+        self._repositories(connection)
         if self._write_lock is not None:
             # Bounded: past it, SQLite's own busy handling still serialises the writers.
             self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
         try:
-            connection = self._engine.connect()
+            self._transaction = connection.begin()
         except BaseException:
             self._release()
+            connection.close()
+            self._connection = None
             raise
-        if self._write:
-            connection = connection.execution_options(**{WRITE_OPTION: True})
-        self._connection = connection
-        self._transaction = connection.begin()
+        return self
+
+    def _repositories(self, connection: Connection) -> None:
         lock = self._write
         self.access = AccessRepository(connection)
         self.audit = AuditLog(connection)
@@ -106,7 +115,6 @@ class SqlUnitOfWork:
         self.tool_servers = ToolServerRepository(connection)
         self.triggers = TriggerRepository(connection, for_update=lock)
         self.workspaces = WorkspaceRepository(connection, for_update=lock)
-        return self
 
     def __exit__(
         self,
@@ -119,9 +127,9 @@ class SqlUnitOfWork:
             if not self._committed and self._transaction.is_active:
                 self._transaction.rollback()
         finally:
+            self._release()  # the transaction is over: the next writer may begin
             self._connection.close()
             self._connection = None
-            self._release()
         if self._stored and self._bus is not None:
             stored, self._stored = self._stored, []
             self._bus.publish(stored)
@@ -144,6 +152,7 @@ class SqlUnitOfWork:
         self._transaction.commit()
         self._committed = True
         self._stored = stored
+        self._release()  # committed: the next writer need not wait for this one to close
 
     def _release(self) -> None:
         if self._locked and self._write_lock is not None:

@@ -16,7 +16,12 @@ from domain.kernel.errors import NotFound
 from domain.kernel.paging import Page, PageRequest, page_of
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import Store
-from domain.runs.errors import ApprovalAlreadyDecided, IdempotencyKeyReused, RunFinished
+from domain.runs.errors import (
+    ApprovalAlreadyDecided,
+    IdempotencyKeyReused,
+    NothingToRun,
+    RunFinished,
+)
 from domain.runs.model import (
     Approval,
     ApprovalFilter,
@@ -72,8 +77,6 @@ class Runs:
                     original = tx.runs.get(actor.workspace_id, earlier[1])
                     assert original is not None
                     return original, True
-            if tx.members.get_member(actor.workspace_id, member_id) is None:
-                raise NotFound("member", member_id)
             request = RunRequest(
                 member_id=member_id,
                 input=run_input,
@@ -81,7 +84,13 @@ class Runs:
                 created_by=actor.subject,
                 dry_run=dry_run,
             )
-            run = queue_run(tx, actor.workspace_id, request, now)
+            try:
+                run = queue_run(tx, actor.workspace_id, request, now)
+            except NothingToRun:
+                # Whether the member exists is asked only here: queue_run read it already.
+                if tx.members.get_member(actor.workspace_id, member_id) is None:
+                    raise NotFound("member", member_id) from None
+                raise
             tx.audit.append(
                 actor,
                 "run.started",
