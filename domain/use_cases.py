@@ -21,7 +21,7 @@ from domain.kernel.errors import NotReady
 from domain.kernel.ports import SecretBox
 from domain.kernel.signals import SignalBus
 from domain.members import Members
-from domain.runs import Dispatcher, LanguageModel, Runs, RunSettings
+from domain.runs import Dispatcher, DispatchTurns, LanguageModel, Runs, RunSettings
 from domain.stream import Stream, StreamHub, StreamSettings
 from domain.subscriptions import (
     DeliveryPort,
@@ -74,6 +74,9 @@ class UseCases:
         schema_head: str | None = None,
     ) -> None:
         self.database = database
+        # SQLite serialises every writer of the process: its dispatchers take turns for their
+        # database work instead of fighting over the interpreter lock (ADR 0056).
+        self._dispatch_turns = DispatchTurns() if database.is_sqlite else None
         #: The schema revision this code expects (None: any revision will do).
         self.schema_head = schema_head
         self.ports = ports
@@ -129,6 +132,7 @@ class UseCases:
             self.settings.runs,
             worker_id,
             remote=self.tools.call_tool,
+            turns=self._dispatch_turns,
         )
 
     def deliverer(self, worker_id: str) -> SubscriptionDeliverer:

@@ -1,7 +1,7 @@
 """Runs: starting them (one path for every origin), the dispatcher that executes them step by
 step, their event timelines, and the human approvals that pause them."""
 
-from domain.runs.dispatcher import Dispatcher, RunSettings
+from domain.runs.dispatcher import Dispatcher, DispatchTurns, RunSettings
 from domain.runs.errors import (
     ApprovalAlreadyDecided,
     IdempotencyKeyReused,
@@ -10,7 +10,14 @@ from domain.runs.errors import (
     NothingToRun,
     RunFinished,
 )
-from domain.runs.llm import LanguageModel, ModelError, ModelReply, ToolCall, Usage
+from domain.runs.llm import (
+    LanguageModel,
+    ModelError,
+    ModelReply,
+    ToolCall,
+    Usage,
+    answers_in_process,
+)
 from domain.runs.model import (
     TRANSITIONS,
     Approval,
@@ -34,20 +41,21 @@ __all__ = [
     "ApprovalAlreadyDecided",
     "ApprovalFilter",
     "ApprovalStatus",
+    "DispatchTurns",
     "Dispatcher",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "InputSchemaMismatch",
     "LanguageModel",
-    "ModelError",
     "MemberArchived",
+    "ModelError",
     "ModelReply",
     "NothingToRun",
     "OfflineLanguageModel",
     "Run",
     "RunEvent",
-    "RunFinished",
     "RunFilter",
+    "RunFinished",
     "RunOrigin",
     "RunRepository",
     "RunRequest",
@@ -55,10 +63,11 @@ __all__ = [
     "RunState",
     "RunStatus",
     "Runs",
-    "TRANSITIONS",
     "RunsTx",
+    "TRANSITIONS",
     "ToolCall",
     "Usage",
+    "answers_in_process",
     "check_input",
     "queue_run",
 ]

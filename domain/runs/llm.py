@@ -43,6 +43,10 @@ class ModelError(Exception):
 
 
 class LanguageModel(Protocol):
+    """A model that answers a conversation. One may say ``in_process = True`` when it answers
+    without waiting on anything outside the process (the offline model): a dispatcher then
+    keeps its turn through the call (``DispatchTurns``)."""
+
     name: str
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
@@ -51,3 +55,9 @@ class LanguageModel(Protocol):
         :raises ModelError: on any failure.
         """
         ...
+
+
+def answers_in_process(model: LanguageModel) -> bool:
+    """Whether ``model`` answers without waiting on anything outside the process; one that
+    does not say is taken to wait."""
+    return bool(getattr(model, "in_process", False))

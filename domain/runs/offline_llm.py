@@ -29,6 +29,7 @@ class OfflineLanguageModel:
     """Deterministic and offline: calls each of its tools once, in order, then answers."""
 
     name = "offline"
+    in_process = True  # computes its answer: nothing to wait for
 
     def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
         run_input = _run_input(messages)

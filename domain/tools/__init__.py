@@ -1,7 +1,14 @@
 """Tools: the catalog a definition may name, effect classes, running a tool call, and the MCP
 tool servers whose tools join the catalog."""
 
-from domain.tools.catalog import CATALOG, ToolContext, default_arguments, execute, tool_schema
+from domain.tools.catalog import (
+    CATALOG,
+    ToolContext,
+    default_arguments,
+    execute,
+    runs_in_process,
+    tool_schema,
+)
 from domain.tools.errors import ToolServerUnavailable, check_headers, check_server_url
 from domain.tools.model import (
     CatalogTool,
@@ -37,6 +44,7 @@ __all__ = [
     "check_server_url",
     "default_arguments",
     "execute",
+    "runs_in_process",
     "mcp_tool_name",
     "split_mcp_tool_name",
     "tool_schema",

@@ -58,6 +58,7 @@ CATALOG: dict[str, CatalogTool] = {
                 "properties": {"key": _KEY},
                 "additionalProperties": False,
             },
+            in_process=True,
         ),
         CatalogTool(
             "notes_write",
@@ -69,6 +70,7 @@ CATALOG: dict[str, CatalogTool] = {
                 "properties": {"key": _KEY, "value": {"type": "string", "maxLength": 20000}},
                 "additionalProperties": False,
             },
+            in_process=True,
         ),
     )
 }
@@ -128,6 +130,13 @@ class ToolContext:
     #: The call's stable id (the same for every attempt of the call): HTTP tools send it as
     #: ``Idempotency-Key`` so targets that honour it de-duplicate a repeated call.
     idempotency_key: str | None = None
+
+
+def runs_in_process(name: str) -> bool:
+    """Whether tool ``name`` runs without waiting on anything outside the process (a catalog
+    tool over the database; not HTTP, not a tool server's)."""
+    tool = CATALOG.get(name)
+    return tool is not None and tool.in_process
 
 
 def execute(

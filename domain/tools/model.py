@@ -25,6 +25,8 @@ class CatalogTool:
     effect_class: EffectClass
     description: str
     parameters: dict[str, Any] = field(hash=False)
+    #: Runs on this process's own database, waiting on nothing outside it (the notes tools).
+    in_process: bool = False
 
 
 MCP_PREFIX = "mcp:"

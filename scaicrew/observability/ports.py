@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from domain.runs import LanguageModel, ModelReply
+from domain.runs import LanguageModel, ModelReply, answers_in_process
 from domain.tools import HttpPort, RemoteTool, ToolServerPort
 from scaicrew.observability.metrics import Metrics
 from scaicrew.observability.tracing import Tracing
@@ -59,6 +59,7 @@ class MeasuredModel(_Instrument):
     def __init__(self, inner: LanguageModel, metrics: Metrics | None, tracing: Tracing | None):
         super().__init__(metrics, tracing)
         self._inner = inner
+        self.in_process = answers_in_process(inner)
 
     def _record(self, outcome: str, seconds: float) -> None:
         if self._metrics is not None:

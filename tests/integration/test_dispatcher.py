@@ -21,7 +21,13 @@ import pytest
 from domain.database import Database
 from domain.kernel import Actor, ManualClock, Signal
 from domain.members import Definition, EffectClass, ToolSpec
-from domain.runs import ApprovalFilter, ModelReply, OfflineLanguageModel, RunStatus
+from domain.runs import (
+    ApprovalFilter,
+    DispatchTurns,
+    ModelReply,
+    OfflineLanguageModel,
+    RunStatus,
+)
 from domain.use_cases import UseCases
 from tests.support.domain import dispatcher
 
@@ -285,3 +291,72 @@ class TestNotes:
             list(pool.map(write, range(8)))
         with database() as tx:
             assert tx.notes.read(actor.workspace_id, "shared") in {f"v{i}" for i in range(8)}
+
+
+class InProcessModel:
+    """The offline model, declared in-process; during call ``probe_at`` it starts ``probe`` in a
+    thread and reports whether that thread was still waiting a moment later."""
+
+    name = "offline"
+    in_process = True
+
+    def __init__(self, probe_at: int, probe: Any) -> None:
+        self._model = OfflineLanguageModel()
+        self._probe_at = probe_at
+        self._probe = probe
+        self.calls = 0
+        self.probe_was_waiting: bool | None = None
+        self.probe_thread: threading.Thread | None = None
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> ModelReply:
+        self.calls += 1
+        if self.calls == self._probe_at:
+            self.probe_thread = threading.Thread(target=self._probe, daemon=True)
+            self.probe_thread.start()
+            self.probe_thread.join(0.3)
+            self.probe_was_waiting = self.probe_thread.is_alive()
+        return self._model.complete(messages, tools)
+
+
+def two_queued_runs(use_cases: UseCases, actor: Actor, database: Database) -> tuple[str, str]:
+    first = queued_run(use_cases, actor)
+    second, _ = use_cases.runs.start_run(actor, read(database, first).member_id, {"n": 2})
+    return first, second.id
+
+
+class TestTurns:
+    """Dispatchers sharing ``DispatchTurns`` (as on SQLite) take turns (ADR 0056)."""
+
+    def test_a_dispatcher_waiting_on_its_model_lets_another_take_the_turn(
+        self, database, use_cases, actor, threads
+    ):
+        drain(database)
+        turns = DispatchTurns()
+        first, second = two_queued_runs(use_cases, actor, database)
+        gated = GatedModel(gate_at=1)
+        a = dispatcher(database, "worker-a", model=gated, turns=turns)
+        in_thread(threads, a.run_next)
+        assert gated.entered.wait(WAIT)  # a holds the first run, waiting on its model
+
+        b = in_thread(threads, dispatcher(database, "worker-b", turns=turns).run_next)
+        b.join(WAIT)
+        assert not b.is_alive()
+        assert read(database, second).status is RunStatus.SUCCEEDED
+        assert read(database, first).status is RunStatus.RUNNING
+        gated.release.set()
+        threads[0].join(WAIT)
+        assert read(database, first).status is RunStatus.SUCCEEDED
+
+    def test_an_in_process_model_call_keeps_the_turn(self, database, use_cases, actor, threads):
+        drain(database)
+        turns = DispatchTurns()
+        first, second = two_queued_runs(use_cases, actor, database)
+        b = dispatcher(database, "worker-b", turns=turns)
+        model = InProcessModel(probe_at=1, probe=b.run_next)
+        assert dispatcher(database, "worker-a", model=model, turns=turns).run_next()
+
+        assert model.probe_was_waiting is True  # b waited for a's turn through the call
+        assert model.probe_thread is not None
+        model.probe_thread.join(WAIT)
+        assert read(database, first).status is RunStatus.SUCCEEDED
+        assert read(database, second).status is RunStatus.SUCCEEDED

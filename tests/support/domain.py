@@ -9,7 +9,13 @@ from typing import Any
 
 from domain.database import Database
 from domain.kernel import Clock, ManualClock, SystemClock
-from domain.runs import Dispatcher, LanguageModel, OfflineLanguageModel, RunSettings
+from domain.runs import (
+    Dispatcher,
+    DispatchTurns,
+    LanguageModel,
+    OfflineLanguageModel,
+    RunSettings,
+)
 from domain.stream import StreamSettings
 from domain.triggers import Firing, TriggerFiring, WebhookSettings
 from domain.use_cases import UseCases
@@ -38,6 +44,7 @@ def dispatcher(
     *,
     model: LanguageModel | None = None,
     clock: Clock | None = None,
+    turns: DispatchTurns | None = None,
     **settings: Any,
 ) -> Dispatcher:
     """A dispatcher over ``database`` with the offline model and no reachable HTTP host."""
@@ -48,6 +55,7 @@ def dispatcher(
         AllowListedHttp((), 1.0),
         run_settings(**settings),
         worker_id,
+        turns=turns,
     )
 
 
