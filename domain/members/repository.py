@@ -156,8 +156,17 @@ class MemberRepository:
         except IntegrityError as exc:
             raise DuplicateName("member", member.name) from exc
 
-    def get_member(self, workspace_id: str, member_id: str) -> Member | None:
-        stmt = _MEMBER_BY_ID_FOR_UPDATE if self._for_update else _MEMBER_BY_ID
+    def get_member(
+        self, workspace_id: str, member_id: str, *, shared: bool = False
+    ) -> Member | None:
+        """The member; in a writing unit of work on PostgreSQL its row is locked ``FOR UPDATE``
+        or, with ``shared`` (a run starting: it reads the member and changes nothing of it),
+        ``FOR SHARE``: starts of one member then go on together, while a change of the member
+        (publish, archive, delete) still waits for them and they for it."""
+        if not self._for_update:
+            stmt = _MEMBER_BY_ID
+        else:
+            stmt = _MEMBER_BY_ID_FOR_SHARE if shared else _MEMBER_BY_ID_FOR_UPDATE
         row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
         return None if row is None else _member(row)
 
@@ -537,6 +546,7 @@ _MEMBER_BY_ID = select(tables.members).where(
     tables.members.c.id == bindparam("member_id"),
 )
 _MEMBER_BY_ID_FOR_UPDATE = _MEMBER_BY_ID.with_for_update()
+_MEMBER_BY_ID_FOR_SHARE = _MEMBER_BY_ID.with_for_update(read=True)
 
 #: ``get_version``'s statement, built once (every run start reads the version it runs).
 _VERSION_BY_NUMBER = select(tables.member_versions).where(

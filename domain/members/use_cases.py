@@ -698,8 +698,9 @@ def runnable(
     tx: MembersTx, workspace_id: str, member_id: str, *, dry_run: bool
 ) -> tuple[Member, Version] | None:
     """The member and the version a run of it executes (its draft for a dry run), or None
-    when the member does not exist or has no such version."""
-    member = tx.members.get_member(workspace_id, member_id)
+    when the member does not exist or has no such version. The member's row is share-locked
+    in a writing unit of work (PostgreSQL): concurrent starts do not wait for each other."""
+    member = tx.members.get_member(workspace_id, member_id, shared=True)
     number = None if member is None else member.version_to_run(dry_run=dry_run)
     if member is None or number is None:
         return None
