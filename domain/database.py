@@ -83,20 +83,19 @@ class SqlUnitOfWork:
         # the write lock: the lock is held from BEGIN to COMMIT (or ROLLBACK) and no longer,
         # since every other writer of the process waits on it.
         connection = self._engine.connect()
-        if self._write:
-            connection = connection.execution_options(**{WRITE_OPTION: True})
-        self._connection = connection
-        self._repositories(connection)
-        if self._write_lock is not None:
-            # Bounded: past it, SQLite's own busy handling still serialises the writers.
-            self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
         try:
+            if self._write:
+                connection = connection.execution_options(**{WRITE_OPTION: True})
+            self._repositories(connection)
+            if self._write_lock is not None:
+                # Bounded: past it, SQLite's own busy handling still serialises the writers.
+                self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
             self._transaction = connection.begin()
         except BaseException:
             self._release()
             connection.close()
-            self._connection = None
             raise
+        self._connection = connection
         return self
 
     def _repositories(self, connection: Connection) -> None:

@@ -81,11 +81,11 @@ class DispatchTurns:
 
     A dispatcher holds the turn while it claims and drives a run, and gives it up while a call
     that waits on something outside the process is in flight (a remote model, HTTP, a tool
-    server; not the offline model or the notes tools), so the dispatchers of a process overlap
-    only where they wait. Measured on SQLite, where writers queue one at a time anyway: two threads
-    whose steps interleaved spent 65% more CPU per run (each SQLite call releases the
-    interpreter lock, and the two threads handed it back and forth) and drained 219 runs/s
-    where one thread drained 340.
+    server; not the offline model or the notes tools), so the dispatchers of a process
+    overlap only where they wait. Measured on SQLite, where writers queue one at a time
+    anyway: two threads whose steps interleaved spent 65% more CPU per run (each SQLite call
+    releases the interpreter lock, and the two threads handed it back and forth) and drained
+    219 runs/s where one thread drained 340.
     """
 
     def __init__(self) -> None:
