@@ -19,7 +19,8 @@ sized by the same ``DB_POOL_SIZE`` setting), writers queue on the same in-proces
 lock, and bodies are encoded with the same JSON encoder (``handlers.json_body``). The table
 definitions are the project's (``domain.persistence.tables``), the database the one its
 migrations build. Both servers run under the same uvicorn options (``bench/run.py``), with
-the cycle collector tuned the same way (``scaicrew.gc_tuning``).
+the cycle collector tuned the same way (``scaicrew.gc_tuning``) and pinned to the same CPUs
+(``CPU_AFFINITY``).
 
 Serve with ``uvicorn --app-dir bench --factory bare_app:create_app`` and the environment
 ``DATABASE_URL`` and ``SESSION_SECRET``.
@@ -45,6 +46,7 @@ from domain.kernel import new_id
 from domain.persistence import tables as orm
 from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
 from handlers.json_body import json_bytes
+from scaicrew.affinity import pin_to_cpus
 from scaicrew.gc_tuning import settle_for_serving
 from scaicrew.settings import Settings
 
@@ -262,4 +264,5 @@ def create_app() -> Starlette:
         lifespan=lifespan,
     )
     settle_for_serving()  # the collector tuned as the real server's (scaicrew.cli.served_app)
+    pin_to_cpus(settings.cpu_affinity)  # and pinned alike (CPU_AFFINITY)
     return app

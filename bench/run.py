@@ -5,7 +5,11 @@
 2. Two servers start under uvicorn, each in its own process on a free loopback port, with
    the same uvicorn options: the real app as ``scaicrew serve`` builds it
    (``scaicrew.cli:served_app``, ENV=test) and the baseline ``bench/bare_app.py``, each on its
-   own database; both tune the cycle collector alike (``scaicrew.gc_tuning``).
+   own database; both tune the cycle collector alike (``scaicrew.gc_tuning``) and are
+   pinned to the same CPU (``CPU_AFFINITY``: the machine's last CPU, or
+   ``BENCH_SERVER_CPUS``; empty for unpinned servers). The same goes for the servers of the
+   runs, stream and webhook scenarios; ``scaicrew worker`` processes and ``serve --workers``
+   are not pinned.
 3. A preflight sends one request of each scenario to both servers and checks that they answer
    2xx with the same JSON fields.
 4. For each scenario, ``bench/load.py`` loads the servers from a separate process (closed loop,
@@ -319,8 +323,19 @@ class ServerProcess(Child):
         raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
 
+def server_cpus() -> str:
+    """The ``CPU_AFFINITY`` of the benchmarked server processes (ours and the baseline alike):
+    ``BENCH_SERVER_CPUS`` when set (empty: not pinned), else the machine's last CPU when it has
+    two or more, so that the load client and PostgreSQL keep the others."""
+    if "BENCH_SERVER_CPUS" in os.environ:
+        return os.environ["BENCH_SERVER_CPUS"]
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return str(cpus[-1]) if len(cpus) >= 2 else ""
+
+
 class Server(ServerProcess):
-    """One uvicorn process serving ``factory`` on a free loopback port."""
+    """One uvicorn process serving ``factory`` on a free loopback port, pinned to
+    ``server_cpus()``."""
 
     def __init__(
         self,
@@ -349,7 +364,7 @@ class Server(ServerProcess):
             "--workers",
             "1",
         ]
-        env = server_environment(url, overrides)
+        env = server_environment(url, {"CPU_AFFINITY": server_cpus(), **(overrides or {})})
         super().__init__(f"{name}-server", command, env, workdir, port)
 
 
@@ -1143,6 +1158,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
 
+    pinned = server_cpus()
+    print(
+        f"bench: server processes pinned to CPU {pinned} (CPU_AFFINITY; BENCH_SERVER_CPUS= "
+        "for unpinned)"
+        if pinned
+        else "bench: server processes not pinned"
+    )
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-bench-"))
     workspace_id = new_id("wsp")  # wsp_ + 26 characters of [0-9a-z]
@@ -1237,6 +1259,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
+            "server_cpu_affinity": server_cpus() or "not pinned",
             "uvloop": _has("uvloop"),
             "httptools": _has("httptools"),
         }

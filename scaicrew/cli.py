@@ -59,6 +59,7 @@ def serve_refusal(settings: Settings, workers: int) -> str | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    from scaicrew.affinity import usable_cpus
     from scaicrew.http_protocol import WorkerProtocol, bounded_protocol
 
     workers = args.workers
@@ -66,6 +67,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if refusal is not None:
         print(f"scaicrew serve: {refusal}", file=sys.stderr)
         return 2
+    if settings.cpu_affinity:  # checked here too: a --workers process could only log it
+        usable_cpus(settings.cpu_affinity)
     configure_logging(settings.observability.log_format, settings.log_level)
     if not args.no_migrate:
         upgrade(settings.database_url)
@@ -104,6 +107,7 @@ def served_app(settings: Settings | None = None) -> Any:
     """The app of one serving process: ``serve`` builds it with its settings, and each
     ``serve --workers`` process (uvicorn imports and calls it there) from the environment.
     The collector is tuned for serving once the app is built (``settle_for_serving``)."""
+    from scaicrew.affinity import pin_to_cpus
     from scaicrew.app import create_app
     from scaicrew.gc_tuning import settle_for_serving
     from scaicrew.http_protocol import WorkerProtocol
@@ -114,6 +118,7 @@ def served_app(settings: Settings | None = None) -> Any:
         WorkerProtocol.limit = settings.max_header_bytes
     app = create_app(settings)
     settle_for_serving()
+    pin_to_cpus(settings.cpu_affinity)
     return app
 
 
@@ -152,6 +157,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     import signal
     import threading
 
+    from scaicrew.affinity import pin_to_cpus
     from scaicrew.app import build_use_cases
     from scaicrew.gc_tuning import settle_for_serving
     from scaicrew.worker import DeliveryPool, WorkerPool
@@ -168,6 +174,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     settle_for_serving()
+    pin_to_cpus(settings.cpu_affinity)
     pool.start()
     deliveries = None
     if settings.subscriptions.delivery_threads:
@@ -288,10 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        return int(args.run(settings, args))
+    except SettingsError as exc:  # read at start-up, or found unusable (CPU_AFFINITY)
         print(f"scaicrew: {exc}", file=sys.stderr)
         return 2
-    return int(args.run(settings, args))
 
 
 if __name__ == "__main__":

@@ -602,6 +602,14 @@ class Settings(BaseSettings):
         "Connection pool size (and as many overflow); a SQLite file keeps at least 40.",
         gt=0,
     )
+    cpu_affinity: CommaList = setting(
+        (),
+        "CPU_AFFINITY",
+        "Comma-separated CPU numbers each `scaicrew serve` and `scaicrew worker` process is "
+        "pinned to (`1`: one core; README, Performance). On one core a process's event loop "
+        "and threads hand the GIL over without cross-core wake-ups.",
+        shown="empty (not pinned)",
+    )
     validate_responses: bool = setting(
         False,
         "VALIDATE_RESPONSES",
@@ -648,6 +656,13 @@ class Settings(BaseSettings):
         """
         source = EnvironmentVariables(cls, os.environ if environ is None else environ)
         return cls(**source())
+
+    @model_validator(mode="after")
+    def _cpu_numbers(self) -> Settings:
+        bad = [cpu for cpu in self.cpu_affinity if not cpu.isdigit()]
+        if bad:
+            raise ValueError(f"CPU_AFFINITY takes CPU numbers (0, 1, ...), not {bad[0]!r}")
+        return self
 
     @model_validator(mode="after")
     def _safe_session_secret(self) -> Settings:
