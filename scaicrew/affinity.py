@@ -10,7 +10,9 @@ kernel can no longer route around.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 
 from scaicrew.settings import SettingsError
 
@@ -49,3 +51,40 @@ def pin_to_cpus(cpus: tuple[str, ...]) -> None:
             os.sched_setaffinity(int(task), wanted)
         except ProcessLookupError:  # it ended meanwhile
             continue
+
+
+def pin_to_one_of(cpus: tuple[str, ...], group: str) -> int | None:
+    """Pin this process to one CPU of ``cpus`` that no other process of ``group`` holds (the
+    processes of one ``serve --workers`` share a group); the CPU, or None when ``cpus`` is
+    empty. With every CPU held (more processes than CPUs), pinned to all of ``cpus``.
+
+    The claim is a lock on a file per CPU, held for the life of the process: a process that
+    dies frees its CPU for the one that replaces it.
+
+    :raises SettingsError: as ``usable_cpus``.
+    """
+    if not cpus:
+        return None
+    wanted = sorted(usable_cpus(cpus))
+    directory = claims_directory(group)
+    os.makedirs(directory, exist_ok=True)
+    for cpu in wanted:
+        handle = os.open(os.path.join(directory, str(cpu)), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            continue
+        _claims.append(handle)  # kept open: the claim lasts as long as the process
+        pin_to_cpus((str(cpu),))
+        return cpu
+    pin_to_cpus(tuple(str(cpu) for cpu in wanted))
+    return None
+
+
+_claims: list[int] = []
+
+
+def claims_directory(group: str) -> str:
+    """Where the processes of ``group`` claim their CPUs (``pin_to_one_of``)."""
+    return os.path.join(tempfile.gettempdir(), f"scaicrew-cpus-{group}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -59,7 +61,7 @@ def serve_refusal(settings: Settings, workers: int) -> str | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from scaicrew.affinity import usable_cpus
+    from scaicrew.affinity import claims_directory, usable_cpus
     from scaicrew.http_protocol import WorkerProtocol, bounded_protocol
 
     workers = args.workers
@@ -88,37 +90,67 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
     # N processes share the listening socket; each builds its app from the same environment
-    # (``served_app``), with its own pool, background workers and stream hub (ADR 0050).
+    # (``served_worker_app``), with its own pool, background workers and stream hub (ADR
+    # 0050), each pinned to a CPU of its own when CPU_AFFINITY lists some (ADR 0058).
+    group = os.environ["SCAICREW_SERVE_GROUP"] = str(os.getpid())
     WorkerProtocol.limit = settings.max_header_bytes
-    uvicorn.run(
-        f"{__name__}:served_app",
-        factory=True,
-        workers=workers,
-        http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
-        # A process builds the whole app before it first answers the supervisor's health
-        # check; uvicorn's default of 5 s kills and restarts it in a loop on a busy machine.
-        timeout_worker_healthcheck=60,
-        **options,
-    )
+    try:
+        uvicorn.run(
+            f"{__name__}:served_worker_app",
+            factory=True,
+            workers=workers,
+            http=f"{WorkerProtocol.__module__}:{WorkerProtocol.__name__}",
+            # A process builds the whole app before it first answers the supervisor's health
+            # check; uvicorn's default of 5 s kills and restarts it in a loop on a busy machine.
+            timeout_worker_healthcheck=60,
+            **options,
+        )
+    finally:
+        shutil.rmtree(claims_directory(group), ignore_errors=True)
     return 0
 
 
 def served_app(settings: Settings | None = None) -> Any:
-    """The app of one serving process: ``serve`` builds it with its settings, and each
-    ``serve --workers`` process (uvicorn imports and calls it there) from the environment.
-    The collector is tuned for serving once the app is built (``settle_for_serving``)."""
+    """The app of one serving process: ``serve`` builds it with its settings, uvicorn's
+    factory (``make bench``, ``uvicorn --factory``) from the environment. Tuned for serving
+    (``settle_for_serving``) and pinned to ``CPU_AFFINITY`` once built."""
     from scaicrew.affinity import pin_to_cpus
-    from scaicrew.app import create_app
-    from scaicrew.gc_tuning import settle_for_serving
+
+    if settings is None:
+        settings = _factory_settings()
+    app = _built(settings)
+    pin_to_cpus(settings.cpu_affinity)
+    return app
+
+
+def served_worker_app() -> Any:
+    """The app of one ``serve --workers`` process (uvicorn imports and calls it there): as
+    ``served_app``, but pinned to one CPU of ``CPU_AFFINITY`` that no other process of the
+    same ``serve`` holds."""
+    from scaicrew.affinity import pin_to_one_of
+
+    settings = _factory_settings()
+    app = _built(settings)
+    pin_to_one_of(settings.cpu_affinity, os.environ.get("SCAICREW_SERVE_GROUP", "serve"))
+    return app
+
+
+def _factory_settings() -> Settings:
+    """The settings of a process uvicorn started: nothing of its parent is set there."""
     from scaicrew.http_protocol import WorkerProtocol
 
-    if settings is None:  # a ``serve --workers`` process: nothing of its parent is set here
-        settings = Settings.from_env()
-        configure_logging(settings.observability.log_format, settings.log_level)
-        WorkerProtocol.limit = settings.max_header_bytes
+    settings = Settings.from_env()
+    configure_logging(settings.observability.log_format, settings.log_level)
+    WorkerProtocol.limit = settings.max_header_bytes
+    return settings
+
+
+def _built(settings: Settings) -> Any:
+    from scaicrew.app import create_app
+    from scaicrew.gc_tuning import settle_for_serving
+
     app = create_app(settings)
     settle_for_serving()
-    pin_to_cpus(settings.cpu_affinity)
     return app
 
 

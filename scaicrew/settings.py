@@ -605,9 +605,10 @@ class Settings(BaseSettings):
     cpu_affinity: CommaList = setting(
         (),
         "CPU_AFFINITY",
-        "Comma-separated CPU numbers each `scaicrew serve` and `scaicrew worker` process is "
-        "pinned to (`1`: one core; README, Performance). On one core a process's event loop "
-        "and threads hand the GIL over without cross-core wake-ups.",
+        "Comma-separated CPU numbers `scaicrew serve` and `scaicrew worker` pin themselves to "
+        "(`1`: one core; README, Performance); each `serve --workers` process takes one of "
+        "them. On one core a process's event loop and threads hand the GIL over without "
+        "cross-core wake-ups.",
         shown="empty (not pinned)",
     )
     validate_responses: bool = setting(

@@ -71,6 +71,19 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _pinned(pids: set[int]) -> set[int]:
+    """The CPUs of those of ``pids`` that are pinned to exactly one."""
+    single = set()
+    for pid in pids:
+        try:
+            allowed = os.sched_getaffinity(pid)
+        except OSError:
+            continue
+        if len(allowed) == 1:
+            single |= allowed
+    return single
+
+
 def _healthy(base_url: str) -> bool:
     try:
         return httpx.get(base_url + "/health", timeout=2).status_code == 200
@@ -82,9 +95,11 @@ def _healthy(base_url: str) -> bool:
 @pytest.mark.postgres
 def test_serve_workers_runs_that_many_api_processes(own_postgres: Settings, tmp_path) -> None:
     port = free_port()
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    affinity = ",".join(map(str, cpus)) if len(cpus) == 2 else ""
     process = Process(
         ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-        environment(own_postgres),
+        environment(own_postgres, cpu_affinity=affinity),
         tmp_path / "serve.log",
     )
     base_url = f"http://127.0.0.1:{port}"
@@ -99,6 +114,10 @@ def test_serve_workers_runs_that_many_api_processes(own_postgres: Settings, tmp_
         while len(_children(process.proc.pid) - {process.proc.pid}) < 2:
             assert time.monotonic() < deadline, process.output()
             time.sleep(0.2)
+        if affinity:  # CPU_AFFINITY: each process pinned to a CPU of its own (ADR 0058)
+            while _pinned(_children(process.proc.pid)) != set(cpus):
+                assert time.monotonic() < deadline, process.output()
+                time.sleep(0.2)
         # Both processes answer: many requests over fresh connections all succeed.
         for _ in range(20):
             assert httpx.get(base_url + "/health", timeout=10).status_code == 200

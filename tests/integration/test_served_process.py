@@ -6,13 +6,14 @@ from __future__ import annotations
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Any
 
 import pytest
 
-from scaicrew.affinity import pin_to_cpus
+from scaicrew.affinity import claims_directory, pin_to_cpus
 from scaicrew.settings import Settings, SettingsError
 from tests.support.processes import ROOT, environment
 
@@ -103,3 +104,42 @@ def test_serve_with_an_unusable_cpu_affinity_exits_with_the_reason(
     )
     assert done.returncode == 2
     assert f"CPU_AFFINITY names CPUs [{beyond}]" in done.stderr
+
+
+_CLAIM = """
+import sys
+from scaicrew.affinity import pin_to_one_of
+print(pin_to_one_of(("{a}", "{b}"), sys.argv[1]), flush=True)
+sys.stdin.read()  # holds its claim until the test closes stdin
+"""
+
+
+def test_processes_of_one_group_each_take_a_cpu_of_their_own(tmp_path: Any) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs two CPUs")
+    code = _CLAIM.format(a=allowed[0], b=allowed[1])
+    group = f"test-{os.getpid()}-{tmp_path.name}"
+    first = subprocess.Popen(
+        [sys.executable, "-c", code, group],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None
+        taken = int(first.stdout.readline())
+        second = subprocess.run(
+            [sys.executable, "-c", code, group],
+            cwd=ROOT,
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert {taken, int(second.stdout.strip())} == {allowed[0], allowed[1]}
+    finally:
+        first.communicate(input="", timeout=60)
+        shutil.rmtree(claims_directory(group), ignore_errors=True)
