@@ -16,6 +16,9 @@ import tempfile
 
 from scaicrew.settings import SettingsError
 
+#: The descriptors of this process's CPU claims (``pin_to_one_of``), open for its life.
+_claims: list[int] = []
+
 
 def usable_cpus(cpus: tuple[str, ...]) -> set[int]:
     """The CPUs ``cpus`` names, checked against those this process may run on.
@@ -41,16 +44,8 @@ def pin_to_cpus(cpus: tuple[str, ...]) -> None:
 
     :raises SettingsError: as ``usable_cpus``.
     """
-    if not cpus:
-        return
-    wanted = usable_cpus(cpus)
-    # A thread's affinity is its own: threads already started (a metrics exporter, say) are
-    # pinned one by one; the ones started later inherit the mask of the thread starting them.
-    for task in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(task), wanted)
-        except ProcessLookupError:  # it ended meanwhile
-            continue
+    if cpus:
+        _pin(usable_cpus(cpus))
 
 
 def pin_to_one_of(cpus: tuple[str, ...], group: str) -> int | None:
@@ -76,15 +71,22 @@ def pin_to_one_of(cpus: tuple[str, ...], group: str) -> int | None:
             os.close(handle)
             continue
         _claims.append(handle)  # kept open: the claim lasts as long as the process
-        pin_to_cpus((str(cpu),))
+        _pin({cpu})
         return cpu
-    pin_to_cpus(tuple(str(cpu) for cpu in wanted))
+    _pin(set(wanted))
     return None
-
-
-_claims: list[int] = []
 
 
 def claims_directory(group: str) -> str:
     """Where the processes of ``group`` claim their CPUs (``pin_to_one_of``)."""
     return os.path.join(tempfile.gettempdir(), f"scaicrew-cpus-{group}")
+
+
+def _pin(cpus: set[int]) -> None:
+    # A thread's affinity is its own: threads already started (a metrics exporter, say) are
+    # pinned one by one; the ones started later inherit the mask of the thread starting them.
+    for task in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(task), cpus)
+        except ProcessLookupError:  # it ended meanwhile
+            continue
