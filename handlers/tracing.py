@@ -7,8 +7,8 @@ offers its trace id first; a well-formed incoming ``X-Request-ID`` still wins.
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -52,7 +52,10 @@ def start_trace(incoming: str | None) -> str:
     elif facts is not None and facts.suggested_trace_id:
         trace_id = facts.suggested_trace_id
     else:
-        trace_id = secrets.token_hex(16)
+        # Not secrets.token_hex: os.urandom releases the GIL, and the event loop, which mints
+        # this id, then waits for a handler thread to hand it back (ADR 0059). A trace id
+        # must be unique, not unguessable: it guards nothing.
+        trace_id = f"{random.getrandbits(128):032x}"
     _trace_id.set(trace_id)
     if facts is not None:
         facts.trace_id = trace_id

@@ -53,3 +53,50 @@ class TestOrderWithinAProcess:
         ids = [new_id("ver") for _ in range(20_000)]
         assert ids == sorted(ids)
         assert len(set(ids)) == len(ids)
+
+
+class TestRandomness:
+    def test_random_parts_come_from_the_os_a_pool_at_a_time(self, monkeypatch):
+        """One os.urandom call serves hundreds of ids (each call releases the GIL)."""
+        import domain.kernel.ids as ids
+
+        calls: list[int] = []
+        real = ids.os.urandom
+
+        def counted(size: int) -> bytes:
+            calls.append(size)
+            return real(size)
+
+        monkeypatch.setattr(ids.os, "urandom", counted)
+        monkeypatch.setattr(ids, "_pool", b"")
+        for _ in range(400):
+            time.sleep(0.00105)  # a new millisecond each: a full 79-bit draw every time
+            new_id("run")
+        assert 1 <= len(calls) <= 2 and set(calls) == {ids._POOL_SIZE}
+
+    def test_a_draw_has_exactly_the_bits_asked_for(self):
+        import domain.kernel.ids as ids
+
+        with ids._lock:
+            draws = [ids._randbits(79) for _ in range(2000)]
+            small = [ids._randbits(16) for _ in range(2000)]
+        assert max(draws) < 2**79 and max(draws) >= 2**78  # the top bit is set half the time
+        assert max(small) < 2**16 and len(set(small)) > 1900
+
+    def test_a_forked_child_draws_its_own_bytes(self):
+        import os
+
+        import domain.kernel.ids as ids
+
+        new_id("run")  # the parent holds a pool
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: report its pool as it starts
+            os.write(write, b"empty" if ids._pool == b"" else b"inherited")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        try:
+            assert os.read(read, 16) == b"empty"
+        finally:
+            os.close(read)
+            os.close(write)
