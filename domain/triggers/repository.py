@@ -13,11 +13,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    TextClause,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
-from domain.persistence.sql import count_rows, insert_once, utc, utc_or_none
+from domain.persistence.sql import (
+    count_rows,
+    insert_once,
+    utc,
+    utc_or_none,
+)
 from domain.runs import RunsTx
 from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
 
@@ -169,7 +185,7 @@ class TriggerRepository:
     ) -> tuple[str, str, str] | None:
         """The first of ``keys`` already recorded (at or after ``since``, when given): (key,
         body hash, run id). Rows older than ``since`` are out of the de-dup window: ignored
-        here, deleted by ``forget_deliveries`` only when a new key is claimed."""
+        here, taken over by ``claim_deliveries`` and deleted by ``forget_deliveries``."""
         rows = self._c.execute(_FIND_DELIVERY, {"trigger_id": trigger_id, "keys": keys}).all()
         found = {
             r.delivery_key: (r.delivery_key, r.body_hash, r.run_id)
@@ -181,21 +197,32 @@ class TriggerRepository:
                 return found[key]
         return None
 
-    def claim_delivery(
-        self, trigger: Trigger, key: str, body_hash: str, run_id: str, now: datetime
+    def claim_deliveries(
+        self,
+        trigger: Trigger,
+        keys: tuple[str, str],
+        body_hash: str,
+        run_id: str,
+        now: datetime,
+        expired_before: datetime,
     ) -> bool:
-        """Record ``key`` as delivered (starting ``run_id``); False if it already was."""
-        return insert_once(
-            self._c,
-            tables.webhook_deliveries,
-            ["trigger_id", "delivery_key"],
-            trigger_id=trigger.id,
-            delivery_key=key,
-            workspace_id=trigger.workspace_id,
-            body_hash=body_hash,
-            run_id=run_id,
-            created_at=now,
-        )
+        """Record both ``keys`` as delivered (starting ``run_id``), in one statement; False
+        if either is recorded already at or after ``expired_before``. A row older than that
+        (out of the de-dup window, not yet forgotten) is taken over."""
+        claimed = self._c.execute(
+            _CLAIM_DELIVERIES,
+            {
+                "trigger_id": trigger.id,
+                "key_0": keys[0],
+                "key_1": keys[1],
+                "workspace_id": trigger.workspace_id,
+                "body_hash": body_hash,
+                "run_id": run_id,
+                "now": now,
+                "expired_before": expired_before,
+            },
+        ).all()
+        return len(claimed) == len(keys)
 
     # -- invocations ---------------------------------------------------------------------
 
@@ -332,3 +359,29 @@ _FORGET_DELIVERIES = delete(tables.webhook_deliveries).where(
     tables.webhook_deliveries.c.created_at < bindparam("before"),
 )
 _INSERT_INVOCATION = insert(tables.trigger_invocations)
+
+
+def _claim_deliveries() -> TextClause:
+    # One INSERT of both keys; ON CONFLICT takes over a row only once it is out of the window,
+    # so expired keys need no DELETE before the claim (they are forgotten now and then).
+    # RETURNING names the rows written: of two concurrent claims of a key, one gets it.
+    # Written as text: SQLAlchemy does not cache a multi-row upsert it builds (it compiled
+    # this one on every delivery). The same SQL runs on SQLite and PostgreSQL.
+    d = tables.webhook_deliveries
+    return text(
+        """INSERT INTO webhook_deliveries
+               (trigger_id, delivery_key, workspace_id, body_hash, run_id, created_at)
+           VALUES (:trigger_id, :key_0, :workspace_id, :body_hash, :run_id, :now),
+                  (:trigger_id, :key_1, :workspace_id, :body_hash, :run_id, :now)
+           ON CONFLICT (trigger_id, delivery_key) DO UPDATE SET
+               workspace_id = excluded.workspace_id, body_hash = excluded.body_hash,
+               run_id = excluded.run_id, created_at = excluded.created_at
+           WHERE webhook_deliveries.created_at < :expired_before
+           RETURNING delivery_key"""
+    ).bindparams(
+        bindparam("now", type_=d.c.created_at.type),
+        bindparam("expired_before", type_=d.c.created_at.type),
+    )
+
+
+_CLAIM_DELIVERIES = _claim_deliveries()

@@ -7,8 +7,11 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from domain.kernel import Role
+from domain.persistence import tables
+from domain.persistence.sql import utc
 from domain.triggers import WebhookDelivery, WebhookRejected, sign
 from tests.api.helpers import errors_of, missing_id
 from tests.support.domain import firing_at
@@ -176,6 +179,48 @@ def test_duplicates_are_remembered_for_the_window_only(client, tenant, app):
     assert again.run_id != keyed.run_id and not again.replayed
     outcomes = [i["outcome"] for i in _invocations(client, tenant, trigger)]
     assert outcomes == ["accepted", "accepted", "accepted", "replayed", "accepted"]
+
+
+def test_keys_out_of_the_window_are_taken_over_and_forgotten_once_a_minute(client, tenant, app):
+    """A key out of the window is claimed again without a DELETE first; the keys out of the
+    window are deleted by the first accepted delivery of a process and then once a minute."""
+    trigger = _webhook(client, tenant)
+    use_cases = app.context.use_cases
+    window = timedelta(seconds=use_cases.settings.webhooks.dedup_seconds)
+    start = datetime.now(UTC)
+    firing = firing_at(use_cases, start)
+
+    def receive(body: dict, at: datetime):
+        firing._clock.set(at)  # type: ignore[attr-defined]  # a ManualClock
+        raw = json.dumps(body).encode()
+        stamp = str(int(at.timestamp()))
+        signed = sign(trigger["secret"], stamp, raw)
+        return firing.receive_webhook(WebhookDelivery(trigger["id"], raw, body, stamp, signed))
+
+    def recorded() -> set[str]:
+        d = tables.webhook_deliveries
+        with use_cases.database() as tx:
+            rows = tx.connection.execute(
+                select(d.c.delivery_key, d.c.created_at).where(d.c.trigger_id == trigger["id"])
+            )
+            return {
+                f"{key.split(':')[0]}@{round((utc(at) - start).total_seconds())}"
+                for key, at in rows
+            }
+
+    first = receive({"n": "a"}, start)  # forgets (nothing yet): the first of this process
+    receive({"n": "c"}, start + window - timedelta(seconds=10))  # a minute on: forgets again
+    again = receive({"n": "a"}, start + window + timedelta(seconds=5))  # not due: no DELETE
+    assert (again.replayed, again.run_id != first.run_id) == (False, True)
+    late = int((window + timedelta(seconds=5)).total_seconds())
+    early = int((window - timedelta(seconds=10)).total_seconds())
+    # The body key was taken over; the first signature's key, expired, is still there.
+    expected = {"sig@0", f"sig@{early}", f"body@{early}", f"sig@{late}", f"body@{late}"}
+    assert recorded() == expected
+    # A minute after the last forgetting, the next accepted delivery deletes what expired.
+    receive({"n": "d"}, start + 2 * window + timedelta(seconds=1))
+    last = int((2 * window + timedelta(seconds=1)).total_seconds())
+    assert recorded() == {f"sig@{late}", f"body@{late}", f"sig@{last}", f"body@{last}"}
 
 
 def test_a_flood_of_forged_deliveries_is_refused_alike_but_logged_only_up_to_the_bound(
