@@ -323,6 +323,37 @@ class ServerProcess(Child):
         raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
 
+def reference_workload_ms(repeats: int = 3) -> float:
+    """Milliseconds a fixed job of JSON and SQLite work takes in this process, pinned like
+    the servers (the fastest of ``repeats``): the absolute targets (runs/s, webhooks/s, SSE
+    latency) move with the machine, and sessions run on different ones. Compare this first
+    before comparing absolute numbers of two ``make bench`` runs."""
+    import sqlite3
+
+    pinned = server_cpus()
+    before = os.sched_getaffinity(0)
+    if pinned:
+        os.sched_setaffinity(0, {int(c) for c in pinned.split(",")})
+    try:
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            connection = sqlite3.connect(":memory:")
+            connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, body TEXT)")
+            connection.execute("CREATE INDEX t_k ON t (k)")
+            for n in range(20_000):
+                body = json.dumps({"n": n, "tags": ["a", "b"], "nested": {"x": n * 2}})
+                connection.execute("INSERT INTO t (k, body) VALUES (?, ?)", (f"k{n % 97}", body))
+            for n in range(2_000):
+                row = connection.execute("SELECT body FROM t WHERE k = ? LIMIT 1", (f"k{n % 97}",))
+                json.loads(row.fetchone()[0])
+            connection.close()
+            best = min(best, (time.perf_counter() - began) * 1000)
+        return best
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def server_cpus() -> str:
     """The ``CPU_AFFINITY`` of the benchmarked server processes (ours and the baseline alike):
     ``BENCH_SERVER_CPUS`` when set (empty: not pinned), else the machine's last CPU when it has
@@ -1165,6 +1196,11 @@ def main(argv: list[str] | None = None) -> int:
         if pinned
         else "bench: server processes not pinned"
     )
+    reference_ms = reference_workload_ms()
+    print(
+        f"bench: reference workload {reference_ms:.0f} ms (a fixed JSON + SQLite job; machines "
+        "differ: compare it before comparing absolute numbers of two runs)"
+    )
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="scaicrew-bench-"))
     workspace_id = new_id("wsp")  # wsp_ + 26 characters of [0-9a-z]
@@ -1260,6 +1296,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "server_cpu_affinity": server_cpus() or "not pinned",
+            "reference_workload_ms": round(reference_ms, 1),
             "uvloop": _has("uvloop"),
             "httptools": _has("httptools"),
         }
