@@ -91,3 +91,47 @@ def test_a_delivery_that_skips_ahead_is_preceded_by_the_events_it_skipped(app, t
     events = _followed(use_cases, tenant, 1000, lose_two_deliveries, len(lost) + len(live))
     assert [e.data["run_id"] for e in events] == lost + live
     assert _gap_free(events)
+
+
+def test_the_follow_loop_arms_one_timer_for_its_deadline_not_one_per_event(app, tenant):
+    """Waiting for events costs no timer per event (a timeout per wait cost a timer per
+    subscriber and event); the one timer still ends the stream at its deadline."""
+    use_cases = app.context.use_cases
+    viewer = Actor(tenant.workspace_id, "user-viewer", Role.VIEWER)
+    runs = [f"run_timer_{n}" for n in range(20)]
+
+    async def scenario() -> tuple[list[Event], int, float]:
+        loop = asyncio.get_running_loop()
+        armed: list[float] = []
+        call_at = loop.call_at
+
+        def counted(when, callback, *args, **kwargs):
+            if getattr(callback, "__name__", "") == "wake":
+                armed.append(when)
+            return call_at(when, callback, *args, **kwargs)
+
+        loop.call_at = counted  # type: ignore[method-assign]
+        inbox = stream._Inbox(stream._LoopRelay.of(loop))
+        opening = await asyncio.to_thread(use_cases.stream.open_stream, viewer, None, inbox.offer)
+        events: list[Event] = []
+        began = loop.time()
+        try:
+            frames = stream._follow(use_cases.stream, viewer, inbox, opening.after, began + 1.0)
+
+            async def commit_one_by_one() -> None:
+                for run_id in runs:
+                    _commit(use_cases, tenant.workspace_id, [run_id])
+                    await asyncio.sleep(0.01)
+
+            committing = asyncio.create_task(commit_one_by_one())
+            async for chunk in frames:  # ends by itself at the deadline
+                events.extend(parse(chunk.decode()).events)
+            await committing
+        finally:
+            opening.unsubscribe()
+        return events, len(armed), loop.time() - began
+
+    events, timers, lasted = asyncio.run(scenario())
+    assert [e.data["run_id"] for e in events] == runs and _gap_free(events)
+    assert timers == 1
+    assert 1.0 <= lasted < 1.5
