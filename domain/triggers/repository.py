@@ -2,9 +2,11 @@
 
 Reads for the API are scoped by workspace and never see
 deleted triggers; the scheduler and webhook ingress find triggers across workspaces (they act
-as the trigger's system actor). The slot and delivery-key claims are single-statement
-``INSERT ... ON CONFLICT DO NOTHING``: of two concurrent claims of one key, exactly one
-inserts (on PostgreSQL the loser waits for the winner's commit, then inserts nothing).
+as the trigger's system actor). The slot and delivery-key claims are single statements
+(``INSERT ... ON CONFLICT DO NOTHING`` for a slot; for a delivery's two keys, ``ON CONFLICT
+DO UPDATE`` of a key out of the de-dup window only): of two concurrent claims of one key,
+exactly one writes (on PostgreSQL the loser waits for the winner's commit, then writes
+nothing).
 Nothing here commits.
 """
 
@@ -28,12 +30,7 @@ from sqlalchemy import (
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
-from domain.persistence.sql import (
-    count_rows,
-    insert_once,
-    utc,
-    utc_or_none,
-)
+from domain.persistence.sql import count_rows, insert_once, utc, utc_or_none
 from domain.runs import RunsTx
 from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
 
