@@ -59,9 +59,14 @@ def wait_run(
 
 @pytest.mark.parametrize("blocking", ["tool", "model"])
 def test_a_run_of_a_killed_server_is_recovered_by_the_next_server(
-    settings, tenant, tmp_path, processes, blocking
+    isolated, tmp_path, processes, blocking
 ):
-    """SIGKILL the only server while its run waits on a peer; a new server finishes the run."""
+    """SIGKILL the only server while its run waits on a peer; a new server finishes the run.
+
+    On a database of its own: a run another test left queued in the shared one would be
+    claimed first (oldest first), take the peer's hanging first request and leave this run
+    queued (seen once in CI, on a slow machine)."""
+    settings, tenant = isolated.settings, isolated.tenant
     peer = Peer(FirstRequestHangs(web_route if blocking == "tool" else chat_route)).start()
     try:
         overrides: dict[str, Any] = {
