@@ -29,17 +29,18 @@ class AuditLog:
         now: datetime,
     ) -> None:
         self._c.execute(
-            insert(tables.audit_log).values(
-                id=new_id("aud"),
-                workspace_id=actor.workspace_id,
-                at=now,
-                actor_subject=actor.subject,
-                actor_kind=actor.kind.value,
-                action=action,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                data=data,
-            )
+            _INSERT_AUDIT,
+            {
+                "id": new_id("aud"),
+                "workspace_id": actor.workspace_id,
+                "at": now,
+                "actor_subject": actor.subject,
+                "actor_kind": actor.kind.value,
+                "action": action,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "data": data,
+            },
         )
 
     def entries(self, workspace_id: str, subject_id: str) -> list[AuditEntry]:
@@ -102,3 +103,7 @@ class AuditTx(UnitOfWork, Protocol):
     """A unit of work that can append to the audit log."""
 
     audit: AuditLog
+
+
+# Built once: every run start and most writes append an entry.
+_INSERT_AUDIT = insert(tables.audit_log)

@@ -411,13 +411,8 @@ class MemberRepository:
         self._c.execute(stmt)
 
     def get_handoffs(self, workspace_id: str, member_id: str) -> list[Handoff]:
-        h = tables.handoffs
-        rows = self._c.execute(
-            select(h)
-            .where(h.c.workspace_id == workspace_id, h.c.member_id == member_id)
-            .order_by(h.c.position)
-        ).all()
-        return [_handoff(r) for r in rows]
+        params = {"workspace_id": workspace_id, "member_id": member_id}
+        return [_handoff(r) for r in self._c.execute(_HANDOFFS_OF, params).all()]
 
     def replace_handoffs(
         self, workspace_id: str, member_id: str, handoffs: Sequence[Handoff]
@@ -554,3 +549,20 @@ _VERSION_BY_NUMBER = select(tables.member_versions).where(
     tables.member_versions.c.member_id == bindparam("member_id"),
     tables.member_versions.c.number == bindparam("number"),
 )
+
+
+def _handoffs_of() -> Select[Any]:
+    h = tables.handoffs
+    return (
+        select(h)
+        .where(
+            h.c.workspace_id == bindparam("workspace_id"),
+            h.c.member_id == bindparam("member_id"),
+        )
+        .order_by(h.c.position)
+    )
+
+
+# Built once: every run that ends reads its member's handoffs (built per call, the statement
+# cost 333 us against 57 us prebuilt).
+_HANDOFFS_OF = _handoffs_of()

@@ -191,7 +191,7 @@ class RunRepository:
         if not events:
             return
         self._c.execute(
-            insert(tables.run_events),
+            _INSERT_RUN_EVENTS,
             [
                 {
                     "run_id": run.id,
@@ -529,3 +529,8 @@ def _approval(row: Any) -> Approval:
         expires_at=utc_or_none(row.expires_at),
         budget_id=row.budget_id,
     )
+
+
+# Built once: a statement built per call pays SQLAlchemy's cache key each time (the events
+# of every run step are inserted here).
+_INSERT_RUN_EVENTS = insert(tables.run_events)

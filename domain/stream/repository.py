@@ -51,7 +51,7 @@ class EventLog:
                 for i, s in enumerate(batch)
             ]
             self._c.execute(
-                insert(tables.workspace_events),
+                _INSERT_WORKSPACE_EVENTS,
                 [
                     {
                         "workspace_id": workspace_id,
@@ -65,7 +65,7 @@ class EventLog:
             )
             if self._postgres:
                 self._c.execute(
-                    text("SELECT pg_notify(:channel, :payload)"),
+                    _NOTIFY,
                     {"channel": NOTIFY_CHANNEL, "payload": notify_payload(rows)},
                 )
             stored.extend(rows)
@@ -177,3 +177,8 @@ def _advance(connection: Connection) -> Any:
         )
         .returning(counters.c.last_seq)
     )
+
+
+# Built once: every signal of every commit is stored (and on PostgreSQL announced) here.
+_INSERT_WORKSPACE_EVENTS = insert(tables.workspace_events)
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
