@@ -323,17 +323,18 @@ class ServerProcess(Child):
         raise RuntimeError(f"{self.name} not healthy after {timeout}s:\n{self.log()}")
 
 
-def reference_workload_ms(repeats: int = 3) -> float:
-    """Milliseconds a fixed job of JSON and SQLite work takes in this process, pinned like
-    the servers (the fastest of ``repeats``): the absolute targets (runs/s, webhooks/s, SSE
-    latency) move with the machine, and sessions run on different ones. Compare this first
-    before comparing absolute numbers of two ``make bench`` runs."""
+def reference_workload_ms(cpus: str, repeats: int = 3) -> float:
+    """Milliseconds a fixed job of JSON and SQLite work takes in this process, pinned to
+    ``cpus`` as the servers are (the fastest of ``repeats``): the absolute targets (runs/s,
+    webhooks/s, SSE latency) move with the machine, and sessions run on different ones.
+    Compare this first before comparing absolute numbers of two ``make bench`` runs."""
     import sqlite3
 
-    pinned = server_cpus()
+    from scaicrew.affinity import usable_cpus
+
     before = os.sched_getaffinity(0)
-    if pinned:
-        os.sched_setaffinity(0, {int(c) for c in pinned.split(",")})
+    if cpus:
+        os.sched_setaffinity(0, usable_cpus(tuple(cpus.split(","))))
     try:
         best = float("inf")
         for _ in range(repeats):
@@ -1196,7 +1197,7 @@ def main(argv: list[str] | None = None) -> int:
         if pinned
         else "bench: server processes not pinned"
     )
-    reference_ms = reference_workload_ms()
+    reference_ms = reference_workload_ms(pinned)
     print(
         f"bench: reference workload {reference_ms:.0f} ms (a fixed JSON + SQLite job; machines "
         "differ: compare it before comparing absolute numbers of two runs)"
