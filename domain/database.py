@@ -124,7 +124,14 @@ class SqlUnitOfWork:
         assert self._connection is not None
         try:
             if not self._committed and self._transaction.is_active:
-                self._transaction.rollback()
+                if self._write or exc_type is not None:
+                    self._transaction.rollback()
+                else:
+                    # A read has nothing to undo, and on PostgreSQL a ROLLBACK costs more than a
+                    # COMMIT: psycopg forgets every statement it prepared on the connection
+                    # (DEALLOCATE ALL), so a statement read again is parsed and planned again
+                    # (ADR 0061).
+                    self._transaction.commit()
         finally:
             self._release()  # the transaction is over: the next writer may begin
             self._connection.close()

@@ -4,17 +4,20 @@ SQLite: foreign keys on, a 30 s busy timeout, WAL for files; a writing transacti
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the database lock instead of failing when
 they upgrade a read snapshot), a reading one with a plain deferred ``BEGIN``. The writers of one
 process first queue on an in-process lock per database file (see ``sqlite_write_lock``).
-PostgreSQL: pre-ping, a pool sized by the caller, and a bounded connect (an unreachable server
-fails a request in seconds, as a 503, instead of hanging it).
+PostgreSQL: a pool sized by the caller, a ping before reusing a connection that sat idle in it
+(see ``PING_AFTER_IDLE_SECONDS``), and a bounded connect (an unreachable server fails a request
+in seconds, as a 503, instead of hanging it).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
 
 #: Execution option that marks a connection as opened for a writing unit of work.
 WRITE_OPTION = "scaicrew_write"
@@ -27,6 +30,14 @@ CONNECT_TIMEOUT_SECONDS = 5
 #: requests reuses connections instead of opening and closing overflow ones (each new one costs
 #: its PRAGMAs). SQLite connections are file handles, not server sessions: cheap to keep.
 SQLITE_MIN_POOL_SIZE = 40
+
+#: A PostgreSQL connection idle in the pool longer than this is pinged before it is handed out
+#: (a dead one is replaced, and the caller never sees it). A connection used more recently is
+#: trusted: pinging on every checkout cost a round trip per transaction, 9 per run (ADR 0061).
+#: If the server went away within this window, the first statement on such a connection fails
+#: as a disconnect, which invalidates the whole pool: that request answers 503, the next ones
+#: connect afresh.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 _SQLITE_WRITE_LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -50,15 +61,16 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo, **kwargs)
         _configure_sqlite(engine, wal=not in_memory)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
-        pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_timeout=10,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
     )
+    _ping_after_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
 
 
 def sqlite_write_lock(url: str) -> threading.Lock:
@@ -71,6 +83,35 @@ def sqlite_write_lock(url: str) -> threading.Lock:
     """
     with _LOCKS_GUARD:
         return _SQLITE_WRITE_LOCKS.setdefault(url, threading.Lock())
+
+
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection before handing it out if it sat idle over ``idle_seconds``.
+
+    SQLAlchemy's ``pool_pre_ping`` pings on every checkout; this is its recipe for pessimistic
+    disconnect handling, limited to connections that may have gone stale unnoticed. Raising
+    ``DisconnectionError`` makes the pool discard the connection and check out another.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return  # new, or used a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError("stale pooled connection") from exc
+            raise
+        if not alive:
+            raise DisconnectionError("stale pooled connection")
 
 
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:

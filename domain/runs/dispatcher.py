@@ -132,6 +132,9 @@ class Dispatcher:
         self.worker_id = worker_id
         #: (run id, call id) of the call whose start this worker's last commit recorded.
         self._armed: tuple[str, str] | None = None
+        # (run id, next_seq, whether a budget covers its next model call) as our last step's
+        # commit left the run: the next step starts from it without a read (ADR 0061).
+        self._left: tuple[str, int, bool] | None = None
         self._beats: _Heartbeat | None = None
 
     # -- claiming ------------------------------------------------------------------------
@@ -167,6 +170,10 @@ class Dispatcher:
         with self._store(write=True) as tx:
             run_id = tx.runs.claimable_id(now)
             if run_id is None:
+                # Nothing written: end it as a success. An idle worker polls often, and a unit
+                # of work left without a commit rolls back, which on PostgreSQL also makes the
+                # driver forget the statements it prepared on the connection (ADR 0061).
+                tx.commit()
                 return None
             run = tx.runs.get(None, run_id)
             assert run is not None
@@ -184,7 +191,9 @@ class Dispatcher:
                 tx.runs.save(run, lease=True)
                 claimed = run
             tx.record(run.changed_signal())
+            left = None if claimed is None else self._leaving(tx, claimed)
             tx.commit()
+        self._left = left
         return claimed
 
     def _lease_until(self, now: datetime) -> datetime:
@@ -302,23 +311,40 @@ class Dispatcher:
 
         ``saved`` is the run as our last step saved it: while the row still says it is ours
         and no event was added since, that is the run (its state is not read and decoded
-        again; ADR 0054). A budget created after this read charges the call when it is
-        settled."""
+        again; ADR 0054). When our own commit left it so a moment ago (``_leaving``), nothing
+        is read at all: the step's writing transaction already checked that the run was ours
+        and looked the budgets up (ADR 0061); a cancel committed since is seen by the next
+        step's write, as one committed during a call is. A budget created after the look-up
+        charges the call when it is settled."""
         now = self._clock.now()
-        with self._store() as tx:
-            run = self._as_it_stands(tx, run_id, saved)
-            if not self._ours(run):
-                return None
-            assert run is not None
-            budgeted = not run.state.queue and bool(
-                tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
-            )
+        left, self._left = self._left, None
+        if saved is not None and left is not None and left[:2] == (run_id, saved.next_seq):
+            run, budgeted = saved, left[2]  # as our own commit left it a moment ago
+        else:
+            with self._store() as tx:
+                found = self._as_it_stands(tx, run_id, saved)
+                if not self._ours(found):
+                    return None
+                assert found is not None
+                run = found
+                budgeted = not run.state.queue and bool(
+                    tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
+                )
         expires = run.lease_expires_at
         half = timedelta(seconds=self.settings.lease_seconds / 2)
         if expires is not None and expires - now >= half:
             return run, budgeted
         renewed = self._renew_lease(run_id)
         return None if renewed is None else (renewed, budgeted)
+
+    def _leaving(self, tx: RunsTx, run: Run) -> tuple[str, int, bool]:
+        """In a step's writing transaction, right before its commit: the run as the commit
+        leaves it, and whether a budget covers it when its next step is a model call (one read
+        here instead of a read transaction of its own before the next step, ADR 0061)."""
+        budgeted = not run.state.queue and bool(
+            tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
+        )
+        return run.id, run.next_seq, budgeted
 
     def _as_it_stands(self, tx: RunsTx, run_id: str, saved: Run | None) -> Run | None:
         """The run read in ``tx``: ``saved`` when the row says nothing happened to it since
@@ -438,7 +464,9 @@ class Dispatcher:
                 after = replace(after, lease_expires_at=self._lease_until(now))
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=going_on):
                 return None
+            left = self._leaving(tx, after) if going_on else None
             tx.commit()
+        self._left = left
         return after if reply.tool_calls else None
 
     def _hand_off(
@@ -558,7 +586,9 @@ class Dispatcher:
             after = replace(after, lease_expires_at=self._lease_until(now))  # the next step's
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
                 return None
+            left = self._leaving(tx, after)
             tx.commit()
+        self._left = left
         return after
 
     def _spend_over_budget(self, tx: RunsTx, run: Run) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from domain.budgets import BudgetsTx
@@ -168,10 +168,7 @@ class RunRepository:
         r = tables.runs
         stmt = (
             select(r.c.id)
-            .where(
-                r.c.status.in_([RunStatus.QUEUED.value, RunStatus.RUNNING.value]),
-                r.c.deadline_at < now,
-            )
+            .where(text(tables.UNFINISHED_RUNS), r.c.deadline_at < now)
             .order_by(r.c.id)
             .limit(limit)
         )
@@ -384,10 +381,11 @@ def _claimable(postgres: bool) -> Select[Any]:
     stmt = (
         select(r.c.id)
         .where(
+            text(tables.UNFINISHED_RUNS),  # the partial index ix_runs_unfinished
             or_(
                 r.c.status == RunStatus.QUEUED.value,
                 (r.c.status == RunStatus.RUNNING.value) & (r.c.lease_expires_at < bindparam("now")),
-            )
+            ),
         )
         .order_by(r.c.id)
         .limit(1)
