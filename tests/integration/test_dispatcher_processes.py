@@ -175,12 +175,14 @@ def test_two_worker_processes_claim_each_run_exactly_once(
 ):
     if database.is_sqlite:
         pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): SKIP LOCKED across processes")
-    actor, run_ids = queue_runs(use_cases, make_tenant, 40)
     env = environment(settings, worker_threads=2, worker_poll_seconds=0.1)
     for name in ("a", "b"):
         processes.append(Process(["worker"], env, tmp_path / f"worker-{name}.log"))
     for process in processes:
         process.wait_for_output("worker started (2 threads)")
+    # Queued once both are up: queued before, the first worker to start could drive all 40
+    # before the second had started (a run takes a few ms since ADR 0061; seen in CI).
+    actor, run_ids = queue_runs(use_cases, make_tenant, 40)
     runs = wait_all_finished(database, actor, run_ids)
 
     workers = set()
