@@ -85,14 +85,15 @@ def test_a_worker_reads_nothing_between_its_own_steps(isolated):
     three: one before each step)."""
     db = isolated.database
     actor = Actor(isolated.tenant.workspace_id, "user-admin", Role.ADMIN)
-    members = build_use_cases(isolated.settings, db).members
+    use_cases = build_use_cases(isolated.settings, db)
+    members = use_cases.members
     crew = members.create_crew(actor, "Notes crew")
     notes = Definition(
         objective="Keep notes.", tools=(ToolSpec("notes_write", EffectClass.INTERNAL),)
     )
     member = members.create_member(actor, crew_id=crew.id, name="Noter", definition=notes)
     members.publish_member(actor, member.id)
-    run, _ = build_use_cases(isolated.settings, db).runs.start_run(actor, member.id, {})
+    run, _ = use_cases.runs.start_run(actor, member.id, {})
     began: list[str] = []
 
     def on_begin(conn: Any) -> None:
