@@ -326,10 +326,7 @@ class Dispatcher:
                 if not self._ours(found):
                     return None
                 assert found is not None
-                run = found
-                budgeted = not run.state.queue and bool(
-                    tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
-                )
+                run, budgeted = found, _budgeted(tx, found)
         expires = run.lease_expires_at
         half = timedelta(seconds=self.settings.lease_seconds / 2)
         if expires is not None and expires - now >= half:
@@ -341,10 +338,7 @@ class Dispatcher:
         """In a step's writing transaction, right before its commit: the run as the commit
         leaves it, and whether a budget covers it when its next step is a model call (one read
         here instead of a read transaction of its own before the next step, ADR 0061)."""
-        budgeted = not run.state.queue and bool(
-            tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
-        )
-        return run.id, run.next_seq, budgeted
+        return run.id, run.next_seq, _budgeted(tx, run)
 
     def _as_it_stands(self, tx: RunsTx, run_id: str, saved: Run | None) -> Run | None:
         """The run read in ``tx``: ``saved`` when the row says nothing happened to it since
@@ -790,6 +784,14 @@ class Dispatcher:
             call_remote=call_remote,
             idempotency_key=idempotency_key,
         )
+
+
+def _budgeted(tx: RunsTx, run: Run) -> bool:
+    """Whether the run's next step is a model call that some budget covers (most runs are
+    covered by none, and their model calls need no admission)."""
+    return not run.state.queue and bool(
+        tx.budgets.covering(run.workspace_id, run.crew_id, run.member_id)
+    )
 
 
 def _model_call(budget_id: str, step: int) -> ToolCall:
