@@ -8,6 +8,7 @@ from domain.stream.repository import (
     StreamTx,
     decode_notification,
     notify_payload,
+    notify_template,
 )
 from domain.stream.use_cases import Stream, StreamOpening
 
@@ -21,4 +22,5 @@ __all__ = [
     "StreamTx",
     "decode_notification",
     "notify_payload",
+    "notify_template",
 ]

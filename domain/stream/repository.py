@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text
+from sqlalchemy import BigInteger, Connection, bindparam, delete, insert, select, text
 
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import UnitOfWork
@@ -36,7 +36,9 @@ class EventLog:
         """Store ``signals`` with their workspace's next sequence numbers; return them stored.
 
         Workspaces are numbered in sorted order, so two transactions touching the same
-        workspaces lock their counter rows in the same order (no deadlock).
+        workspaces lock their counter rows in the same order (no deadlock). On PostgreSQL one
+        statement per workspace advances the counter, inserts the events and announces them
+        (ADR 0062); elsewhere, one to advance and one to insert.
         """
         by_workspace: dict[str, list[Signal]] = {}
         for signal in signals:
@@ -44,32 +46,46 @@ class EventLog:
         stored: list[Signal] = []
         for workspace_id in sorted(by_workspace):
             batch = by_workspace[workspace_id]
-            last = self._advance(workspace_id, len(batch))
+            if self._postgres:
+                last = self._append_announced(workspace_id, batch, now)
+            else:
+                last = self._advance(workspace_id, len(batch))
             first = last - len(batch) + 1
             rows = [
                 Signal(workspace_id, s.kind, dict(s.data), seq=first + i, at=now, context=s.context)
                 for i, s in enumerate(batch)
             ]
-            self._c.execute(
-                _INSERT_WORKSPACE_EVENTS,
-                [
-                    {
-                        "workspace_id": workspace_id,
-                        "seq": s.seq,
-                        "type": s.kind,
-                        "data": s.data,
-                        "created_at": now,
-                    }
-                    for s in rows
-                ],
-            )
-            if self._postgres:
+            if not self._postgres:
                 self._c.execute(
-                    _NOTIFY,
-                    {"channel": NOTIFY_CHANNEL, "payload": notify_payload(rows)},
+                    _INSERT_WORKSPACE_EVENTS,
+                    [
+                        {
+                            "workspace_id": workspace_id,
+                            "seq": s.seq,
+                            "type": s.kind,
+                            "data": s.data,
+                            "created_at": now,
+                        }
+                        for s in rows
+                    ],
                 )
             stored.extend(rows)
         return stored
+
+    def _append_announced(self, workspace_id: str, batch: list[Signal], now: datetime) -> int:
+        """PostgreSQL: advance the counter, insert ``batch`` numbered after it and NOTIFY it,
+        in one statement; return the last sequence number."""
+        template, ranged = notify_template(workspace_id, batch, now)
+        events = json.dumps([[s.kind, s.data] for s in batch], separators=(",", ":"))
+        params = {
+            "workspace_id": workspace_id,
+            "count": len(batch),
+            "events": events,
+            "created_at": now,
+            "channel": NOTIFY_CHANNEL,
+            "template": template,
+        }
+        return int(self._c.execute(_APPEND_RANGE if ranged else _APPEND, params).scalar_one())
 
     def _advance(self, workspace_id: str, count: int) -> int:
         params = {"workspace_id": workspace_id, "count": count, "increment": count}
@@ -119,15 +135,31 @@ class EventLog:
         return int(self._c.execute(delete(t).where(t.c.expires_at <= now)).rowcount)
 
 
-def notify_payload(signals: Iterable[Signal]) -> str:
-    """The NOTIFY payload for one workspace's stored ``signals``: the events themselves, or
-    only their sequence range when they are too large for a notification."""
-    rows = list(signals)
-    events = [[s.seq, s.kind, s.data, s.at.isoformat() if s.at else None] for s in rows]
-    payload = json.dumps({"w": rows[0].workspace_id, "e": events}, separators=(",", ":"))
-    if len(payload.encode("utf-8")) <= _NOTIFY_LIMIT:
-        return payload
-    return json.dumps({"w": rows[0].workspace_id, "r": [rows[0].seq, rows[-1].seq]})
+def notify_template(workspace_id: str, signals: Iterable[Signal], at: datetime) -> tuple[str, bool]:
+    """The NOTIFY payload for one workspace's ``signals`` stored at ``at``, as a template for
+    PostgreSQL's ``format()`` (``%`` written ``%%``), filled in by the statement that numbers
+    the events, and whether it is the short form: the events themselves, with ``%s`` for each
+    one's sequence number; or, when they are too large for a notification, only their range
+    (``%1$s`` the first, ``%2$s`` the last), for listeners to read from the log."""
+    stamp = json.dumps(at.isoformat())
+    events = []
+    for signal in signals:
+        kind_and_data = json.dumps([signal.kind, signal.data], separators=(",", ":"))
+        events.append("[%s," + kind_and_data[1:-1].replace("%", "%%") + "," + stamp + "]")
+    head = '{"w":' + json.dumps(workspace_id).replace("%", "%%")
+    template = head + ',"e":[' + ",".join(events) + "]}"
+    # A sequence number is at most 19 digits (BIGINT) where its %s takes 2 characters.
+    if len(template.encode("utf-8")) + 17 * len(events) <= _NOTIFY_LIMIT:
+        return template, False
+    return head + ',"r":[%1$s,%2$s]}', True
+
+
+def notify_payload(template: str, ranged: bool, first: int, last: int) -> str:
+    """A ``notify_template`` filled in for events numbered ``first`` to ``last``, as PostgreSQL's
+    ``format()`` fills it in (for tests and tools: the database does it on the write path)."""
+    if ranged:
+        return template.replace("%1$s", str(first)).replace("%2$s", str(last)).replace("%%", "%")
+    return template % tuple(range(first, last + 1))
 
 
 def _signal(row: Any) -> Signal:
@@ -181,4 +213,39 @@ def _advance(connection: Connection) -> Any:
 
 # Built once: every signal of every commit is stored (and on PostgreSQL announced) here.
 _INSERT_WORKSPACE_EVENTS = insert(tables.workspace_events)
-_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+def _append_statement(numbers: str) -> Any:
+    """PostgreSQL: the counter advanced by ``:count``, the ``:events`` (a JSON array of
+    ``[type, data]``) inserted numbered after its old value, and ``format(:template, VARIADIC
+    <numbers>)`` notified, in one statement returning the counter's new value. The data-
+    modifying CTEs run once each whatever the final SELECT reads; the NOTIFY is sent on
+    commit, like the rows become visible."""
+    return text(
+        f"""
+        WITH counter AS (
+            INSERT INTO workspace_event_counters AS c (workspace_id, last_seq)
+            VALUES (:workspace_id, :count)
+            ON CONFLICT (workspace_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
+            RETURNING c.last_seq
+        ), stored AS (
+            INSERT INTO workspace_events (workspace_id, seq, type, data, created_at)
+            SELECT :workspace_id, counter.last_seq - :count + e.n, e.event ->> 0, e.event -> 1,
+                   :created_at
+            FROM counter, jsonb_array_elements(CAST(:events AS JSONB)) WITH ORDINALITY
+                AS e(event, n)
+        )
+        SELECT counter.last_seq,
+               pg_notify(:channel, format(:template, VARIADIC {numbers}))
+        FROM counter
+        """
+    ).bindparams(
+        bindparam("count", type_=BigInteger()),
+        bindparam("created_at", type_=tables.Stamp),
+    )
+
+
+_APPEND = _append_statement(
+    "ARRAY(SELECT counter.last_seq - :count + g FROM generate_series(1, :count) AS g)::TEXT[]"
+)
+_APPEND_RANGE = _append_statement("ARRAY[counter.last_seq - :count + 1, counter.last_seq]::TEXT[]")

@@ -7,13 +7,14 @@ import select
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 
 from domain.database import Database
 from domain.kernel import Signal, SystemClock
-from domain.stream import StreamHub, decode_notification, notify_payload
+from domain.stream import StreamHub, decode_notification, notify_payload, notify_template
 from scaicrew.adapters import pg_listener
 from scaicrew.adapters.pg_listener import PgListener
 from tests.support.domain import stream_settings
@@ -123,12 +124,23 @@ class TestConcurrentWriters:
 
 class TestNotifications:
     def test_a_payload_carries_the_events_or_only_their_range_when_large(self):
-        small = [Signal("wsp_a", "run.changed", {"run_id": "r", "status": "queued"}, seq=7)]
-        workspace_id, signals, through = decode_notification(notify_payload(small))
+        at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        small = [
+            Signal("wsp_a", "run.changed", {"run_id": "r", "status": "queued"}),
+            Signal("wsp_a", "run.changed", {"run_id": "r", "note": "100% done"}),
+        ]
+        template, ranged = notify_template("wsp_a", small, at)
+        assert not ranged
+        workspace_id, signals, through = decode_notification(notify_payload(template, False, 7, 8))
         assert (workspace_id, through) == ("wsp_a", None)
-        assert [(s.seq, s.kind, s.data) for s in signals] == [(7, "run.changed", small[0].data)]
-        large = [Signal("wsp_a", "trigger.fired", {"blob": "x" * 9000}, seq=8)]
-        assert decode_notification(notify_payload(large)) == ("wsp_a", [], 8)
+        assert [(s.seq, s.kind, s.data, s.at) for s in signals] == [
+            (7, "run.changed", small[0].data, at),
+            (8, "run.changed", small[1].data, at),
+        ]
+        large = [Signal("wsp_a", "trigger.fired", {"blob": "x" * 9000})]
+        template, ranged = notify_template("wsp_a", large, at)
+        assert ranged
+        assert decode_notification(notify_payload(template, True, 8, 8)) == ("wsp_a", [], 8)
 
     @pytest.mark.postgres
     def test_the_listener_hears_commits_of_another_engine(self, database, settings, actor):
@@ -161,6 +173,45 @@ class TestNotifications:
         assert connects == [True]
         assert ranges == [(actor.workspace_id, 2)]  # too large for a notification
         assert heard == []  # one notification per workspace and commit: the range
+
+    @pytest.mark.postgres
+    def test_the_notified_events_are_the_stored_ones(self, database, settings, actor):
+        if database.is_sqlite:
+            pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): LISTEN/NOTIFY")
+        # The statement that numbers the events also writes their notification (ADR 0062):
+        # what a listener hears must be what the log holds, number for number.
+        heard: list[Signal] = []
+        listener = PgListener(
+            settings.database_url,
+            on_signals=heard.extend,
+            on_range=lambda w, t: None,
+            on_connect=lambda: None,
+        )
+        listener.start()
+        other = Database(settings.database_url)
+        stored: list[Signal] = []
+        other.signals.subscribe(stored.append)
+        try:
+            assert listener.connected.wait(WAIT)
+            for batch in (2, 1):
+                with other(write=True) as tx:
+                    for n in range(batch):
+                        data = {"n": n, "note": "100% %s %1$s done", "nested": {"ü": [1, None]}}
+                        tx.record(Signal(actor.workspace_id, "run.changed", data))
+                    tx.commit()
+            deadline = time.monotonic() + WAIT
+            while len(heard) < 3:
+                assert time.monotonic() < deadline, heard
+                time.sleep(0.02)
+            with database() as tx:
+                logged = tx.events.read(actor.workspace_id, 0, 10)
+        finally:
+            listener.stop()
+            other.dispose()
+        as_heard = [(s.seq, s.kind, s.data, s.at) for s in heard]
+        assert as_heard == [(s.seq, s.kind, s.data, s.at) for s in stored]
+        assert as_heard == [(s.seq, s.kind, s.data, s.at) for s in logged]
+        assert [s.seq for s in heard] == [1, 2, 3]
 
     @pytest.mark.postgres
     def test_stopping_an_idle_listener_wakes_it_at_once(self, database, settings, monkeypatch):
