@@ -170,6 +170,21 @@ class MemberRepository:
         row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
         return None if row is None else _member(row)
 
+    def get_member_to_run(
+        self, workspace_id: str, member_id: str, *, dry_run: bool
+    ) -> tuple[Member, Version | None] | None:
+        """The member and the version a run of it executes (``Member.version_to_run``: the
+        active one, or for a dry run the draft; None when it has none), read together; None
+        when the member does not exist. In a writing unit of work on PostgreSQL the member's
+        row is locked ``FOR SHARE`` (``get_member``'s ``shared``), the version's not at all."""
+        stmt = _MEMBER_TO_RUN[(dry_run, self._for_update)]
+        row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
+        if row is None:
+            return None
+        if row.v_id is None:
+            return _member(row), None
+        return _member(row), _version(_Unprefixed(row._mapping, "v_"))
+
     def save(self, member: Member) -> None:
         """Write the member's mutable fields (names, crew, version pointers, identity,
         archival).
@@ -542,6 +557,42 @@ _MEMBER_BY_ID = select(tables.members).where(
 )
 _MEMBER_BY_ID_FOR_UPDATE = _MEMBER_BY_ID.with_for_update()
 _MEMBER_BY_ID_FOR_SHARE = _MEMBER_BY_ID.with_for_update(read=True)
+
+
+def _member_to_run(dry_run: bool, shared: bool) -> Select[Any]:
+    m, v = tables.members, tables.member_versions
+    number = m.c.draft_version_number if dry_run else m.c.active_version_number
+    stmt = (
+        select(*m.c, *(column.label("v_" + column.name) for column in v.c))
+        .select_from(
+            m.outerjoin(
+                v,
+                and_(
+                    v.c.workspace_id == m.c.workspace_id,
+                    v.c.member_id == m.c.id,
+                    v.c.number == number,
+                ),
+            )
+        )
+        .where(m.c.workspace_id == bindparam("workspace_id"), m.c.id == bindparam("member_id"))
+    )
+    return stmt.with_for_update(read=True, of=m) if shared else stmt
+
+
+#: ``get_member_to_run``'s statements by (dry run, share-locked), built once: every run start.
+_MEMBER_TO_RUN = {(d, s): _member_to_run(d, s) for d in (False, True) for s in (False, True)}
+
+
+class _Unprefixed:
+    """A row's columns whose names start with ``prefix``, by their name without it."""
+
+    def __init__(self, mapping: Any, prefix: str) -> None:
+        self._mapping = mapping
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return self._mapping[self._prefix + name]
+
 
 #: ``get_version``'s statement, built once (every run start reads the version it runs).
 _VERSION_BY_NUMBER = select(tables.member_versions).where(

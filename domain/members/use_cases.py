@@ -700,11 +700,10 @@ def runnable(
     """The member and the version a run of it executes (its draft for a dry run), or None
     when the member does not exist or has no such version. The member's row is share-locked
     in a writing unit of work (PostgreSQL): concurrent starts do not wait for each other."""
-    member = tx.members.get_member(workspace_id, member_id, shared=True)
-    number = None if member is None else member.version_to_run(dry_run=dry_run)
-    if member is None or number is None:
+    found = tx.members.get_member_to_run(workspace_id, member_id, dry_run=dry_run)
+    if found is None:
         return None
-    version = tx.members.get_version(workspace_id, member_id, number)
+    member, version = found
     if version is None or (not dry_run and version.program is None):
         return None
     return member, version

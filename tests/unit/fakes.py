@@ -147,6 +147,15 @@ class FakeMembers:
         member = self._s.members.get(member_id)
         return member if member is not None and member.workspace_id == workspace_id else None
 
+    def get_member_to_run(
+        self, workspace_id: str, member_id: str, *, dry_run: bool
+    ) -> tuple[Member, Version | None] | None:
+        member = self.get_member(workspace_id, member_id)
+        if member is None:
+            return None
+        number = member.version_to_run(dry_run=dry_run)
+        return member, None if number is None else self.get_version(workspace_id, member_id, number)
+
     def save(self, member: Member) -> None:
         self._s.members[member.id] = member
 
