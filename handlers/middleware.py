@@ -359,6 +359,11 @@ class IndexedRouter(Router):
         for key in groups:  # each group: its routes and the unindexed ones, in route order
             groups[key] = [route for k, route in keyed if k is None or k == key]
         self._groups, self._anywhere = groups, anywhere
+        # Starlette's Router.__init__ bound the base class's ``app`` as the middleware stack
+        # that ``__call__`` runs: without this, the class swap leaves the index unused and
+        # every request tries the routes one by one (64 regular expressions for a webhook).
+        if getattr(self.middleware_stack, "__func__", None) is Router.app:
+            self.middleware_stack = self.app
 
     async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.redirect_slashes:

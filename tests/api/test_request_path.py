@@ -11,6 +11,7 @@ import pytest
 from connexion.exceptions import OAuthProblem, ProblemException
 from connexion.middleware.security import SecurityOperation
 from connexion.security import NO_VALUE, SecurityHandlerFactory
+from starlette.responses import Response
 from starlette.routing import Match, Route, Router
 
 from handlers._http import ok
@@ -63,8 +64,8 @@ def _chosen(routes: list[Any], scope: dict[str, Any]) -> tuple[Any, Match]:
 
 
 def _router() -> IndexedRouter:
-    def endpoint(_request: Any) -> None:
-        return None
+    def endpoint(_request: Any) -> Response:
+        return Response(status_code=204)
 
     routes = [
         Route(template, endpoint, methods=[method.upper()]) for template, method, _ in _operations()
@@ -87,6 +88,56 @@ def test_the_indexed_router_picks_the_route_starlettes_loop_picks(value):
             scope = {"type": "http", "path": path, "root_path": "", "method": method}
             candidates = router._groups.get(_route_key(path), router._anywhere)
             assert _chosen(candidates, scope) == _chosen(router.routes, scope), (method, path)
+
+
+def _tried(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the routes whose pattern a request tries from now on."""
+    tried: list[str] = []
+    matches = Route.matches
+
+    def counted(route: Route, scope: Any) -> Any:
+        tried.append(route.path)
+        return matches(route, scope)
+
+    monkeypatch.setattr(Route, "matches", counted)
+    return tried
+
+
+def test_a_request_to_the_indexed_router_tries_only_its_group(monkeypatch):
+    # Starlette's Router runs the ``app`` it bound when built; the index must be the one run.
+    router = _router()
+    router.redirect_slashes = False  # as BoundedRoutingMiddleware sets it
+    tried = _tried(monkeypatch)
+    scope = {
+        "type": "http",
+        "path": "/v1/webhooks/trg_1",
+        "root_path": "",
+        "method": "POST",
+        "headers": [],
+        "query_string": b"",
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(router(scope, receive, send))
+    assert sent[0]["status"] == 204
+    group = router._groups[_route_key("/v1/webhooks/trg_1")]
+    assert tried == [route.path for route in group][: len(tried)]
+    assert "/v1/webhooks/{trigger_id}" in tried and len(tried) < len(router.routes) / 4
+
+
+def test_the_app_routes_a_request_through_the_index(client, monkeypatch):
+    tried = _tried(monkeypatch)
+    headers = {"X-ScaiCrew-Timestamp": "1", "X-ScaiCrew-Signature": "sha256=" + "0" * 64}
+    response = client.post("/v1/webhooks/trg_" + "0" * 26, json={}, headers=headers)
+    assert response.status_code == 401, response.text  # one answer for every refusal
+    assert "/v1/webhooks/{trigger_id}" in tried
+    assert len(tried) <= 4  # Starlette's loop over every route tried 64
 
 
 @pytest.mark.parametrize(
