@@ -156,17 +156,10 @@ class MemberRepository:
         except IntegrityError as exc:
             raise DuplicateName("member", member.name) from exc
 
-    def get_member(
-        self, workspace_id: str, member_id: str, *, shared: bool = False
-    ) -> Member | None:
+    def get_member(self, workspace_id: str, member_id: str) -> Member | None:
         """The member; in a writing unit of work on PostgreSQL its row is locked ``FOR UPDATE``
-        or, with ``shared`` (a run starting: it reads the member and changes nothing of it),
-        ``FOR SHARE``: starts of one member then go on together, while a change of the member
-        (publish, archive, delete) still waits for them and they for it."""
-        if not self._for_update:
-            stmt = _MEMBER_BY_ID
-        else:
-            stmt = _MEMBER_BY_ID_FOR_SHARE if shared else _MEMBER_BY_ID_FOR_UPDATE
+        (a run start, which changes nothing of it, reads it with ``get_member_to_run``)."""
+        stmt = _MEMBER_BY_ID_FOR_UPDATE if self._for_update else _MEMBER_BY_ID
         row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
         return None if row is None else _member(row)
 
@@ -176,7 +169,9 @@ class MemberRepository:
         """The member and the version a run of it executes (``Member.version_to_run``: the
         active one, or for a dry run the draft; None when it has none), read together; None
         when the member does not exist. In a writing unit of work on PostgreSQL the member's
-        row is locked ``FOR SHARE`` (``get_member``'s ``shared``), the version's not at all."""
+        row is locked ``FOR SHARE`` (ADR 0057): starts of one member go on together, while a
+        change of the member (publish, archive, delete) still waits for them and they for it.
+        The version's row is not locked."""
         stmt = _MEMBER_TO_RUN[(dry_run, self._for_update)]
         row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
         if row is None:
@@ -556,7 +551,6 @@ _MEMBER_BY_ID = select(tables.members).where(
     tables.members.c.id == bindparam("member_id"),
 )
 _MEMBER_BY_ID_FOR_UPDATE = _MEMBER_BY_ID.with_for_update()
-_MEMBER_BY_ID_FOR_SHARE = _MEMBER_BY_ID.with_for_update(read=True)
 
 
 def _member_to_run(dry_run: bool, shared: bool) -> Select[Any]:

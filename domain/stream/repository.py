@@ -197,7 +197,7 @@ class StreamTx(UnitOfWork, Protocol):
     events: EventLog
 
 
-@per_dialect  # every transaction that records an event runs it
+@per_dialect  # SQLite: every transaction that records an event runs it
 def _advance(connection: Connection) -> Any:
     counters = tables.workspace_event_counters
     return (

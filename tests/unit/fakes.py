@@ -141,9 +141,7 @@ class FakeMembers:
             raise DuplicateName("member", member.name)
         self._s.members[member.id] = member
 
-    def get_member(
-        self, workspace_id: str, member_id: str, *, shared: bool = False
-    ) -> Member | None:
+    def get_member(self, workspace_id: str, member_id: str) -> Member | None:
         member = self._s.members.get(member_id)
         return member if member is not None and member.workspace_id == workspace_id else None
 
