@@ -14,17 +14,6 @@ from domain.use_cases import UseCases
 NOTES = Definition(objective="Keep notes.", tools=(ToolSpec("notes_write", EffectClass.INTERNAL),))
 
 
-def _statements(database: Database) -> list[str]:
-    seen: list[str] = []
-
-    @event.listens_for(database.engine, "before_cursor_execute")
-    def _count(conn, cursor, statement, params, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append(statement)
-
-    return seen
-
-
 def test_the_active_version_or_for_a_dry_run_the_draft_in_one_statement(
     database: Database, use_cases: UseCases, actor: Actor
 ) -> None:
@@ -39,12 +28,19 @@ def test_the_active_version_or_for_a_dry_run_the_draft_in_one_statement(
         found = tx.members.get_member_to_run(actor.workspace_id, member.id, dry_run=True)
         assert found is not None and found[1] is not None and found[1].number == 1
     members.publish_member(actor, member.id)  # version 1 active, no draft until an edit
-    seen = _statements(database)
+    seen: list[str] = []
     with database(write=True) as tx:
+
+        def capture(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+            seen.append(statement)
+
+        # On this unit of work's connection only, and removed: the engine is the session's.
+        event.listen(tx.connection, "before_cursor_execute", capture)
         active = tx.members.get_member_to_run(actor.workspace_id, member.id, dry_run=False)
         draft = tx.members.get_member_to_run(actor.workspace_id, member.id, dry_run=True)
         unknown = tx.members.get_member_to_run(actor.workspace_id, "mem_unknown", dry_run=False)
         elsewhere = tx.members.get_member_to_run("wsp_elsewhere", member.id, dry_run=False)
+        event.remove(tx.connection, "before_cursor_execute", capture)
     assert active is not None and active[1] is not None
     assert (active[1].number, active[1].program is not None) == (1, True)
     assert active[0].active_version_number == 1
