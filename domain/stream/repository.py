@@ -75,8 +75,9 @@ class EventLog:
     def _append_announced(self, workspace_id: str, batch: list[Signal], now: datetime) -> int:
         """PostgreSQL: advance the counter, insert ``batch`` numbered after it and NOTIFY it,
         in one statement; return the last sequence number."""
-        template, ranged = notify_template(workspace_id, batch, now)
-        events = json.dumps([[s.kind, s.data] for s in batch], separators=(",", ":"))
+        pairs = [_kind_and_data(s) for s in batch]  # serialised once: inserted and notified
+        template, ranged = _template(workspace_id, pairs, now)
+        events = "[" + ",".join(pairs) + "]"
         params = {
             "workspace_id": workspace_id,
             "count": len(batch),
@@ -141,11 +142,18 @@ def notify_template(workspace_id: str, signals: Iterable[Signal], at: datetime) 
     the events, and whether it is the short form: the events themselves, with ``%s`` for each
     one's sequence number; or, when they are too large for a notification, only their range
     (``%1$s`` the first, ``%2$s`` the last), for listeners to read from the log."""
+    return _template(workspace_id, [_kind_and_data(s) for s in signals], at)
+
+
+def _kind_and_data(signal: Signal) -> str:
+    """``[kind, data]`` as compact JSON: an element of the events the append statement
+    inserts, and (without its brackets) of the notification."""
+    return json.dumps([signal.kind, signal.data], separators=(",", ":"))
+
+
+def _template(workspace_id: str, pairs: list[str], at: datetime) -> tuple[str, bool]:
     stamp = json.dumps(at.isoformat())
-    events = []
-    for signal in signals:
-        kind_and_data = json.dumps([signal.kind, signal.data], separators=(",", ":"))
-        events.append("[%s," + kind_and_data[1:-1].replace("%", "%%") + "," + stamp + "]")
+    events = ["[%s," + pair[1:-1].replace("%", "%%") + "," + stamp + "]" for pair in pairs]
     head = '{"w":' + json.dumps(workspace_id).replace("%", "%%")
     template = head + ',"e":[' + ",".join(events) + "]}"
     # A sequence number is at most 19 digits (BIGINT) where its %s takes 2 characters.
