@@ -73,3 +73,15 @@ def test_any_one_of_several_signatures_may_match_a_rotating_sender():
     # at most four are looked at
     many = ",".join([sign(new_secret(), ts, body)] * 4 + [sign(old, ts, body)])
     assert refusal(old, ts, many, body, now) == "bad-signature"
+
+
+def test_the_box_remembers_what_a_token_opened_to_and_never_a_refusal():
+    box = FernetSecretBox(["key-material-0123456789abcdef"])
+    token = box.seal("whsec_remembered")
+    assert box.open(token) == box.open(token) == "whsec_remembered"
+    assert box._opened.cache_info().hits == 1  # the second open decrypted nothing
+    other = FernetSecretBox(["other-material-0123456789abcdef"])
+    for _ in range(2):  # a box with other keys refuses it, every time
+        with pytest.raises(SecretUnreadable):
+            other.open(token)
+    assert other._opened.cache_info().currsize == 0
