@@ -76,7 +76,9 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
         parent=request.parent,
         now=now,
     )
-    run = replace(run, trace_context=queued_trace_context(run.id))
+    trace_context = queued_trace_context(run.id)
+    if trace_context is not None:  # copying a run is not free: only when traced
+        run = replace(run, trace_context=trace_context)
     queued: dict[str, Any] = {"origin": request.origin.value}
     if request.parent is not None:
         queued["parent_run_id"] = request.parent.id  # a child is never a dry run
