@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ from domain.budgets import (
     spend_needs_approval,
 )
 from domain.kernel.clock import Clock
+from domain.kernel.records import evolve
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import Store
 from domain.members import nul_pointer
@@ -345,7 +346,7 @@ class Dispatcher:
         (its lease aside), else read whole (``_current`` then sees whether it is ours)."""
         owner = None if saved is None else tx.runs.ownership(run_id)
         if saved is not None and owner is not None and self._holds(owner, saved.next_seq):
-            return replace(saved, lease_expires_at=owner.lease_expires_at)
+            return evolve(saved, lease_expires_at=owner.lease_expires_at)
         return tx.runs.get(None, run_id)
 
     def _renew_lease(self, run_id: str) -> Run | None:
@@ -455,7 +456,7 @@ class Dispatcher:
             after = tx.runs.append_events(after, events, now)
             going_on = bool(reply.tool_calls)
             if going_on:  # the lease is renewed by this same statement
-                after = replace(after, lease_expires_at=self._lease_until(now))
+                after = evolve(after, lease_expires_at=self._lease_until(now))
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=going_on):
                 return None
             left = self._leaving(tx, after) if going_on else None
@@ -577,7 +578,7 @@ class Dispatcher:
             events: list[EventDraft] = [("tool.succeeded", done)]
             after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
             after = tx.runs.append_events(after, events, now)
-            after = replace(after, lease_expires_at=self._lease_until(now))  # the next step's
+            after = evolve(after, lease_expires_at=self._lease_until(now))  # the next step's
             if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
                 return None
             left = self._leaving(tx, after)

@@ -13,11 +13,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from domain.kernel.ids import new_id
+from domain.kernel.records import evolve
 from domain.kernel.signals import Signal
 from domain.runs.llm import ToolCall
 from domain.tools import tool_schema
@@ -141,13 +142,13 @@ class RunState:
                 for c in calls
             ],
         }
-        return replace(self, messages=(*self.messages, asked), queue=calls, steps=self.steps + 1)
+        return evolve(self, messages=(*self.messages, asked), queue=calls, steps=self.steps + 1)
 
     def is_approved(self, call: ToolCall) -> bool:
         return call.id in self.approved
 
     def approving(self, call_id: str) -> RunState:
-        return replace(self, approved=(*self.approved, call_id))
+        return evolve(self, approved=(*self.approved, call_id))
 
     def starting(self, call: ToolCall) -> RunState:
         """The state once ``call`` (the head of the queue) is about to run: its approval is
@@ -155,7 +156,7 @@ class RunState:
         approved = list(self.approved)
         if call.id in approved:
             approved.remove(call.id)
-        return replace(self, approved=tuple(approved), started=call.id)
+        return evolve(self, approved=tuple(approved), started=call.id)
 
     def started_without_result(self, call: ToolCall) -> bool:
         """Whether ``call`` started before and its outcome is unknown (no approval since)."""
@@ -180,7 +181,7 @@ class RunState:
         if call.id in approved:
             approved.remove(call.id)
         answer = {"role": "tool", "tool_call_id": call.id, "name": call.name, "content": result}
-        return replace(
+        return evolve(
             self,
             queue=self.queue[1:],
             approved=tuple(approved),
@@ -318,7 +319,7 @@ class Run:
         deadline_at = self.deadline_at
         if deadline_at is None and max_run_seconds is not None:
             deadline_at = now + timedelta(seconds=max_run_seconds)
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.RUNNING),
             claimed_by=worker_id,
@@ -338,10 +339,10 @@ class Run:
         return self.deadline_at is not None and now >= self.deadline_at
 
     def stepped(self, state: RunState, now: datetime) -> Run:
-        return replace(self, state=state, updated_at=now)
+        return evolve(self, state=state, updated_at=now)
 
     def charged(self, tokens_in: int, tokens_out: int, cost_units: float) -> Run:
-        return replace(
+        return evolve(
             self,
             tokens_in=self.tokens_in + tokens_in,
             tokens_out=self.tokens_out + tokens_out,
@@ -349,7 +350,7 @@ class Run:
         )
 
     def awaiting_approval(self, now: datetime) -> Run:
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.WAITING_APPROVAL),
             claimed_by=None,
@@ -363,7 +364,7 @@ class Run:
         deadline_at = self.deadline_at
         if deadline_at is not None and self.status is RunStatus.WAITING_APPROVAL:
             deadline_at += max(now - self.updated_at, timedelta(0))
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.QUEUED),
             state=self.state.approving(call_id),
@@ -372,7 +373,7 @@ class Run:
         )
 
     def succeeded(self, output: dict[str, Any], now: datetime) -> Run:
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.SUCCEEDED),
             output=output,
@@ -383,7 +384,7 @@ class Run:
         )
 
     def failed(self, code: str, message: str, now: datetime) -> Run:
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.FAILED),
             error={"code": code, "message": message},
@@ -396,7 +397,7 @@ class Run:
     def cancelled(self, now: datetime) -> Run:
         """Cancelled: a queued or waiting run at once; a running one's worker stops at its
         next step boundary (its writes check that the run is still running and its own)."""
-        return replace(
+        return evolve(
             self,
             status=self._to(RunStatus.CANCELLED),
             finished_at=now,
@@ -411,7 +412,7 @@ class Run:
         return target
 
     def with_next_seq(self, next_seq: int) -> Run:
-        return replace(self, next_seq=next_seq)
+        return evolve(self, next_seq=next_seq)
 
     def changed_signal(self) -> Signal:
         """The live-stream signal of this run's current status; its ``context`` tells this

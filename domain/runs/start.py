@@ -9,11 +9,12 @@ when a check fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from domain.budgets import refuse_new_run
+from domain.kernel.records import evolve
 from domain.kernel.signals import Signal
 from domain.kernel.trace_context import queued_trace_context
 from domain.members import compile_definition, input_problems, nul_pointer, runnable
@@ -78,7 +79,7 @@ def queue_run(tx: RunsTx, workspace_id: str, request: RunRequest, now: datetime)
     )
     trace_context = queued_trace_context(run.id)
     if trace_context is not None:  # copying a run is not free: only when traced
-        run = replace(run, trace_context=trace_context)
+        run = evolve(run, trace_context=trace_context)
     queued: dict[str, Any] = {"origin": request.origin.value}
     if request.parent is not None:
         queued["parent_run_id"] = request.parent.id  # a child is never a dry run
