@@ -173,7 +173,7 @@ class TriggerFiring:
         # A concurrent identical delivery committed first: answer its run.
         with self._store(write=True) as tx:
             trigger = tx.triggers.get(None, delivery.trigger_id)
-            found = tx.triggers.find_delivery(delivery.trigger_id, [signature_key, delivery_key])
+            found = tx.triggers.find_delivery(delivery.trigger_id, (signature_key, delivery_key))
             assert trigger is not None and found is not None
             _check_key_reuse(found, delivery_key, digest, delivery)
             tx.triggers.add_invocation(
@@ -213,7 +213,7 @@ class TriggerFiring:
             since = now - timedelta(seconds=self.settings.dedup_seconds)
             # Rows out of the window are ignored here, taken over by a new claim of their key
             # and deleted now and then on the accepted path below (_forgetting_due).
-            found = tx.triggers.find_delivery(trigger.id, [signature_key, delivery_key], since)
+            found = tx.triggers.find_delivery(trigger.id, (signature_key, delivery_key), since)
             if found is not None:
                 try:
                     _check_key_reuse(found, delivery_key, digest, delivery)

@@ -178,12 +178,13 @@ class TriggerRepository:
         self._c.execute(_FORGET_DELIVERIES, {"trigger_id": trigger_id, "before": before})
 
     def find_delivery(
-        self, trigger_id: str, keys: list[str], since: datetime | None = None
+        self, trigger_id: str, keys: tuple[str, str], since: datetime | None = None
     ) -> tuple[str, str, str] | None:
         """The first of ``keys`` already recorded (at or after ``since``, when given): (key,
         body hash, run id). Rows older than ``since`` are out of the de-dup window: ignored
         here, taken over by ``claim_deliveries`` and deleted by ``forget_deliveries``."""
-        rows = self._c.execute(_FIND_DELIVERY, {"trigger_id": trigger_id, "keys": keys}).all()
+        params = {"trigger_id": trigger_id, "key_0": keys[0], "key_1": keys[1]}
+        rows = self._c.execute(_FIND_DELIVERY, params).all()
         found = {
             r.delivery_key: (r.delivery_key, r.body_hash, r.run_id)
             for r in rows
@@ -345,7 +346,9 @@ def _find_delivery() -> Select[Any]:
     d = tables.webhook_deliveries
     return select(d.c.delivery_key, d.c.body_hash, d.c.run_id, d.c.created_at).where(
         d.c.trigger_id == bindparam("trigger_id"),
-        d.c.delivery_key.in_(bindparam("keys", expanding=True)),
+        # Two plain parameters, not an expanding IN: expanding rewrites the statement on
+        # every execution (about 2% of a delivery's instructions; ADR 0063).
+        d.c.delivery_key.in_([bindparam("key_0"), bindparam("key_1")]),
     )
 
 

@@ -25,7 +25,7 @@ def test_the_duplicate_check_searches_by_key_not_by_the_window(database):
             seen.append((statement, parameters))
 
         event.listen(tx.connection, "before_cursor_execute", capture)
-        found = tx.triggers.find_delivery("trg_nowhere", ["sig:ab", "body:cd"], since)
+        found = tx.triggers.find_delivery("trg_nowhere", ("sig:ab", "body:cd"), since)
         event.remove(tx.connection, "before_cursor_execute", capture)
         assert found is None
         (statement, parameters), *_ = [s for s in seen if "webhook_deliveries" in s[0]]

@@ -100,3 +100,18 @@ class TestRandomness:
         finally:
             os.close(read)
             os.close(write)
+
+
+def test_the_pair_encoding_is_the_base32_of_the_number():
+    from domain.kernel.ids import _ALPHABET, _encode
+
+    def one_at_a_time(value: int, length: int) -> str:
+        chars = []
+        for _ in range(length):
+            value, rem = divmod(value, 32)
+            chars.append(_ALPHABET[rem])
+        return "".join(reversed(chars))
+
+    for value in (0, 1, 31, 32, 1023, 1024, 2**50 - 1, 2**80 - 1, 0x1234_5678_9ABC_DEF0_1234):
+        for length in (10, 16):
+            assert _encode(value, length) == one_at_a_time(value, length)
