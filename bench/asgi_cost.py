@@ -20,6 +20,7 @@ import itertools
 import os
 import pstats
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,8 +103,9 @@ async def _request(
     return status
 
 
-#: Numbers the webhook deliveries of the whole process (every round's, warm-up included).
-_DELIVERIES = itertools.count()
+#: Numbers the crews and webhook deliveries of the whole process (every round's, warm-up
+#: included): a crew name used before answers 409, a delivery sent before is a replay.
+_UNIQUE = itertools.count()
 
 
 async def _drive(
@@ -113,14 +115,14 @@ async def _drive(
 
     def target(i: int) -> tuple[str, str, bytes, list[tuple[bytes, bytes]]]:
         if scenario == "create_crew":
-            body = b'{"name": "crew %d %d", "description": "bench"}' % (os.getpid(), i)
+            body = b'{"name": "crew %d %d", "description": "bench"}' % (os.getpid(), next(_UNIQUE))
             return "POST", "/v1/crews", body, []
         if scenario == "webhook":
             from domain.triggers import sign
 
             # Unique across rounds: a body sent again within a second (same signature) is a
             # replayed delivery, which costs a third less than an accepted one.
-            body = b'{"event": %d, "pid": %d}' % (next(_DELIVERIES), os.getpid())
+            body = b'{"event": %d, "pid": %d}' % (next(_UNIQUE), os.getpid())
             stamp = str(int(time.time()))
             signature = sign(seeded["webhook_secret"], stamp, body)
             return (
@@ -144,6 +146,14 @@ async def _drive(
     start = time.process_time()
     await asyncio.gather(*(lane() for _ in range(c)))
     return (time.process_time() - start) / n
+
+
+def _callgrind(state: str) -> None:
+    """Switch callgrind's counting on or off for this process (``bench/instructions.py``
+    starts this script under callgrind with counting off: only the measured rounds count)."""
+    subprocess.run(
+        ["callgrind_control", "-i", state, str(os.getpid())], check=True, capture_output=True
+    )
 
 
 def _app(kind: str) -> Any:
@@ -175,10 +185,14 @@ async def _measure(
             profiling = profile is not None and kind == "real"
             if profiling:
                 profile.enable()
+            if args.callgrind:
+                _callgrind("on")
             n = args.requests // args.rounds
             results[kind].append(
                 await _drive(app, args.scenario, seeded, token, n, args.concurrency)
             )
+            if args.callgrind:
+                _callgrind("off")
             if profiling:
                 profile.disable()
     for task, inbox in lifespans:
@@ -198,6 +212,11 @@ def main() -> int:
     parser.add_argument("--only", choices=("real", "bare"))
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--top", type=int, default=0)
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count only the measured rounds (see instructions.py)",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="asgi-cost-"))
