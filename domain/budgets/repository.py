@@ -22,12 +22,14 @@ from domain.budgets.model import (
     PeriodWindow,
 )
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import insert_once, keyset_page, utc, utc_or_none
 
 
 class BudgetRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # every run start and model call looks
 
     # -- budgets ---------------------------------------------------------------------------
 
@@ -59,7 +61,7 @@ class BudgetRepository:
         """The budgets a run of ``member_id`` (in ``crew_id``) spends from, in lock order
         (``block`` ones first, then by id: every writer locks spend rows in this order)."""
         params = {"workspace_id": workspace_id, "crew_id": crew_id, "member_id": member_id}
-        budgets = [_budget(row) for row in self._c.execute(_COVERING, params).all()]
+        budgets = [_budget(row) for row in self._hot.execute(_COVERING, params).all()]
         return sorted(budgets, key=lambda x: (x.on_exceeded is not OnExceeded.BLOCK, x.id))
 
     def states(self, now: datetime) -> list[tuple[Budget, BudgetUsage | None]]:

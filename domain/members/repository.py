@@ -35,6 +35,7 @@ from domain.members.model import (
     VersionStatus,
 )
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import contains, count_rows, keyset_page, utc, utc_or_none
 from domain.tools import ToolServerRepository
 
@@ -44,6 +45,7 @@ class MemberRepository:
 
     def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # what every run start runs
         self._for_update = for_update and connection.dialect.name == "postgresql"
 
     # -- crews ---------------------------------------------------------------------------
@@ -173,7 +175,9 @@ class MemberRepository:
         change of the member (publish, archive, delete) still waits for them and they for it.
         The version's row is not locked."""
         stmt = _MEMBER_TO_RUN[(dry_run, self._for_update)]
-        row = self._c.execute(stmt, {"workspace_id": workspace_id, "member_id": member_id}).first()
+        row = self._hot.execute(
+            stmt, {"workspace_id": workspace_id, "member_id": member_id}
+        ).first()
         if row is None:
             return None
         if row.v_id is None:

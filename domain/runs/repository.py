@@ -20,6 +20,7 @@ from domain.budgets import BudgetsTx
 from domain.cost import CostLedger
 from domain.members import MembersTx
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import utc, utc_or_none
 from domain.runs.errors import IdempotencyKeyReused
 from domain.runs.model import (
@@ -67,6 +68,7 @@ class RunOwnership(NamedTuple):
 class RunRepository:
     def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # what every run start and step runs
         self._postgres = connection.dialect.name == "postgresql"
         self._for_update = for_update and self._postgres
         # The state of each run as read or written in this transaction: a save whose state
@@ -78,7 +80,7 @@ class RunRepository:
     def add(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
         """Insert a new run with its first events; return it with its next free ``seq``."""
         stored = run.with_next_seq(run.next_seq + len(events))
-        self._c.execute(_INSERT_RUN, _run_values(stored))
+        self._hot.execute(_INSERT_RUN, _run_values(stored))
         self._states[run.id] = run.state
         self._insert_events(run, events, now)
         return stored
@@ -87,7 +89,7 @@ class RunRepository:
         """A run of the workspace; with ``workspace_id=None`` (the dispatcher), any run. Row
         locked in a writing unit of work on PostgreSQL."""
         stmt = _RUN_BY_ID[workspace_id is not None, self._for_update]
-        row = self._c.execute(stmt, {"run_id": run_id, "workspace_id": workspace_id}).first()
+        row = self._hot.execute(stmt, {"run_id": run_id, "workspace_id": workspace_id}).first()
         if row is None:
             return None
         run = _run(row)
@@ -98,7 +100,7 @@ class RunRepository:
         """Who holds the run and how far it has gone, without reading (and decoding) its
         state: what the dispatcher compares with the run it last saved. Row locked in a
         writing unit of work on PostgreSQL, as ``get``."""
-        row = self._c.execute(_OWNERSHIP[self._for_update], {"run_id": run_id}).first()
+        row = self._hot.execute(_OWNERSHIP[self._for_update], {"run_id": run_id}).first()
         if row is None:
             return None
         return RunOwnership(
@@ -128,13 +130,13 @@ class RunRepository:
         if expect_status is not None:
             values["b_expect_status"] = expect_status.value
         stmt = _SAVE_RUN[expect_status is not None]
-        saved = int(self._c.execute(stmt, values).rowcount) == 1
+        saved = int(self._hot.execute(stmt, values).rowcount) == 1
         if saved:
             self._states[run.id] = run.state
         return saved
 
     def extend_lease(self, run_id: str, until: datetime) -> None:
-        self._c.execute(_EXTEND_LEASE, {"b_run_id": run_id, "lease_expires_at": until})
+        self._hot.execute(_EXTEND_LEASE, {"b_run_id": run_id, "lease_expires_at": until})
 
     def list_runs(
         self, workspace_id: str, before: str | None, limit: int, where: RunFilter
@@ -158,7 +160,7 @@ class RunRepository:
         On PostgreSQL the row is locked with ``SKIP LOCKED`` so concurrent claimers each get a
         different run; on SQLite the writing transaction already holds the database lock.
         """
-        row = self._c.execute(_CLAIMABLE[self._postgres], {"now": now}).first()
+        row = self._hot.execute(_CLAIMABLE[self._postgres], {"now": now}).first()
         return None if row is None else str(row.id)
 
     def overdue_ids(self, now: datetime, limit: int) -> list[str]:
@@ -187,7 +189,7 @@ class RunRepository:
     def _insert_events(self, run: Run, events: Sequence[EventDraft], now: datetime) -> None:
         if not events:
             return
-        self._c.execute(
+        self._hot.execute(
             _INSERT_RUN_EVENTS,
             [
                 {

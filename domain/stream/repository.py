@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, Connection, bindparam, delete, insert, select
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import per_dialect, upsert_statement, utc
 
 #: The PostgreSQL channel every committed event is announced on (``pg_notify``).
@@ -28,6 +29,7 @@ _NOTIFY_LIMIT = 7000
 class EventLog:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # every committed signal is stored here
         self._postgres = connection.dialect.name == "postgresql"
 
     # -- the log ---------------------------------------------------------------------------
@@ -56,7 +58,7 @@ class EventLog:
                 for i, s in enumerate(batch)
             ]
             if not self._postgres:
-                self._c.execute(
+                self._hot.execute(
                     _INSERT_WORKSPACE_EVENTS,
                     [
                         {
@@ -90,7 +92,7 @@ class EventLog:
 
     def _advance(self, workspace_id: str, count: int) -> int:
         params = {"workspace_id": workspace_id, "count": count, "increment": count}
-        return int(self._c.execute(_advance(self._c), params).scalar_one())
+        return int(self._hot.execute(_advance(self._c), params).scalar_one())
 
     def head(self, workspace_id: str) -> int:
         """The workspace's last sequence number (0 before its first event)."""

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     Connection,
     Select,
-    TextClause,
+    TextualSelect,
     bindparam,
     delete,
     func,
@@ -30,6 +30,7 @@ from sqlalchemy import (
 
 from domain.kernel.ids import new_id
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import count_rows, insert_once, utc, utc_or_none
 from domain.runs import RunsTx
 from domain.triggers.model import Invocation, InvocationOutcome, Trigger, TriggerKind
@@ -38,6 +39,7 @@ from domain.triggers.model import Invocation, InvocationOutcome, Trigger, Trigge
 class TriggerRepository:
     def __init__(self, connection: Connection, *, for_update: bool = False) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # what every webhook delivery runs
         self._postgres = connection.dialect.name == "postgresql"
         self._for_update = for_update and self._postgres
 
@@ -72,7 +74,7 @@ class TriggerRepository:
         ones included (ingress and the scheduler decide what a deleted trigger means)."""
         stmt = _TRIGGER_BY_ID[workspace_id is not None, self._for_update]
         params = {"trigger_id": trigger_id, "workspace_id": workspace_id}
-        row = self._c.execute(stmt, params).first()
+        row = self._hot.execute(stmt, params).first()
         return None if row is None else _trigger(row)
 
     def list_live(
@@ -184,7 +186,7 @@ class TriggerRepository:
         body hash, run id). Rows older than ``since`` are out of the de-dup window: ignored
         here, taken over by ``claim_deliveries`` and deleted by ``forget_deliveries``."""
         params = {"trigger_id": trigger_id, "key_0": keys[0], "key_1": keys[1]}
-        rows = self._c.execute(_FIND_DELIVERY, params).all()
+        rows = self._hot.execute(_FIND_DELIVERY, params).all()
         found = {
             r.delivery_key: (r.delivery_key, r.body_hash, r.run_id)
             for r in rows
@@ -207,7 +209,7 @@ class TriggerRepository:
         """Record both ``keys`` as delivered (starting ``run_id``), in one statement; False
         if either is recorded already at or after ``expired_before``. A row older than that
         (out of the de-dup window, not yet forgotten) is taken over."""
-        claimed = self._c.execute(
+        claimed = self._hot.execute(
             _CLAIM_DELIVERIES,
             {
                 "trigger_id": trigger.id,
@@ -237,7 +239,7 @@ class TriggerRepository:
         delivery_key: str | None = None,
         secret: str | None = None,
     ) -> None:
-        self._c.execute(
+        self._hot.execute(
             _INSERT_INVOCATION,
             {
                 "id": new_id("inv"),
@@ -361,15 +363,16 @@ _FORGET_DELIVERIES = delete(tables.webhook_deliveries).where(
 _INSERT_INVOCATION = insert(tables.trigger_invocations)
 
 
-def _claim_deliveries() -> TextClause:
+def _claim_deliveries() -> TextualSelect:
     # One INSERT of both keys; ON CONFLICT takes over a row only once it is out of the window,
     # so expired keys need no DELETE before the claim (they are forgotten now and then).
     # RETURNING names the rows written: of two concurrent claims of a key, one gets it.
     # Written as text: SQLAlchemy does not cache a multi-row upsert it builds (it compiled
     # this one on every delivery). The same SQL runs on SQLite and PostgreSQL.
     d = tables.webhook_deliveries
-    return text(
-        """INSERT INTO webhook_deliveries
+    return (
+        text(
+            """INSERT INTO webhook_deliveries
                (trigger_id, delivery_key, workspace_id, body_hash, run_id, created_at)
            VALUES (:trigger_id, :key_0, :workspace_id, :body_hash, :run_id, :now),
                   (:trigger_id, :key_1, :workspace_id, :body_hash, :run_id, :now)
@@ -378,9 +381,12 @@ def _claim_deliveries() -> TextClause:
                run_id = excluded.run_id, created_at = excluded.created_at
            WHERE webhook_deliveries.created_at < :expired_before
            RETURNING delivery_key"""
-    ).bindparams(
-        bindparam("now", type_=d.c.created_at.type),
-        bindparam("expired_before", type_=d.c.created_at.type),
+        )
+        .bindparams(
+            bindparam("now", type_=d.c.created_at.type),
+            bindparam("expired_before", type_=d.c.created_at.type),
+        )
+        .columns(d.c.delivery_key)
     )
 
 

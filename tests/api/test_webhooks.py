@@ -354,3 +354,38 @@ def test_a_rotating_sender_may_send_several_signatures(client, tenant):
     headers = {**good, "X-ScaiCrew-Signature": f"{other},{other}"}
     raw2 = b'{"n": 3}'
     assert client.post(ingress_path(trigger), content=raw2, headers=headers).status_code == 401
+
+
+def test_an_accepted_delivery_runs_every_statement_on_the_driver(client, tenant, database):
+    """ADR 0064: on SQLite every statement of the accepted path runs through
+    ``DriverStatements``; a change that makes one step aside (a Python-side default, an
+    expanding parameter) loses its saving silently, so it is checked here."""
+    if not database.is_sqlite:
+        pytest.skip("the driver path is SQLite's")
+    from domain.budgets import repository as budgets
+    from domain.members import repository as members
+    from domain.persistence.driver import DriverStatements
+    from domain.runs import repository as runs
+    from domain.stream import repository as stream
+    from domain.triggers import repository as triggers
+
+    trigger = _webhook(client, tenant)
+    assert deliver(client, trigger, {"driver": 1}).status_code == 202
+    hot = [
+        *triggers._TRIGGER_BY_ID.values(),
+        triggers._FIND_DELIVERY,
+        triggers._CLAIM_DELIVERIES,
+        triggers._INSERT_INVOCATION,
+        *members._MEMBER_TO_RUN.values(),
+        budgets._COVERING,
+        runs._INSERT_RUN,
+        runs._INSERT_RUN_EVENTS,
+        stream._INSERT_WORKSPACE_EVENTS,
+    ]
+    prepared = {
+        statement_id: entry
+        for (statement_id, _keys), entry in DriverStatements._prepared.items()
+        if statement_id in {id(statement) for statement in hot}
+    }
+    assert len(prepared) >= 9, prepared
+    assert all(entry is not None for entry in prepared.values()), prepared

@@ -1,0 +1,238 @@
+"""The busiest statements run on SQLite's cursor directly, compiled and typed by SQLAlchemy once.
+
+SQLAlchemy's execution path costs about 130,000 instructions per statement on top of the
+driver's 23,000 (a cache key for the compiled form, parameters processed through a generic
+path, a result object set up): the 10 statements of a webhook delivery spent more in it than
+SQLite and the rest of the use case together (ADR 0064). ``DriverStatements.execute`` does
+what that path does for the statements this project runs most, once per statement where it
+can: it compiles the statement with SQLAlchemy (the SQL and the order of its parameters),
+takes each parameter's and each result column's processor from SQLAlchemy's types
+(datetimes, JSON, booleans as SQLAlchemy stores and reads them), and per execution only
+converts the values and calls the cursor. A driver error is raised as SQLAlchemy wraps it
+(``IntegrityError``, ``OperationalError``...).
+
+It steps aside, and ``Connection.execute`` runs the statement, whenever it would not do the
+same: on PostgreSQL (where SQLAlchemy also handles disconnects), when the connection or
+engine has event listeners (statement tracing, the tests' statement counters), outside a
+transaction (SQLAlchemy's path begins one), and for statements it does not prepare
+(Python-side column defaults, parameters expanded or rendered at execution, result columns
+it cannot name).
+"""
+
+from __future__ import annotations
+
+import keyword
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement, TextClause
+
+_MISSING = object()
+
+#: Statements prepared per process at most. The statements given are the ones built once, at
+#: import or once per dialect (a few dozen); past this, a statement built per call would be
+#: kept alive by the cache, so it is run by SQLAlchemy instead.
+MAX_PREPARED = 256
+
+
+class _Row(tuple):  # type: ignore[type-arg]
+    """A result row: a tuple whose columns are also attributes (as SQLAlchemy's ``Row``)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self, strict=True))
+
+
+class Rows:
+    """What a statement returned: its rows, or how many rows it changed."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        """:raises sqlalchemy.exc.NoResultFound, MultipleResultsFound: not exactly one row."""
+        if not self._rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self._rows[0][0]
+
+
+class _Prepared:
+    """One statement compiled for SQLite: its SQL, how to build its parameters, its rows."""
+
+    __slots__ = ("sql", "parameters", "row", "results", "statement")
+
+    def __init__(
+        self,
+        statement: ClauseElement,
+        sql: str,
+        parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
+        row: type[_Row] | None,
+        results: tuple[Callable[[Any], Any] | None, ...],
+    ) -> None:
+        self.statement = statement  # kept alive: the cache is keyed by its id
+        self.sql = sql
+        self.parameters = parameters
+        self.row = row
+        self.results = results
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        values = []
+        for name, default, process in self.parameters:
+            value = params.get(name, default)
+            if value is _MISSING:
+                raise KeyError(f"no value for the parameter {name!r}")
+            # Processors see None too: a JSON column writes None as JSON null, as SQLAlchemy does.
+            values.append(value if process is None else process(value))
+        return tuple(values)
+
+
+def _prepare(statement: ClauseElement, keys: Sequence[str], dialect: Dialect) -> _Prepared | None:
+    compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
+    if not compiled.positional or compiled.positiontup is None:
+        return None
+    if compiled.literal_execute_params or compiled.post_compile_params:
+        return None  # rendered or expanded at each execution
+    if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
+        return None  # Python-side column defaults, which SQLAlchemy computes per execution
+    binds = {name: bind for bind, name in compiled.bind_names.items()}
+    parameters = []
+    for name in compiled.positiontup:
+        bind = binds[name]
+        if bind.callable is not None:
+            return None
+        default = _MISSING if bind.required else bind.effective_value
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        parameters.append((name, default, processor))
+    row: type[_Row] | None = None
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
+    columns = compiled._result_columns  # (key, name, objects, type) per column, in order
+    if columns:
+        names = tuple(column[0] for column in columns)
+        if len(set(names)) != len(names) or not all(
+            isinstance(n, str) and n.isidentifier() and not keyword.iskeyword(n) for n in names
+        ):
+            return None
+        row = _row_class(names)
+        results = tuple(
+            column[3].dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        )
+    elif (
+        isinstance(statement, TextClause)
+        or getattr(statement, "is_select", False)
+        or getattr(compiled, "effective_returning", None)
+    ):
+        return None  # rows whose columns it cannot name (or cannot tell there are none)
+    return _Prepared(statement, compiled.string, tuple(parameters), row, results)
+
+
+def _row_class(names: tuple[str, ...]) -> type[_Row]:
+    base = namedtuple("Row", names)  # type: ignore[misc]
+    return type(
+        "Row",
+        (_Row,),
+        {
+            "__slots__": (),
+            "_fields": names,
+            **{name: base.__dict__[name] for name in names},
+        },
+    )
+
+
+class DriverStatements:
+    """Runs statements on one connection, through the driver where it does the same."""
+
+    __slots__ = ("_connection", "_sqlite")
+
+    #: (id of the statement, its parameter names) -> what to run, or None for SQLAlchemy's
+    #: path. Shared by every connection of the process: statements are built once, at import.
+    _prepared: dict[tuple[int, frozenset[str]], _Prepared | None] = {}
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._sqlite = connection.dialect.name == "sqlite"
+
+    def execute(
+        self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> Any:
+        """Run ``statement`` with ``params`` (one mapping, or a list of them for one execution
+        per mapping, without rows); return its rows (``first``, ``all``, ``scalar``,
+        iteration; columns as attributes) and ``rowcount``.
+
+        :raises sqlalchemy.exc.DBAPIError: the driver refused the statement (the subclass
+            SQLAlchemy maps the driver's error to).
+        """
+        connection = self._connection
+        if (
+            not self._sqlite
+            or connection._has_events
+            or connection.engine._has_events
+            or not connection.in_transaction()  # SQLAlchemy's path begins one (autobegin)
+        ):
+            return connection.execute(statement, params)
+        many = not isinstance(params, Mapping)
+        first: Any = params[0] if many and params else params  # type: ignore[index]
+        cache_key = (id(statement), frozenset(first))
+        try:
+            prepared = self._prepared[cache_key]
+        except KeyError:
+            if len(self._prepared) >= MAX_PREPARED:  # not a statement built once, then
+                return connection.execute(statement, params)
+            assert isinstance(statement, ClauseElement)
+            prepared = _prepare(statement, sorted(first), connection.dialect)
+            self._prepared[cache_key] = prepared
+        if prepared is None or (many and prepared.row is not None):
+            return connection.execute(statement, params)
+        return self._run(prepared, params, many)
+
+    def _run(self, prepared: _Prepared, params: Any, many: bool) -> Rows:
+        dialect = self._connection.dialect
+        cursor = self._connection.connection.cursor()
+        try:
+            if many:
+                arguments: Any = [prepared.arguments(p) for p in params]
+                cursor.executemany(prepared.sql, arguments)
+            else:
+                arguments = prepared.arguments(params)
+                cursor.execute(prepared.sql, arguments)
+            rows: list[Any] = []
+            if prepared.row is not None:
+                make, results = prepared.row, prepared.results
+                for raw in cursor.fetchall():
+                    rows.append(
+                        make(
+                            value if process is None else process(value)
+                            for process, value in zip(results, raw, strict=True)
+                        )
+                    )
+            return Rows(rows, cursor.rowcount)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
+            ) from exc
+        finally:
+            cursor.close()
