@@ -137,7 +137,7 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions start.
+        # Let the dialect's do_begin (below), not the driver, decide how transactions start.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -163,7 +163,11 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
 
     def _do_begin(dbapi_connection: PoolProxiedConnection) -> None:
         writing = dbapi_connection.info.get(WRITE_OPTION, False)
-        dbapi_connection.cursor().execute("BEGIN IMMEDIATE" if writing else "BEGIN")
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if writing else "BEGIN")
+        finally:
+            cursor.close()
 
     dialect.set_connection_execution_options = _set_options  # type: ignore[method-assign]
     dialect.do_begin = _do_begin  # type: ignore[method-assign]
