@@ -29,7 +29,7 @@ from domain.persistence.sql import insert_once, keyset_page, utc, utc_or_none
 class BudgetRepository:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
-        self._hot = DriverStatements(connection)  # every run start and model call looks
+        self._hot = DriverStatements(connection)  # looked up by every run start and model call
 
     # -- budgets ---------------------------------------------------------------------------
 

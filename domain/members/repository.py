@@ -592,7 +592,8 @@ class _Unprefixed:
         return self._mapping[self._prefix + name]
 
 
-#: ``get_version``'s statement, built once (every run start reads the version it runs).
+#: ``get_version``'s statement, built once (a run start reads its version with
+#: ``get_member_to_run`` instead).
 _VERSION_BY_NUMBER = select(tables.member_versions).where(
     tables.member_versions.c.workspace_id == bindparam("workspace_id"),
     tables.member_versions.c.member_id == bindparam("member_id"),

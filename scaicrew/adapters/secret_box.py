@@ -20,7 +20,7 @@ _INFO = b"scaicrew trigger secrets v1"
 
 #: Tokens whose plaintext a box remembers. A token is immutable (a rotation seals a new one),
 #: so what it opens to never changes; decrypting it again on every webhook delivery cost about
-#: 4% of the delivery's CPU (ADR 0063). The keys that open them are in memory anyway.
+#: 2.5% of the delivery's instructions (ADR 0063). The keys that open them are in memory anyway.
 OPENED_TOKENS_KEPT = 1024
 
 
