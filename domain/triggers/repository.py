@@ -261,11 +261,12 @@ class TriggerRepository:
         ``up_to`` (the count stops there, so a flood costs a bounded read)."""
         i = tables.trigger_invocations
         recent = (
-            select(i.c.id)
+            select(i.c.at)
             .where(
                 i.c.trigger_id == trigger_id,
                 i.c.at >= since,
-                i.c.outcome == InvocationOutcome.REJECTED.value,
+                # Literal, as the partial index spells it: no planner proves it from a parameter.
+                text(tables.REJECTED_INVOCATIONS),
             )
             .limit(up_to)
             .subquery()

@@ -33,3 +33,27 @@ def test_the_duplicate_check_searches_by_key_not_by_the_window(database):
         details = " ".join(str(row[-1]) for row in plan)
     assert "sqlite_autoindex_webhook_deliveries_1" in details, details
     assert "created_at" not in details, details
+
+
+def test_counting_a_triggers_refusals_reads_only_the_index_of_rejections(database):
+    """The bound on logging forged deliveries counts the last minute's refusals. With every
+    invocation in the index it walked the minute's accepted deliveries too, so a forged
+    delivery cost more the busier the trigger (ADR 0065)."""
+    if not database.is_sqlite:
+        pytest.skip("the query plan asserted is SQLite's")
+    seen: list[tuple[str, Any]] = []
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    with database() as tx:
+
+        def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(tx.connection, "before_cursor_execute", capture)
+        assert tx.triggers.count_rejections("trg_nowhere", since, 60) == 0
+        event.remove(tx.connection, "before_cursor_execute", capture)
+        (statement, parameters), *_ = [s for s in seen if "trigger_invocations" in s[0]]
+        plan = tx.connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        details = " ".join(str(row[-1]) for row in plan)
+    # The index holds rejections only: at most ``up_to`` entries are read, whatever else the
+    # trigger logged in the minute.
+    assert "INDEX ix_trigger_invocations_rejected (trigger_id=? AND at>?)" in details, details
