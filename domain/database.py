@@ -28,7 +28,12 @@ from domain.identity.repository import IdentityRepository
 from domain.kernel.clock import Clock, SystemClock
 from domain.kernel.signals import Signal, SignalBus
 from domain.members.repository import MemberRepository
-from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
+from domain.persistence.engine import (
+    WRITE_OPTION,
+    make_engine,
+    make_sqlite_writer_engine,
+    sqlite_write_lock,
+)
 from domain.runs.repository import RunRepository
 from domain.stream.repository import EventLog
 from domain.subscriptions.repository import SubscriptionRepository
@@ -64,10 +69,13 @@ class SqlUnitOfWork:
         *,
         write: bool = False,
         write_lock: threading.Lock | None = None,
+        writer: Engine | None = None,
         signals: SignalBus | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._engine = engine
+        # SQLite file: the writers' one connection, used while holding the write lock.
+        self._writer = writer if write and write_lock is not None else None
         self._bus = signals
         self._clock = clock or SystemClock()
         self._recorded: list[Signal] = []
@@ -79,6 +87,8 @@ class SqlUnitOfWork:
         self._committed = False
 
     def __enter__(self) -> SqlUnitOfWork:
+        if self._writer is not None:
+            return self._enter_as_the_writer(self._writer)
         # The connection is checked out and the repositories built before a writer queues for
         # the write lock: the lock is held from BEGIN to COMMIT (or ROLLBACK) and no longer,
         # since every other writer of the process waits on it.
@@ -90,6 +100,29 @@ class SqlUnitOfWork:
             if self._write_lock is not None:
                 # Bounded: past it, SQLite's own busy handling still serialises the writers.
                 self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
+            self._transaction = connection.begin()
+        except BaseException:
+            self._release()
+            connection.close()
+            raise
+        self._connection = connection
+        return self
+
+    def _enter_as_the_writer(self, writer: Engine) -> SqlUnitOfWork:
+        """SQLite file: take the write lock, then the writers' one connection, whose page
+        cache is still valid from the last write (``make_sqlite_writer_engine``). If the lock
+        is not had in time, a connection of the general pool, as before: SQLite's own busy
+        handling still serialises the writers, and the shared one stays with its holder."""
+        assert self._write_lock is not None
+        self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
+        try:
+            connection = (writer if self._locked else self._engine).connect()
+        except BaseException:
+            self._release()
+            raise
+        try:
+            connection = connection.execution_options(**{WRITE_OPTION: True})
+            self._repositories(connection)
             self._transaction = connection.begin()
         except BaseException:
             self._release()
@@ -175,20 +208,26 @@ class Database:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size, echo=echo)
         self._write_lock = sqlite_write_lock(url) if url.startswith("sqlite") else None
+        #: SQLite file: the one connection writing units of work share (None otherwise).
+        self.writer_engine = make_sqlite_writer_engine(url, echo=echo)
         self._clock = clock or SystemClock()
         #: Where committed signals of this database's units of work are published.
         self.signals = SignalBus()
-        #: Picks the engine each unit of work connects through (default: ``engine``). Tracing
-        #: routes traced work through an instrumented view of the same pool, so that untraced
-        #: work pays nothing for statement spans.
-        self.choose_engine: Callable[[], Engine] | None = None
+        #: Maps ``engine`` or ``writer_engine`` to the engine a unit of work connects through
+        #: (default: itself). Tracing routes traced work through an instrumented view of the
+        #: same pool, so that untraced work pays nothing for statement spans.
+        self.choose_engine: Callable[[Engine], Engine] | None = None
 
     def __call__(self, *, write: bool = False) -> SqlUnitOfWork:
         choose = self.choose_engine
+        writer = self.writer_engine if write else None
+        if choose is not None:
+            writer = None if writer is None else choose(writer)
         return SqlUnitOfWork(
-            self.engine if choose is None else choose(),
+            self.engine if choose is None else choose(self.engine),
             write=write,
             write_lock=self._write_lock,
+            writer=writer,
             signals=self.signals,
             clock=self._clock,
         )
@@ -210,3 +249,5 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.writer_engine is not None:
+            self.writer_engine.dispose()

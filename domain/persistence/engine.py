@@ -3,7 +3,8 @@
 SQLite: foreign keys on, a 30 s busy timeout, WAL for files; a writing transaction starts with
 ``BEGIN IMMEDIATE`` (so concurrent writers queue on the database lock instead of failing when
 they upgrade a read snapshot), a reading one with a plain deferred ``BEGIN``. The writers of one
-process first queue on an in-process lock per database file (see ``sqlite_write_lock``).
+process first queue on an in-process lock per database file (see ``sqlite_write_lock``), then
+write through one shared connection (see ``make_sqlite_writer_engine``).
 PostgreSQL: a pool sized by the caller, a ping before reusing a connection that sat idle in it
 (see ``PING_AFTER_IDLE_SECONDS``), and a bounded connect (an unreachable server fails a request
 in seconds, as a 503, instead of hanging it).
@@ -52,7 +53,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     (``bench/bare_app.py``) all build their engines here, so they share pool and driver settings.
     """
     if url.startswith("sqlite"):
-        in_memory = url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
+        in_memory = _sqlite_in_memory(url)
         kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
         if in_memory:
             # One shared connection, or each thread would see its own empty database.
@@ -74,6 +75,35 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     )
     _ping_after_idle(engine, PING_AFTER_IDLE_SECONDS)
     return engine
+
+
+def make_sqlite_writer_engine(url: str, *, echo: bool = False) -> Engine | None:
+    """The engine of a SQLite file's one writing connection; None for any other database.
+
+    A process's writers take turns anyway (``sqlite_write_lock``), so they can share one
+    connection, and its page cache then stays valid from one write to the next: SQLite drops
+    a connection's whole cache whenever another connection wrote since its last transaction.
+    Spread over the general pool's 40 connections, every writing transaction began with a
+    cold cache and read its pages again (48 ``pread`` calls per webhook delivery, against 3
+    on one connection; ADR 0066). Only the holder of the write lock may use it: its pool has
+    one connection and no overflow.
+    """
+    if not url.startswith("sqlite") or _sqlite_in_memory(url):
+        return None  # in memory, every unit of work shares the one connection already
+    engine = create_engine(
+        url,
+        echo=echo,
+        json_serializer=json_text,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=1,
+        max_overflow=0,
+    )
+    _configure_sqlite(engine, wal=True)
+    return engine
+
+
+def _sqlite_in_memory(url: str) -> bool:
+    return url in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in url
 
 
 def json_text(value: Any) -> str:

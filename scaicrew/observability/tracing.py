@@ -73,12 +73,14 @@ class Tracing:
         """A span per SQL statement of the units of work opened while a recording span is
         current (statement text, never its parameters). Those go through an instrumented view
         of the engine (same pool); all other work uses the bare engine and pays nothing."""
-        plain = database.engine
-        traced = plain.execution_options()
-        self.instrument_engine(traced)
+        views: dict[Engine, Engine] = {}
+        for plain in (database.engine, database.writer_engine):
+            if plain is not None:
+                views[plain] = traced = plain.execution_options()
+                self.instrument_engine(traced)
 
-        def choose_engine() -> Engine:
-            return traced if trace.get_current_span().is_recording() else plain
+        def choose_engine(plain: Engine) -> Engine:
+            return views[plain] if trace.get_current_span().is_recording() else plain
 
         database.choose_engine = choose_engine
 

@@ -436,7 +436,10 @@ def test_while_nobody_subscribes_committed_events_do_not_wake_the_delivery_threa
         if "FROM subscriptions" in statement:
             statements.append(statement)
 
-    event.listen(use_cases.database.engine, "before_cursor_execute", seen)
+    database = use_cases.database
+    for engine in (database.engine, database.writer_engine):  # writer: SQLite (ADR 0066)
+        if engine is not None:
+            event.listen(engine, "before_cursor_execute", seen)
     with app.test_client():
         # The first idle step looks for work and whether anyone subscribes; a wake-up that
         # came before it may still run one more step: wait until all is quiet.

@@ -45,10 +45,17 @@ def own(database_url: str) -> Iterator[Database]:
     db.dispose()
 
 
+def _engines(db: Database) -> list[Any]:
+    """Every engine a unit of work of ``db`` may connect through (SQLite files: the writers'
+    own one, ADR 0066)."""
+    return [db.engine] + ([db.writer_engine] if db.writer_engine is not None else [])
+
+
 def _endings(db: Database) -> list[str]:
     seen: list[str] = []
-    event.listen(db.engine, "commit", lambda _conn: seen.append("commit"))
-    event.listen(db.engine, "rollback", lambda _conn: seen.append("rollback"))
+    for engine in _engines(db):
+        event.listen(engine, "commit", lambda _conn: seen.append("commit"))
+        event.listen(engine, "rollback", lambda _conn: seen.append("rollback"))
     return seen
 
 
@@ -99,11 +106,13 @@ def test_a_worker_reads_nothing_between_its_own_steps(isolated):
     def on_begin(conn: Any) -> None:
         began.append("write" if conn.get_execution_options().get(WRITE_OPTION) else "read")
 
-    event.listen(db.engine, "begin", on_begin)
+    for engine in _engines(db):
+        event.listen(engine, "begin", on_begin)
     try:
         assert dispatcher(db, "worker").run_next()
     finally:
-        event.remove(db.engine, "begin", on_begin)
+        for engine in _engines(db):
+            event.remove(engine, "begin", on_begin)
     with db() as tx:
         finished = tx.runs.get(None, run.id)
     assert finished is not None and finished.status is RunStatus.SUCCEEDED
