@@ -28,6 +28,7 @@ from domain.identity.repository import IdentityRepository
 from domain.kernel.clock import Clock, SystemClock
 from domain.kernel.signals import Signal, SignalBus
 from domain.members.repository import MemberRepository
+from domain.persistence.checkpoints import WalCheckpointer
 from domain.persistence.engine import (
     WRITE_OPTION,
     make_engine,
@@ -70,10 +71,12 @@ class SqlUnitOfWork:
         write: bool = False,
         write_lock: threading.Lock | None = None,
         writer: Engine | None = None,
+        checkpoints: WalCheckpointer | None = None,
         signals: SignalBus | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._engine = engine
+        self._checkpoints = checkpoints if write else None
         # SQLite file: the writers' one connection, used while holding the write lock.
         self._writer = writer if write and write_lock is not None else None
         self._bus = signals
@@ -191,6 +194,11 @@ class SqlUnitOfWork:
         self._transaction.commit()
         self._committed = True
         self._stored = stored
+        if self._checkpoints is not None and self._checkpoints.committed() and self._locked:
+            # Still the only writer: the rest of the thread's checkpoint, so that the WAL is
+            # started over (domain.persistence.checkpoints).
+            assert self._connection is not None
+            self._checkpoints.finish(self._connection.connection.dbapi_connection)
         self._release()  # committed: the next writer need not wait for this one to close
 
     def _release(self) -> None:
@@ -210,6 +218,8 @@ class Database:
         self._write_lock = sqlite_write_lock(url) if url.startswith("sqlite") else None
         #: SQLite file: the one connection writing units of work share (None otherwise).
         self.writer_engine = make_sqlite_writer_engine(url, echo=echo)
+        #: SQLite file: checkpoints its WAL off the writers' path (None otherwise).
+        self.checkpoints = None if self.writer_engine is None else WalCheckpointer(self.engine)
         self._clock = clock or SystemClock()
         #: Where committed signals of this database's units of work are published.
         self.signals = SignalBus()
@@ -228,6 +238,7 @@ class Database:
             write=write,
             write_lock=self._write_lock,
             writer=writer,
+            checkpoints=self.checkpoints,
             signals=self.signals,
             clock=self._clock,
         )
@@ -248,6 +259,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     def dispose(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.stop()
         self.engine.dispose()
         if self.writer_engine is not None:
             self.writer_engine.dispose()

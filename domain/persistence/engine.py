@@ -22,6 +22,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, StaticPool
 
+from domain.persistence.checkpoints import WRITER_AUTOCHECKPOINT_PAGES
+
 #: Execution option that marks a connection as opened for a writing unit of work.
 WRITE_OPTION = "scaicrew_write"
 
@@ -99,6 +101,15 @@ def make_sqlite_writer_engine(url: str, *, echo: bool = False) -> Engine | None:
         max_overflow=0,
     )
     _configure_sqlite(engine, wal=True)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Checkpoints come from their own thread (domain.persistence.checkpoints, ADR 0067):
+        # a writer checkpointing inside its commit made every other writer wait for the disk.
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
+        cursor.close()
+
     return engine
 
 
