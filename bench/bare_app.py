@@ -16,8 +16,9 @@ Blocking database work runs in Starlette's thread pool, as Connexion runs our sy
 Everything below the framework is the real app's (a gain counts only against this baseline):
 the engine comes from the one engine factory (``domain.persistence.engine.make_engine``, pool
 sized by the same ``DB_POOL_SIZE`` setting), writers queue on the same in-process SQLite write
-lock, and bodies are encoded with the same JSON encoder (``handlers.json_body``). The table
-definitions are the project's (``domain.persistence.tables``), the database the one its
+lock and write through the same one connection, whose WAL is checkpointed the same way (ADR
+0066, ADR 0067), and bodies are encoded with the same JSON encoder (``handlers.json_body``).
+The table definitions are the project's (``domain.persistence.tables``), the database the one its
 migrations build. Both servers run under the same uvicorn options (``bench/run.py``), with
 the cycle collector tuned the same way (``scaicrew.gc_tuning``) and pinned to the same CPUs
 (``CPU_AFFINITY``).
@@ -34,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from sqlalchemy import and_, bindparam, insert, select
+from sqlalchemy import Engine, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,7 +45,13 @@ from starlette.routing import Route
 
 from domain.kernel import new_id
 from domain.persistence import tables as orm
-from domain.persistence.engine import WRITE_OPTION, make_engine, sqlite_write_lock
+from domain.persistence.checkpoints import WalCheckpointer
+from domain.persistence.engine import (
+    WRITE_OPTION,
+    make_engine,
+    make_sqlite_writer_engine,
+    sqlite_write_lock,
+)
 from handlers.json_body import json_bytes
 from scaicrew.affinity import pin_to_cpus
 from scaicrew.gc_tuning import settle_for_serving
@@ -91,6 +98,10 @@ def create_app() -> Starlette:
     url = settings.database_url
     engine = make_engine(url, pool_size=settings.db_pool_size)
     write_lock = sqlite_write_lock(url) if url.startswith("sqlite") else None
+    # As the real app's Database: a SQLite file's writers share one connection (ADR 0066) and
+    # its WAL is checkpointed off their path (ADR 0067).
+    writer = make_sqlite_writer_engine(url)
+    checkpoints = None if writer is None else WalCheckpointer(engine)
     known_workspaces: set[str] = set()
 
     def workspace_exists(workspace_id: str) -> bool:
@@ -164,17 +175,29 @@ def create_app() -> Starlette:
     def insert_crew(claims: dict[str, Any], name: str, description: str) -> dict[str, Any] | None:
         now = datetime.now(UTC)
         crew_id = new_id("crw")
-        if write_lock is not None:
-            with write_lock:
-                return _insert(claims, name, description, crew_id, now)
-        return _insert(claims, name, description, crew_id, now)
+        if write_lock is None or writer is None:
+            return _insert(engine, claims, name, description, crew_id, now)
+        with write_lock:
+            created = _insert(writer, claims, name, description, crew_id, now)
+            if created is not None and checkpoints is not None and checkpoints.committed():
+                connection = writer.raw_connection()
+                try:
+                    checkpoints.finish(connection)
+                finally:
+                    connection.close()
+            return created
 
     def _insert(
-        claims: dict[str, Any], name: str, description: str, crew_id: str, now: datetime
+        bind: Engine,
+        claims: dict[str, Any],
+        name: str,
+        description: str,
+        crew_id: str,
+        now: datetime,
     ) -> dict[str, Any] | None:
         workspace_id = claims["workspace_id"]
         c = orm.crews
-        with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
+        with bind.connect().execution_options(**{WRITE_OPTION: True}) as conn, conn.begin():
             taken = conn.execute(
                 select(c.c.id).where(and_(c.c.workspace_id == workspace_id, c.c.name == name))
             ).first()
