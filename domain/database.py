@@ -95,21 +95,7 @@ class SqlUnitOfWork:
         # The connection is checked out and the repositories built before a writer queues for
         # the write lock: the lock is held from BEGIN to COMMIT (or ROLLBACK) and no longer,
         # since every other writer of the process waits on it.
-        connection = self._engine.connect()
-        try:
-            if self._write:
-                connection = connection.execution_options(**{WRITE_OPTION: True})
-            self._repositories(connection)
-            if self._write_lock is not None:
-                # Bounded: past it, SQLite's own busy handling still serialises the writers.
-                self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
-            self._transaction = connection.begin()
-        except BaseException:
-            self._release()
-            connection.close()
-            raise
-        self._connection = connection
-        return self
+        return self._begin(self._engine.connect(), lock=self._write_lock is not None)
 
     def _enter_as_the_writer(self, writer: Engine) -> SqlUnitOfWork:
         """SQLite file: take the write lock, then the writers' one connection, whose page
@@ -123,9 +109,20 @@ class SqlUnitOfWork:
         except BaseException:
             self._release()
             raise
+        return self._begin(connection, lock=False)
+
+    def _begin(self, connection: Connection, *, lock: bool) -> SqlUnitOfWork:
+        """Build the repositories over ``connection``, queue for the write lock if ``lock``,
+        and begin the transaction; on any failure the lock is released and the connection
+        closed."""
         try:
-            connection = connection.execution_options(**{WRITE_OPTION: True})
+            if self._write:
+                connection = connection.execution_options(**{WRITE_OPTION: True})
             self._repositories(connection)
+            if lock:
+                assert self._write_lock is not None
+                # Bounded: past it, SQLite's own busy handling still serialises the writers.
+                self._locked = self._write_lock.acquire(timeout=_WRITE_LOCK_TIMEOUT)
             self._transaction = connection.begin()
         except BaseException:
             self._release()
