@@ -55,17 +55,16 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
     (``bench/bare_app.py``) all build their engines here, so they share pool and driver settings.
     """
     if url.startswith("sqlite"):
-        in_memory = _sqlite_in_memory(url)
-        kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
-        if in_memory:
+        if _sqlite_in_memory(url):
             # One shared connection, or each thread would see its own empty database.
-            kwargs["poolclass"] = StaticPool
-        else:
-            kwargs["pool_size"] = max(pool_size, SQLITE_MIN_POOL_SIZE)
-            kwargs["max_overflow"] = pool_size
-        engine = create_engine(url, echo=echo, json_serializer=json_text, **kwargs)
-        _configure_sqlite(engine, wal=not in_memory)
-        return engine
+            return _sqlite_engine(url, echo=echo, wal=False, poolclass=StaticPool)
+        return _sqlite_engine(
+            url,
+            echo=echo,
+            wal=True,
+            pool_size=max(pool_size, SQLITE_MIN_POOL_SIZE),
+            max_overflow=pool_size,
+        )
     engine = create_engine(
         url,
         echo=echo,
@@ -92,15 +91,7 @@ def make_sqlite_writer_engine(url: str, *, echo: bool = False) -> Engine | None:
     """
     if not url.startswith("sqlite") or _sqlite_in_memory(url):
         return None  # in memory, every unit of work shares the one connection already
-    engine = create_engine(
-        url,
-        echo=echo,
-        json_serializer=json_text,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=1,
-        max_overflow=0,
-    )
-    _configure_sqlite(engine, wal=True)
+    engine = _sqlite_engine(url, echo=echo, wal=True, pool_size=1, max_overflow=0)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -110,6 +101,19 @@ def make_sqlite_writer_engine(url: str, *, echo: bool = False) -> Engine | None:
         cursor.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
+    return engine
+
+
+def _sqlite_engine(url: str, *, echo: bool, wal: bool, **pool: Any) -> Engine:
+    """A SQLite engine with this project's driver settings and PRAGMAs; ``pool`` sizes it."""
+    engine = create_engine(
+        url,
+        echo=echo,
+        json_serializer=json_text,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        **pool,
+    )
+    _configure_sqlite(engine, wal=wal)
     return engine
 
 
