@@ -107,14 +107,14 @@ class WalCheckpointer:
                 return
             with self._guard:
                 pending, self._pending = self._pending, 0
-            if pending and self.checkpoint():
-                with self._guard:
-                    self._finish = True
+            if pending:
+                self.checkpoint()
 
     def checkpoint(self) -> bool:
         """Copy what the WAL holds into the database file, as far as no reader still needs it,
-        without waiting for anyone; False if it failed (logged: the next one, or the writers'
-        own automatic checkpoint past ``WRITER_AUTOCHECKPOINT_PAGES``, catches up)."""
+        without waiting for anyone, and have the next writer copy the rest; False if it failed
+        (logged: the next one, or the writers' own automatic checkpoint past
+        ``WRITER_AUTOCHECKPOINT_PAGES``, catches up). The thread's work; public for tests."""
         try:
             # The driver's connection directly: SQLAlchemy's would BEGIN a transaction first,
             # and a checkpoint cannot copy what that transaction's snapshot still reads.
@@ -127,7 +127,9 @@ class WalCheckpointer:
         finally:
             connection.close()
         if done:
-            self.checkpoints += 1
+            with self._guard:
+                self.checkpoints += 1
+                self._finish = True
         return done
 
 
