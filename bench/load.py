@@ -121,14 +121,15 @@ class TransportError(Exception):
 class RawConnection:
     """One HTTP/1.1 keep-alive connection; reconnects when the server closes it."""
 
-    def __init__(self, url: str, token: str, timeout: float) -> None:
+    def __init__(self, url: str, token: str | None, timeout: float) -> None:
         parsed = urlsplit(url)
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or 80
         self.timeout = timeout
+        authorization = "" if token is None else f"Authorization: Bearer {token}\r\n"
         self.head = (
             f"Host: {self.host}:{self.port}\r\n"
-            f"Authorization: Bearer {token}\r\n"
+            f"{authorization}"
             "Accept: application/json\r\n"
             "User-Agent: scaicrew-bench\r\n"
         ).encode()
@@ -144,10 +145,17 @@ class RawConnection:
                 pass
         self.reader = self.writer = None
 
-    async def request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: bytes = b""
+    ) -> tuple[int, bytes]:
+        """Send one request (``headers``: more header lines, each ending in CRLF) and read
+        its answer: (status, body).
+
+        :raises TransportError: the connection failed, timed out or answered garbage.
+        """
         try:
             async with asyncio.timeout(self.timeout):
-                return await self._request(method, path, body)
+                return await self._request(method, path, body, headers)
         except (
             TimeoutError,
             OSError,
@@ -159,7 +167,9 @@ class RawConnection:
             await self.close()
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
+    async def _request(
+        self, method: str, path: str, body: bytes | None, headers: bytes
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -169,6 +179,7 @@ class RawConnection:
         self.writer.write(
             b"%s %s HTTP/1.1\r\n" % (method.encode(), path.encode())
             + self.head
+            + headers
             + extra
             + b"\r\n"
             + (body or b"")

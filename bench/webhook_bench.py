@@ -82,6 +82,8 @@ def measure_webhooks(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
             str(args.webhook_concurrency),
             "--duration",
             str(args.webhook_duration),
+            "--server-pid",
+            str(server.process.pid),
         ]
         done = subprocess.run(
             command,
@@ -122,10 +124,15 @@ def print_webhook_table(result: dict[str, Any]) -> None:
         print(f"webhook ingress FAILED: {result['failure'][:300]}")
         return
     print("webhook ingress (HMAC-SHA256 verified on every request):")
-    print(f"  {'phase':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  statuses")
+    print(
+        f"  {'phase':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'srv cpu':>8} "
+        f"{'cli cpu':>8} {'us/req':>7}  statuses"
+    )
     for phase in ("accepted", "replayed", "rejected"):
         row = result[phase]
         print(
             f"  {phase:<10} {_fmt(row['requests_per_s']):>8} {_fmt(row['p50_ms'], '.1f'):>8} "
-            f"{_fmt(row['p99_ms'], '.1f'):>8}  {row['statuses']}"
+            f"{_fmt(row['p99_ms'], '.1f'):>8} {_fmt(row.get('server_cores'), '.2f'):>8} "
+            f"{_fmt(row.get('client_cores'), '.2f'):>8} "
+            f"{_fmt(row.get('server_cpu_us_per_request'), '.0f'):>7}  {row['statuses']}"
         )
