@@ -3,8 +3,10 @@
 Each step (a model reply, a tool result, a decision) is committed before the next one starts,
 so a run whose worker dies resumes from its last committed step once its lease expires (a live
 worker keeps its lease alive while a model or tool call is in flight). Model calls and tools run
-outside any transaction. ``internal`` and ``external_read`` tools may therefore run twice if a
-worker dies between running one and recording its result (at-least-once). ``external_write`` and
+outside any transaction, except the catalog's tools over the database (the notes tools): they
+run inside the transaction that records their result, so their write and the run's step commit
+together (ADR 0068). ``external_read`` tools may therefore run twice if a worker dies between
+running one and recording its result (at-least-once). ``external_write`` and
 ``spend`` calls are never silently repeated: the start of such a call is committed before it is
 made, and a recovering worker that finds a call started without a result asks a human again
 (a new approval with ``outcome_unknown``) instead of repeating it.
@@ -550,6 +552,8 @@ class Dispatcher:
             if started is None:
                 return None
             run = started
+        if runs_in_process(call.name):
+            return self._call_in_process(run, call, key)
         if run.dry_run and effect_class != EffectClass.INTERNAL.value:
             result: dict[str, Any] = {
                 "dry_run": True,
@@ -558,12 +562,37 @@ class Dispatcher:
             }
         else:
             try:
-                with self._heartbeat(run.id, waits=not runs_in_process(call.name)):
+                with self._heartbeat(run.id):
                     pinned = tool.get("input_schema")
                     result = execute(call.name, call.arguments, self._tools(run, key), pinned)
             except ToolError as exc:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
                 return None
+        with self._store(write=True) as tx:
+            if not self._still_ours(tx, run):
+                return None
+            return self._save_result(tx, run, call, result)
+
+    def _call_in_process(self, run: Run, call: ToolCall, key: str) -> Run | None:
+        """Run a catalog tool over the database (``runs_in_process``) inside the transaction
+        that records its result: its write and the run's step commit together, or neither
+        does (one writing transaction where there were two, ADR 0068). The run as saved, or
+        None when it must stop (no longer ours: the tool wrote nothing)."""
+        try:
+            with self._store(write=True) as tx:
+                if not self._still_ours(tx, run):
+                    return None
+                result = execute(call.name, call.arguments, self._tools(run, key, tx))
+                return self._save_result(tx, run, call, result)
+        except ToolError as exc:  # rolled back: nothing the tool wrote stays
+            self._fail(run.id, "ToolFailed", str(exc)[:1000])
+            return None
+
+    def _save_result(
+        self, tx: RunsTx, run: Run, call: ToolCall, result: dict[str, Any]
+    ) -> Run | None:
+        """Record ``call``'s result as the run's next step and commit ``tx``, the run still
+        ours (checked in ``tx``); the run as saved, or None when it changed meanwhile."""
         text = json.dumps(result, sort_keys=True, default=str)[:_RESULT_LIMIT]
         now = self._clock.now()
         done = {
@@ -572,17 +601,14 @@ class Dispatcher:
             "dry_run": run.dry_run,
             "result": text[:1000],
         }
-        with self._store(write=True) as tx:
-            if not self._still_ours(tx, run):
-                return None
-            events: list[EventDraft] = [("tool.succeeded", done)]
-            after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
-            after = tx.runs.append_events(after, events, now)
-            after = evolve(after, lease_expires_at=self._lease_until(now))  # the next step's
-            if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
-                return None
-            left = self._leaving(tx, after)
-            tx.commit()
+        events: list[EventDraft] = [("tool.succeeded", done)]
+        after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
+        after = tx.runs.append_events(after, events, now)
+        after = evolve(after, lease_expires_at=self._lease_until(now))  # the next step's
+        if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
+            return None
+        left = self._leaving(tx, after)
+        tx.commit()
         self._left = left
         return after
 
@@ -761,15 +787,24 @@ class Dispatcher:
             tx.record(run.changed_signal())
             tx.commit()
 
-    def _tools(self, run: Run, idempotency_key: str) -> ToolContext:
+    def _tools(self, run: Run, idempotency_key: str, tx: RunsTx | None = None) -> ToolContext:
+        """What a tool of ``run`` may reach; its notes are read and written in ``tx`` (the
+        notes tools run inside the transaction recording their result), else each in a unit
+        of work of its own."""
+
         def read_note(key: str) -> str | None:
-            with self._store() as tx:
+            if tx is not None:
                 return tx.notes.read(run.workspace_id, key)
+            with self._store() as own:
+                return own.notes.read(run.workspace_id, key)
 
         def write_note(key: str, value: str) -> None:
-            with self._store(write=True) as tx:
+            if tx is not None:
                 tx.notes.write(run.workspace_id, key, value, self._clock.now())
-                tx.commit()
+                return
+            with self._store(write=True) as own:
+                own.notes.write(run.workspace_id, key, value, self._clock.now())
+                own.commit()
 
         def call_remote(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
             if self._remote is None:

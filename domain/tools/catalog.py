@@ -76,6 +76,10 @@ CATALOG: dict[str, CatalogTool] = {
 }
 
 
+#: The catalog tools' argument validators, built once (not on every call).
+_VALIDATORS = {name: Draft7Validator(tool.parameters) for name, tool in CATALOG.items()}
+
+
 def tool_schema(
     name: str, description: str, pinned: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -154,7 +158,7 @@ def execute(
     tool = CATALOG.get(name)
     if tool is None:
         raise ToolError(f"Tool '{name}' has no built-in implementation in this deployment.")
-    problems = sorted(Draft7Validator(tool.parameters).iter_errors(arguments), key=str)
+    problems = sorted(_VALIDATORS[name].iter_errors(arguments), key=str)
     if problems:
         raise ToolError(f"Tool '{name}' got invalid arguments: {problems[0].message[:200]}")
     if name == "http_get":

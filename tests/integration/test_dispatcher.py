@@ -293,6 +293,80 @@ class TestNotes:
             assert tx.notes.read(actor.workspace_id, "shared") in {f"v{i}" for i in range(8)}
 
 
+class WorkerDied(BaseException):
+    """The worker process dies here (nothing after it runs, nothing is committed)."""
+
+
+class DiesAfterTheNote:
+    """A store over ``database`` whose unit of work dies when it saves a run after writing a
+    note: what a crash between a notes tool's write and its recorded result leaves."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def __call__(self, *, write: bool = False) -> Any:
+        return _DiesAfterTheNote(self._database(write=write))
+
+
+class _DiesAfterTheNote:
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __enter__(self) -> Any:
+        tx = self._inner.__enter__()
+        write, save = tx.notes.write, tx.runs.save
+        wrote: list[str] = []
+
+        def write_note(*args: Any, **kwargs: Any) -> None:
+            write(*args, **kwargs)
+            wrote.append("note")
+
+        def save_run(*args: Any, **kwargs: Any) -> bool:
+            if wrote:
+                raise WorkerDied
+            return save(*args, **kwargs)
+
+        tx.notes.write, tx.runs.save = write_note, save_run
+        return tx
+
+    def __exit__(self, *exc: Any) -> None:
+        self._inner.__exit__(*exc)
+
+
+def note(database: Database, actor: Actor, key: str = "last_input") -> str | None:
+    with database() as tx:
+        return tx.notes.read(actor.workspace_id, key)
+
+
+class TestNotesTools:
+    """The notes tools run inside the transaction that records their result (ADR 0068)."""
+
+    def test_a_crash_before_the_result_is_recorded_leaves_no_note(
+        self, database, use_cases, actor
+    ):
+        drain(database)
+        run_id = queued_run(use_cases, actor)
+        with database(write=True) as tx:  # no note from an earlier test under this key
+            tx.connection.exec_driver_sql(
+                "DELETE FROM notes WHERE workspace_id = ?"
+                if database.is_sqlite
+                else "DELETE FROM notes WHERE workspace_id = %s",
+                (actor.workspace_id,),
+            )
+            tx.commit()
+        with pytest.raises(WorkerDied):
+            dispatcher(DiesAfterTheNote(database), "dies").run_next()  # type: ignore[arg-type]
+        assert note(database, actor) is None  # the note went with the step it belonged to
+        assert types(database, actor, run_id) == ["run.queued", "run.started", "model.replied"]
+
+        miss_heartbeats(database, run_id)
+        assert dispatcher(database, "recovers").run_next()
+        run = read(database, run_id)
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        assert note(database, actor) == '{"n": 1}'
+        assert types(database, actor, run_id).count("tool.succeeded") == 2  # write, then read
+
+
 class InProcessModel:
     """The offline model, declared in-process; during call ``probe_at`` it starts ``probe`` in a
     thread and reports whether that thread was still waiting a moment later."""

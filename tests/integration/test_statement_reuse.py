@@ -87,9 +87,9 @@ class TestHowATransactionEnds:
 
 
 def test_a_worker_reads_nothing_between_its_own_steps(isolated):
-    """The claim, the reply that queues a tool call, the note the tool writes, the call's
-    result and the final reply: five writing transactions, and no read in between (there were
-    three: one before each step)."""
+    """The claim, the reply that queues a tool call, the call's result with the note the tool
+    writes (ADR 0068: they were two) and the final reply: four writing transactions, and no
+    read in between (there were three: one before each step)."""
     db = isolated.database
     actor = Actor(isolated.tenant.workspace_id, "user-admin", Role.ADMIN)
     use_cases = build_use_cases(isolated.settings, db)
@@ -116,7 +116,7 @@ def test_a_worker_reads_nothing_between_its_own_steps(isolated):
     with db() as tx:
         finished = tx.runs.get(None, run.id)
     assert finished is not None and finished.status is RunStatus.SUCCEEDED
-    assert began == ["write"] * 5, began
+    assert began == ["write"] * 4, began
 
 
 def test_prepared_statements_outlive_reads_and_empty_claims(isolated):
