@@ -341,9 +341,7 @@ def note(database: Database, actor: Actor, key: str = "last_input") -> str | Non
 class TestNotesTools:
     """The notes tools run inside the transaction that records their result (ADR 0068)."""
 
-    def test_a_crash_before_the_result_is_recorded_leaves_no_note(
-        self, database, use_cases, actor
-    ):
+    def test_a_crash_before_the_result_is_recorded_leaves_no_note(self, database, use_cases, actor):
         drain(database)
         run_id = queued_run(use_cases, actor)
         with database(write=True) as tx:  # no note from an earlier test under this key
