@@ -1,4 +1,4 @@
-"""The busiest statements run on SQLite's cursor directly, compiled and typed by SQLAlchemy once.
+"""The busiest statements run on the driver's cursor, compiled and typed by SQLAlchemy once.
 
 SQLAlchemy's execution path costs about 130,000 instructions per statement on top of the
 driver's 23,000 (a cache key for the compiled form, parameters processed through a generic
@@ -11,12 +11,14 @@ takes each parameter's and each result column's processor from SQLAlchemy's type
 converts the values and calls the cursor. A driver error is raised as SQLAlchemy wraps it
 (``IntegrityError``, ``OperationalError``...).
 
+On PostgreSQL (ADR 0069) its parameters go by name, as psycopg takes them from SQLAlchemy, and
+a disconnect invalidates the pool and the connection, as SQLAlchemy's path does.
+
 It steps aside, and ``Connection.execute`` runs the statement, whenever it would not do the
-same: on PostgreSQL (where SQLAlchemy also handles disconnects), when the connection or
-engine has event listeners (statement tracing, the tests' statement counters), outside a
-transaction (SQLAlchemy's path begins one), and for statements it does not prepare
-(Python-side column defaults, parameters expanded or rendered at execution, result columns
-it cannot name).
+same: when the connection or engine has event listeners (statement tracing, the tests'
+statement counters), outside a transaction (SQLAlchemy's path begins one), and for
+statements it does not prepare (Python-side column defaults, parameters expanded or rendered
+at execution, result columns it cannot name, bind names SQLAlchemy escaped).
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class Rows:
 class _Prepared:
     """One statement compiled for SQLite: its SQL, how to build its parameters, its rows."""
 
-    __slots__ = ("sql", "parameters", "row", "results", "statement")
+    __slots__ = ("sql", "parameters", "names", "named", "row", "types", "results", "statement")
 
     def __init__(
         self,
@@ -92,15 +94,35 @@ class _Prepared:
         sql: str,
         parameters: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
         row: type[_Row] | None,
-        results: tuple[Callable[[Any], Any] | None, ...],
+        types: tuple[Any, ...],
+        *,
+        named: bool,
     ) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.sql = sql
         self.parameters = parameters
+        self.names = tuple(name for name, _default, _process in parameters)
+        self.named = named
         self.row = row
-        self.results = results
+        self.types = types  # of the result columns, for the dialect
+        #: Each result column's processor, taken from its type once the driver described
+        #: the columns (PostgreSQL's numeric processors depend on the column's type code).
+        self.results: tuple[Callable[[Any], Any] | None, ...] | None = None
 
-    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    def processors(
+        self, dialect: Dialect, description: Any
+    ) -> tuple[Callable[[Any], Any] | None, ...]:
+        if self.results is None:
+            self.results = tuple(
+                kind.result_processor(dialect, column[1])
+                for kind, column in zip(self.types, description, strict=True)
+            )
+        return self.results
+
+    def arguments(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        """The driver's parameters: in order (SQLite's ``?``), or by name (psycopg's
+        ``%(name)s``: a bind used twice, as in a ``GROUP BY`` of a selected expression, is
+        then one parameter, which PostgreSQL needs to see the two as the same expression)."""
         values = []
         for name, default, process in self.parameters:
             value = params.get(name, default)
@@ -108,20 +130,29 @@ class _Prepared:
                 raise KeyError(f"no value for the parameter {name!r}")
             # Processors see None too: a JSON column writes None as JSON null, as SQLAlchemy does.
             values.append(value if process is None else process(value))
+        if self.named:
+            return dict(zip(self.names, values, strict=True))
         return tuple(values)
 
 
 def _prepare(statement: ClauseElement, keys: Sequence[str], dialect: Dialect) -> _Prepared | None:
     compiled: Any = statement.compile(dialect=dialect, column_keys=list(keys))
-    if not compiled.positional or compiled.positiontup is None:
+    named = dialect.paramstyle == "pyformat"  # psycopg; SQLite's is positional
+    if named:
+        if compiled.escaped_bind_names:
+            return None  # names the driver would not see as written
+        order = list(dict.fromkeys(compiled.bind_names.values()))
+    elif not compiled.positional or compiled.positiontup is None:
         return None
+    else:
+        order = list(compiled.positiontup)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None  # rendered or expanded at each execution
     if getattr(compiled, "insert_prefetch", None) or getattr(compiled, "update_prefetch", None):
         return None  # Python-side column defaults, which SQLAlchemy computes per execution
     binds = {name: bind for bind, name in compiled.bind_names.items()}
     parameters = []
-    for name in compiled.positiontup:
+    for name in order:
         bind = binds[name]
         if bind.callable is not None:
             return None
@@ -129,7 +160,7 @@ def _prepare(statement: ClauseElement, keys: Sequence[str], dialect: Dialect) ->
         processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         parameters.append((name, default, processor))
     row: type[_Row] | None = None
-    results: tuple[Callable[[Any], Any] | None, ...] = ()
+    types: tuple[Any, ...] = ()
     columns = compiled._result_columns  # (key, name, objects, type) per column, in order
     if columns:
         names = tuple(column[0] for column in columns)
@@ -138,16 +169,14 @@ def _prepare(statement: ClauseElement, keys: Sequence[str], dialect: Dialect) ->
         ):
             return None
         row = _row_class(names)
-        results = tuple(
-            column[3].dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        )
+        types = tuple(column[3].dialect_impl(dialect) for column in columns)
     elif (
         isinstance(statement, TextClause)
         or getattr(statement, "is_select", False)
         or getattr(compiled, "effective_returning", None)
     ):
         return None  # rows whose columns it cannot name (or cannot tell there are none)
-    return _Prepared(statement, compiled.string, tuple(parameters), row, results)
+    return _Prepared(statement, compiled.string, tuple(parameters), row, types, named=named)
 
 
 def _row_class(names: tuple[str, ...]) -> type[_Row]:
@@ -166,15 +195,15 @@ def _row_class(names: tuple[str, ...]) -> type[_Row]:
 class DriverStatements:
     """Runs statements on one connection, through the driver where it does the same."""
 
-    __slots__ = ("_connection", "_sqlite")
+    __slots__ = ("_connection",)
 
-    #: (id of the statement, its parameter names) -> what to run, or None for SQLAlchemy's
-    #: path. Shared by every connection of the process: statements are built once, at import.
-    _prepared: dict[tuple[int, frozenset[str]], _Prepared | None] = {}
+    #: (id of the statement, its parameter names, the dialect and its parameter style) ->
+    #: what to run, or None for SQLAlchemy's path. Shared by every connection of the
+    #: process: statements are built once, at import.
+    _prepared: dict[tuple[int, frozenset[str], str, str], _Prepared | None] = {}
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._sqlite = connection.dialect.name == "sqlite"
 
     def execute(
         self, statement: Executable, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -188,22 +217,22 @@ class DriverStatements:
         """
         connection = self._connection
         if (
-            not self._sqlite
-            or connection._has_events
+            connection._has_events
             or connection.engine._has_events
             or not connection.in_transaction()  # SQLAlchemy's path begins one (autobegin)
         ):
             return connection.execute(statement, params)
         many = not isinstance(params, Mapping)
         first: Any = params[0] if many and params else params  # type: ignore[index]
-        cache_key = (id(statement), frozenset(first))
+        dialect = connection.dialect
+        cache_key = (id(statement), frozenset(first), dialect.name, dialect.paramstyle)
         try:
             prepared = self._prepared[cache_key]
         except KeyError:
             if len(self._prepared) >= MAX_PREPARED:  # not a statement built once, then
                 return connection.execute(statement, params)
             assert isinstance(statement, ClauseElement)
-            prepared = _prepare(statement, sorted(first), connection.dialect)
+            prepared = _prepare(statement, sorted(first), dialect)
             self._prepared[cache_key] = prepared
         if prepared is None or (many and prepared.row is not None):
             return connection.execute(statement, params)
@@ -221,7 +250,8 @@ class DriverStatements:
                 cursor.execute(prepared.sql, arguments)
             rows: list[Any] = []
             if prepared.row is not None:
-                make, results = prepared.row, prepared.results
+                make = prepared.row
+                results = prepared.processors(dialect, cursor.description)
                 for raw in cursor.fetchall():
                     rows.append(
                         make(
@@ -231,8 +261,20 @@ class DriverStatements:
                     )
             return Rows(rows, cursor.rowcount)
         except dialect.loaded_dbapi.Error as exc:
+            gone = dialect.is_disconnect(exc, self._connection.connection.dbapi_connection, cursor)
+            if gone:
+                # As SQLAlchemy's own path does: every pooled connection of the engine is
+                # suspect once the server went away, and this one is thrown away.
+                connection = self._connection
+                connection.engine.pool._invalidate(connection.connection, exc)
+                connection.invalidate(exc)
             raise DBAPIError.instance(
-                prepared.sql, arguments, exc, dialect.loaded_dbapi.Error, dialect=dialect
+                prepared.sql,
+                arguments,
+                exc,
+                dialect.loaded_dbapi.Error,
+                connection_invalidated=gone,
+                dialect=dialect,
             ) from exc
         finally:
             cursor.close()

@@ -210,3 +210,50 @@ def test_outside_a_transaction_sqlalchemy_begins_one(engine):
         assert connection.in_transaction()  # begun by SQLAlchemy, as for any statement
         connection.rollback()
     assert _stored(engine) == []
+
+
+@pytest.fixture
+def postgres(database_url: str) -> Iterator[Engine]:
+    """The test database's engine with the ``things`` table, on PostgreSQL only."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's driver path (psycopg)")
+    engine = make_engine(database_url, pool_size=1)
+    metadata.create_all(engine)
+    try:
+        yield engine
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+class TestOnPostgreSQL:
+    """The same statements on psycopg's cursor: what SQLAlchemy's path writes and reads."""
+
+    def test_rows_rowcounts_and_returning_are_sqlalchemys(self, postgres):
+        def work(run: Any) -> Any:
+            run(INSERT, _row(1))
+            run(INSERT, _row(2, doc=None))
+            run(INSERT, [_row(3), _row(4, flag=True)])  # one execution per row
+            read = [run(BY_ID, {"id": f"t{i}"}).first() for i in (1, 2, 3, 4, 5)]
+            flagged = run(BY_FLAG, {}).all()
+            bumped = run(BUMP, {"b_id": "t1"}).rowcount
+            missed = run(BUMP, {"b_id": "nope"}).rowcount
+            returned = run(RETURNING, {"b_id": "t1"}).scalar_one()
+            rows = [None if r is None else tuple(r) for r in read]
+            return rows, [tuple(r) for r in flagged], bumped, missed, returned
+
+        fast, core = _both_ways(postgres, work)
+        assert fast == core
+        rows, flagged, bumped, missed, returned = fast
+        assert rows[0] == ("t1", AT, {"k": [1, None, "é"], "big": 2**70}, False, 1, "x")
+        assert rows[1][2] is None and rows[4] is None
+        assert flagged == [("t2", 2), ("t4", 4)]
+        assert (bumped, missed, returned) == (1, 0, 7)
+
+    def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(self, postgres):
+        with _writing(postgres) as connection, connection.begin():
+            hot = DriverStatements(connection)
+            hot.execute(INSERT, _row(1))
+            with pytest.raises(IntegrityError) as raised:
+                hot.execute(INSERT, _row(1))
+            assert "duplicate key" in str(raised.value.orig)

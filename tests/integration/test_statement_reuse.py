@@ -180,6 +180,17 @@ class TestPingAfterIdle:
             assert raised.value.connection_invalidated
             assert _backend(db) != first  # the disconnect emptied the pool
 
+    def test_a_dead_connection_met_by_a_driver_statement_is_thrown_away_with_the_pool(
+        self, database_url, monkeypatch
+    ):
+        """The busiest statements run on psycopg's cursor (ADR 0069): a disconnect there is
+        handled as SQLAlchemy's own path handles it."""
+        with _server_gone(database_url, monkeypatch, ping_after_idle=3600.0) as (db, first):
+            with pytest.raises(OperationalError) as raised, db() as tx:
+                tx.runs.ownership("run_none")  # a driver statement (RunRepository._hot)
+            assert raised.value.connection_invalidated
+            assert _backend(db) != first  # the disconnect emptied the pool
+
 
 @contextmanager
 def _server_gone(
