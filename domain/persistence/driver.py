@@ -84,7 +84,7 @@ class Rows:
 
 
 class _Prepared:
-    """One statement compiled for SQLite: its SQL, how to build its parameters, its rows."""
+    """One statement compiled for a dialect: its SQL, how to build its parameters, its rows."""
 
     __slots__ = ("sql", "parameters", "names", "named", "row", "types", "results", "statement")
 

@@ -162,15 +162,21 @@ def test_a_text_statement_with_typed_columns_returns_its_rows(engine):
     assert fast == core == [("t9", AT.replace(tzinfo=None))]
 
 
-def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(engine):
+def _errors_are_sqlalchemys(engine: Engine, duplicate: str) -> None:
+    """No row where one is required raises NoResultFound; a duplicate key, IntegrityError
+    with the driver's message (last: on PostgreSQL it ends the transaction)."""
     with _writing(engine) as connection, connection.begin():
         hot = DriverStatements(connection)
         hot.execute(INSERT, _row(1))
-        with pytest.raises(IntegrityError) as raised:
-            hot.execute(INSERT, _row(1))
-        assert "UNIQUE" in str(raised.value.orig)
         with pytest.raises(NoResultFound):
             hot.execute(BY_ID, {"id": "none"}).scalar_one()
+        with pytest.raises(IntegrityError) as raised:
+            hot.execute(INSERT, _row(1))
+        assert duplicate in str(raised.value.orig)
+
+
+def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(engine):
+    _errors_are_sqlalchemys(engine, "UNIQUE")
 
 
 def test_it_steps_aside_while_statements_are_listened_to(engine):
@@ -251,9 +257,4 @@ class TestOnPostgreSQL:
         assert (bumped, missed, returned) == (1, 0, 7)
 
     def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(self, postgres):
-        with _writing(postgres) as connection, connection.begin():
-            hot = DriverStatements(connection)
-            hot.execute(INSERT, _row(1))
-            with pytest.raises(IntegrityError) as raised:
-                hot.execute(INSERT, _row(1))
-            assert "duplicate key" in str(raised.value.orig)
+        _errors_are_sqlalchemys(postgres, "duplicate key")
