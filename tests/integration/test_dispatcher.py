@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from domain.database import Database
 from domain.kernel import Actor, ManualClock, Signal
@@ -30,6 +31,7 @@ from domain.runs import (
 )
 from domain.use_cases import UseCases
 from tests.support.domain import dispatcher
+from tests.support.stores import PatchedStore
 
 NOTES = Definition(
     objective="Keep notes.",
@@ -297,23 +299,11 @@ class WorkerDied(BaseException):
     """The worker process dies here (nothing after it runs, nothing is committed)."""
 
 
-class DiesAfterTheNote:
+def dies_after_the_note(database: Database) -> PatchedStore:
     """A store over ``database`` whose unit of work dies when it saves a run after writing a
     note: what a crash between a notes tool's write and its recorded result leaves."""
 
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    def __call__(self, *, write: bool = False) -> Any:
-        return _DiesAfterTheNote(self._database(write=write))
-
-
-class _DiesAfterTheNote:
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __enter__(self) -> Any:
-        tx = self._inner.__enter__()
+    def patch(tx: Any) -> None:
         write, save = tx.notes.write, tx.runs.save
         wrote: list[str] = []
 
@@ -327,10 +317,8 @@ class _DiesAfterTheNote:
             return save(*args, **kwargs)
 
         tx.notes.write, tx.runs.save = write_note, save_run
-        return tx
 
-    def __exit__(self, *exc: Any) -> None:
-        self._inner.__exit__(*exc)
+    return PatchedStore(database, patch)
 
 
 def note(database: Database, actor: Actor, key: str = "last_input") -> str | None:
@@ -345,15 +333,13 @@ class TestNotesTools:
         drain(database)
         run_id = queued_run(use_cases, actor)
         with database(write=True) as tx:  # no note from an earlier test under this key
-            tx.connection.exec_driver_sql(
-                "DELETE FROM notes WHERE workspace_id = ?"
-                if database.is_sqlite
-                else "DELETE FROM notes WHERE workspace_id = %s",
-                (actor.workspace_id,),
+            tx.connection.execute(
+                text("DELETE FROM notes WHERE workspace_id = :workspace_id"),
+                {"workspace_id": actor.workspace_id},
             )
             tx.commit()
         with pytest.raises(WorkerDied):
-            dispatcher(DiesAfterTheNote(database), "dies").run_next()  # type: ignore[arg-type]
+            dispatcher(dies_after_the_note(database), "dies").run_next()  # type: ignore[arg-type]
         assert note(database, actor) is None  # the note went with the step it belonged to
         assert types(database, actor, run_id) == ["run.queued", "run.started", "model.replied"]
 

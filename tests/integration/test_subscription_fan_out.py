@@ -14,50 +14,34 @@ from typing import Any
 
 import pytest
 
+from domain.database import Database
 from domain.kernel import Actor, Role, Signal, SystemClock
 from domain.subscriptions import SubscriptionDeliverer
 from scaicrew.app import build_use_cases
+from tests.support.stores import PatchedStore
 
 
-class CommitsWhileItLooks:
+def commits_while_it_looks(database: Database, workspace_id: str) -> tuple[PatchedStore, list[int]]:
     """A store over ``database`` whose first empty look past a cursor lets another connection
-    commit an event before it answers: the moment of the race, made certain."""
+    commit an event before it answers: the moment of the race, made certain. With it, the
+    list that says (once non-empty) that the event was committed."""
+    committed: list[int] = []
 
-    def __init__(self, database: Any, workspace_id: str) -> None:
-        self._database = database
-        self._workspace_id = workspace_id
-        self.committed = False
-
-    def __call__(self, *, write: bool = False) -> Any:
-        tx = self._database(write=write)
-        return _Looking(tx, self)
-
-    def commit_an_event(self) -> None:
-        self.committed = True
-        with self._database(write=True) as other:
-            other.record(Signal(self._workspace_id, "trigger.fired", {"n": 1}))
-            other.commit()
-
-
-class _Looking:
-    def __init__(self, inner: Any, store: CommitsWhileItLooks) -> None:
-        self._inner, self._store = inner, store
-
-    def __enter__(self) -> Any:
-        tx = self._inner.__enter__()
+    def patch(tx: Any) -> None:
         look = tx.subscriptions.events_after
 
         def events_after(*args: Any) -> Any:
             found = look(*args)
-            if not found and not self._store.committed:
-                self._store.commit_an_event()
+            if not found and not committed:
+                committed.append(1)
+                with database(write=True) as other:
+                    other.record(Signal(workspace_id, "trigger.fired", {"n": 1}))
+                    other.commit()
             return found
 
         tx.subscriptions.events_after = events_after
-        return tx
 
-    def __exit__(self, *exc: Any) -> None:
-        self._inner.__exit__(*exc)
+    return PatchedStore(database, patch), committed
 
 
 def test_an_event_committed_between_the_look_and_the_head_is_delivered(isolated):
@@ -70,7 +54,7 @@ def test_an_event_committed_between_the_look_and_the_head_is_delivered(isolated)
     subscription, _secret = use_cases.subscriptions.create_subscription(
         actor, url="http://127.0.0.1:9/hook", event_types=["trigger.fired"]
     )
-    store = CommitsWhileItLooks(db, workspace_id)
+    store, committed = commits_while_it_looks(db, workspace_id)
     assert use_cases.ports.delivery is not None
     deliverer = SubscriptionDeliverer(
         store,
@@ -83,7 +67,7 @@ def test_an_event_committed_between_the_look_and_the_head_is_delivered(isolated)
 
     deliverer._fan_out(subscription.id)  # the step the race is in (a private one)
 
-    assert store.committed
+    assert committed
     with db() as tx:
         pending = tx.subscriptions.next_pending(subscription.id)
         head = tx.subscriptions.head(workspace_id)
