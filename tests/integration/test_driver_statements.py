@@ -258,3 +258,33 @@ class TestOnPostgreSQL:
 
     def test_a_driver_error_is_raised_as_sqlalchemy_raises_it(self, postgres):
         _errors_are_sqlalchemys(postgres, "duplicate key")
+
+    def test_rows_inserted_together_go_in_one_statement(self, postgres, monkeypatch):
+        """psycopg's ``executemany`` enters pipeline mode for each call (ADR 0070): a list of
+        rows is one ``INSERT ... VALUES (...), (...)``, one row one plain ``INSERT``; past
+        ``MAX_ROWS`` rows, ``executemany``. What is stored is what SQLAlchemy stores."""
+        calls: list[tuple[str, str]] = []
+        cursor_class = postgres.dialect.loaded_dbapi.Cursor
+        for method in ("execute", "executemany"):
+            original = getattr(cursor_class, method)
+
+            def spy(self: Any, query: Any, *args: Any, _o: Any = original, _m: str = method) -> Any:
+                calls.append((_m, str(query)))
+                return _o(self, query, *args)
+
+            monkeypatch.setattr(cursor_class, method, spy)
+        monkeypatch.setattr(driver, "MAX_ROWS", 3)
+
+        def work(run: Any) -> Any:
+            run(INSERT, [_row(1)])
+            run(INSERT, [_row(2), _row(3, doc=None), _row(4, flag=True)])
+            run(INSERT, [_row(i) for i in range(5, 9)])  # past MAX_ROWS
+            return [tuple(r) for r in run(select(things).order_by(things.c.id), {}).all()]
+
+        fast, core = _both_ways(postgres, work)
+        assert fast == core
+        assert len(fast) == 8 and fast[2] == ("t3", AT, None, False, 3, "x")
+        inserts = [(m, q) for m, q in calls if q.startswith("INSERT INTO things")]
+        ours = inserts[: len(inserts) - 3]  # SQLAlchemy's own path ran the last three
+        assert [m for m, _q in ours] == ["execute", "execute", "executemany"]
+        assert ours[0][1].count("VALUES (") == 1 and ours[1][1].count("), (") == 2
