@@ -164,8 +164,9 @@ def test_a_worker_rides_out_a_database_outage(
         scheduler = Process(["scheduler", "--interval", "0.5"], env, tmp_path / "scheduler.log")
         processes.append(scheduler)
         scheduler.wait_for_output("scheduler started")
-        run_ids = [use_cases.runs.start_run(actor, member.id, {"n": n})[0].id for n in range(20)]
-        time.sleep(0.3)  # some runs are mid-way
+        # More runs than the worker drains while they are started (it did 20 within 0.3 s):
+        # the outage comes with some of them mid-way.
+        run_ids = [use_cases.runs.start_run(actor, member.id, {"n": n})[0].id for n in range(200)]
         proxy.cut()
         cut_short = [r for r in run_ids if not use_cases.runs.get_run(actor, r).status.finished]
         assert cut_short, "the outage came after the work: nothing to ride out"
@@ -177,7 +178,7 @@ def test_a_worker_rides_out_a_database_outage(
             return runs if all(r.status.finished for r in runs) else None
 
         runs = until("every run to finish after the outage", finished)
-        assert [r.status.value for r in runs] == ["succeeded"] * 20, [r.error for r in runs]
+        assert [r.status.value for r in runs] == ["succeeded"] * 200, [r.error for r in runs]
         assert worker.alive(), worker.output()
         assert scheduler.alive(), scheduler.output()
     finally:
