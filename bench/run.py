@@ -29,9 +29,11 @@
      dropped by the bench), the real app with ``WORKER_THREADS=0`` and two
      ``scaicrew worker --threads 2`` processes.
 
-   ``bench/runs_load.py`` drives each from a separate process: a burst of ``--runs`` runs
-   started at ``--runs-concurrency`` and followed until all have finished (runs/s, latencies,
-   the CPU of every process involved), then ``--sequential-runs`` runs one at a time (the
+   ``bench/runs_load.py`` drives each from a separate process: an unmeasured burst of
+   ``--runs-warmup`` runs (the processes are fresh: connections, prepared statements and
+   caches are made on the first runs), then a burst of ``--runs`` runs started at
+   ``--runs-concurrency`` and followed until all have finished (runs/s, latencies, the CPU of
+   every process involved), then ``--sequential-runs`` runs one at a time (the
    latency of an idle dispatcher). Latencies are taken from the event timestamps the server
    records (``run.started`` / ``run.succeeded`` minus ``run.queued``), and also from the
    client's clock. Unless every run succeeded, with the expected timeline, the bench prints
@@ -743,7 +745,8 @@ def measure_runs(
         print(
             f"bench: runs on {setup}: {config['label']}; server pid {server.pid}"
             + (f", workers {', '.join(str(w.pid) for w in workers)}" if workers else "")
-            + f"; {args.runs} runs at concurrency {args.runs_concurrency}, then "
+            + f"; {args.runs_warmup} runs to warm up, {args.runs} runs at concurrency "
+            f"{args.runs_concurrency}, then "
             f"{args.sequential_runs} one at a time",
             flush=True,
         )
@@ -758,6 +761,8 @@ def measure_runs(
             seeded["member_id"],
             "--runs",
             str(args.runs),
+            "--warmup-runs",
+            str(args.runs_warmup),
             "--concurrency",
             str(args.runs_concurrency),
             "--sequential",
@@ -1139,7 +1144,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--deliveries-deadline", type=float, default=180.0, help="deliveries: seconds (180)"
     )
-    parser.add_argument("--runs", type=int, default=200, help="runs in each burst (200)")
+    parser.add_argument("--runs", type=int, default=600, help="runs in each burst (600)")
+    parser.add_argument(
+        "--runs-warmup", type=int, default=100, help="unmeasured runs before each burst (100)"
+    )
     parser.add_argument(
         "--runs-concurrency", type=int, default=8, help="connections starting runs (8)"
     )
@@ -1175,6 +1183,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be >= 1 and --duration > 0")
     if args.runs < 1 or args.runs_concurrency < 1 or args.sequential_runs < 1:
         parser.error("--runs, --runs-concurrency and --sequential-runs must be >= 1")
+    if args.runs_warmup < 0:
+        parser.error("--runs-warmup must be >= 0")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     scenarios = args.scenario or [*SCENARIOS, "runs", *MEASURED_APART]
     http_scenarios = [s for s in scenarios if s in SCENARIOS]
@@ -1323,6 +1333,7 @@ def main(argv: list[str] | None = None) -> int:
                 "model": "offline (deterministic, no network)",
                 "definition": RUN_DEFINITION,
                 "runs_per_burst": args.runs,
+                "warmup_runs_per_burst": args.runs_warmup,
                 "concurrency": args.runs_concurrency,
                 "sequential_runs": args.sequential_runs,
                 "setups": {setup: RUN_SETUPS[setup]["label"] for setup in runs},

@@ -112,8 +112,8 @@ def seconds_stats(values: list[float]) -> dict[str, float | None]:
 # -- phases ----------------------------------------------------------------------------------
 
 
-async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]:
-    """Start ``args.runs`` runs and follow them until all have finished."""
+async def burst(args: argparse.Namespace, runs: list[Tracked], count: int) -> dict[str, Any]:
+    """Start ``count`` runs and follow them until all have finished."""
     path = f"/v1/members/{args.member_id}/runs"
     outstanding: dict[str, Tracked] = {}
     next_index = 0
@@ -124,7 +124,7 @@ async def burst(args: argparse.Namespace, runs: list[Tracked]) -> dict[str, Any]
         nonlocal next_index
         connection = RawConnection(args.url, args.token, args.timeout)
         try:
-            while next_index < args.runs:
+            while next_index < count:
                 index = next_index
                 next_index += 1
                 sent = time.perf_counter()
@@ -413,13 +413,16 @@ def summarise(runs: list[Tracked]) -> dict[str, Any]:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         "runs": args.runs,
+        "warmup_runs": args.warmup_runs,
         "concurrency": args.concurrency,
         "poll_interval_s": args.poll_interval,
     }
     bursts: list[Tracked] = []
     singles: list[Tracked] = []
     try:
-        measured = await burst(args, bursts)
+        if args.warmup_runs:  # fresh processes: connections, prepared statements, caches
+            await burst(args, [], args.warmup_runs)
+        measured = await burst(args, bursts, args.runs)
         await sequential(args, singles)
         await collect(args, bursts + singles)
     except Failed as exc:
@@ -446,7 +449,10 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--member-id", required=True)
-    parser.add_argument("--runs", type=int, default=200, help="runs in the burst (200)")
+    parser.add_argument("--runs", type=int, default=600, help="runs in the burst (600)")
+    parser.add_argument(
+        "--warmup-runs", type=int, default=100, help="runs of an unmeasured burst first (100)"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="POST connections (8)")
     parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds (0.05)")
     parser.add_argument("--sequential", type=int, default=10, help="runs one at a time (10)")

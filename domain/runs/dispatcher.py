@@ -171,15 +171,13 @@ class Dispatcher:
         """``claim``: the run as the claim saved it, or None."""
         now = self._clock.now()
         with self._store(write=True) as tx:
-            run_id = tx.runs.claimable_id(now)
-            if run_id is None:
+            run = tx.runs.claimable(now)
+            if run is None:
                 # Nothing written: end it as a success. An idle worker polls often, and a unit
                 # of work left without a commit rolls back, which on PostgreSQL also makes the
                 # driver forget the statements it prepared on the connection (ADR 0061).
                 tx.commit()
                 return None
-            run = tx.runs.get(None, run_id)
-            assert run is not None
             event = run.claim_event()
             if event == "run.recovered" and run.attempts >= self.settings.max_attempts:
                 message = f"The run's worker stopped {run.attempts} times."
@@ -188,11 +186,11 @@ class Dispatcher:
                 claimed = None
             else:
                 attempt = {"worker": self.worker_id, "attempt": run.attempts + 1}
-                run = tx.runs.append_events(run, [(event, attempt)], now)
                 budget = run.max_run_seconds(self.settings.max_run_seconds)
-                run = run.claimed(self.worker_id, now, self._lease_until(now), budget)
-                tx.runs.save(run, lease=True)
-                claimed = run
+                taken = run.claimed(self.worker_id, now, self._lease_until(now), budget)
+                saved = tx.runs.save_step(taken, [(event, attempt)], now, since=None, lease=True)
+                assert saved is not None  # the row is ours: locked, or the database is
+                run = claimed = saved
             tx.record(run.changed_signal())
             left = None if claimed is None else self._leaving(tx, claimed)
             tx.commit()
@@ -423,8 +421,8 @@ class Dispatcher:
             )
         ]
         with self._store(write=True) as tx:
-            if not self._still_ours(tx, run):
-                return None
+            # Whether the run is still ours is asked by the step's save, which locks its row:
+            # if it is not, the transaction ends without a commit and nothing here stays.
             tx.cost.add(
                 run.workspace_id,
                 run.id,
@@ -455,16 +453,17 @@ class Dispatcher:
                 tx.record(after.changed_signal())  # before the child's: the parent ended first
                 if not run.dry_run:
                     self._hand_off(tx, run, reply.output, now, events)
-            after = tx.runs.append_events(after, events, now)
             going_on = bool(reply.tool_calls)
             if going_on:  # the lease is renewed by this same statement
                 after = evolve(after, lease_expires_at=self._lease_until(now))
-            if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=going_on):
+            saved = tx.runs.save_step(after, events, now, since=run, lease=going_on)
+            if saved is None:
+                self._armed = None  # no call was made the next one: nothing armed
                 return None
-            left = self._leaving(tx, after) if going_on else None
+            left = self._leaving(tx, saved) if going_on else None
             tx.commit()
         self._left = left
-        return after if reply.tool_calls else None
+        return saved if going_on else None
 
     def _hand_off(
         self, tx: RunsTx, run: Run, output: dict[str, Any], now: datetime, events: list[EventDraft]
@@ -569,8 +568,6 @@ class Dispatcher:
                 self._fail(run.id, "ToolFailed", str(exc)[:1000])
                 return None
         with self._store(write=True) as tx:
-            if not self._still_ours(tx, run):
-                return None
             return self._save_result(tx, run, call, result)
 
     def _call_in_process(self, run: Run, call: ToolCall, key: str) -> Run | None:
@@ -580,8 +577,6 @@ class Dispatcher:
         None when it must stop (no longer ours: the tool wrote nothing)."""
         try:
             with self._store(write=True) as tx:
-                if not self._still_ours(tx, run):
-                    return None
                 result = execute(call.name, call.arguments, self._tools(run, key, tx))
                 return self._save_result(tx, run, call, result)
         except ToolError as exc:  # rolled back: nothing the tool wrote stays
@@ -591,8 +586,9 @@ class Dispatcher:
     def _save_result(
         self, tx: RunsTx, run: Run, call: ToolCall, result: dict[str, Any]
     ) -> Run | None:
-        """Record ``call``'s result as the run's next step and commit ``tx``, the run still
-        ours (checked in ``tx``); the run as saved, or None when it changed meanwhile."""
+        """Record ``call``'s result as the run's next step and commit ``tx``, if the run is
+        still ours as we left it (the save asks, locking its row); the run as saved, or None
+        when it changed meanwhile (nothing is committed: what ``tx`` wrote is undone)."""
         text = json.dumps(result, sort_keys=True, default=str)[:_RESULT_LIMIT]
         now = self._clock.now()
         done = {
@@ -603,14 +599,15 @@ class Dispatcher:
         }
         events: list[EventDraft] = [("tool.succeeded", done)]
         after = self._arm(tx, run.stepped(run.state.after_call(call, text), now), events, now)
-        after = tx.runs.append_events(after, events, now)
         after = evolve(after, lease_expires_at=self._lease_until(now))  # the next step's
-        if not tx.runs.save(after, expect_status=RunStatus.RUNNING, lease=True):
+        saved = tx.runs.save_step(after, events, now, since=run, lease=True)
+        if saved is None:
+            self._armed = None  # no call was made the next one: nothing armed
             return None
-        left = self._leaving(tx, after)
+        left = self._leaving(tx, saved)
         tx.commit()
         self._left = left
-        return after
+        return saved
 
     def _spend_over_budget(self, tx: RunsTx, run: Run) -> str | None:
         """The ``approve`` budget whose reached limit a ``spend`` call of ``run`` must be
@@ -648,14 +645,12 @@ class Dispatcher:
         now = self._clock.now()
         started = {"tool": call.name, "call_id": call.id, "idempotency_key": key}
         with self._store(write=True) as tx:
-            if not self._still_ours(tx, run):
-                return None
-            after = tx.runs.append_events(run, [("tool.started", started)], now)
-            after = after.stepped(after.state.starting(call), now)
-            if not tx.runs.save(after, expect_status=RunStatus.RUNNING):
+            after = run.stepped(run.state.starting(call), now)
+            saved = tx.runs.save_step(after, [("tool.started", started)], now, since=run)
+            if saved is None:
                 return None
             tx.commit()
-        return after
+        return saved
 
     def _wait_for_approval(
         self,

@@ -9,11 +9,23 @@ A save without ``lease=True`` leaves the lease alone, so it never moves the leas
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from domain.budgets import BudgetsTx
@@ -135,6 +147,63 @@ class RunRepository:
             self._states[run.id] = run.state
         return saved
 
+    def save_step(
+        self,
+        run: Run,
+        events: Sequence[EventDraft],
+        now: datetime,
+        *,
+        since: Run | None,
+        lease: bool = False,
+    ) -> Run | None:
+        """Append ``events`` to the run's timeline and save ``run`` with them (a step); the run
+        as saved (with its next free ``seq``), or None when nothing was written.
+
+        ``since`` is the run as the worker taking the step last saw it (read or saved): the
+        step is written only if the row still says what it said then (running, claimed by
+        the same worker, at the same event), and the row is locked from that write on (the
+        worker needs no read beforehand to know the run is still its own). Without
+        ``since``, the caller already holds the row (a claim) and the run is saved as it is.
+        On PostgreSQL one statement does both (the events are inserted only if the run's row
+        was updated); on SQLite, the update, then the events.
+        """
+        stored = run.with_next_seq(run.next_seq + len(events))
+        values = _run_values(stored)
+        for fixed in _FIXED_COLUMNS:
+            del values[fixed]
+        if not lease and run.status is RunStatus.RUNNING:
+            del values["lease_expires_at"]
+        unchanged = self._states.get(run.id) if since is None else since.state
+        if unchanged == run.state:
+            del values["state"]
+        guard = since is not None
+        if not self._postgres or not events:
+            values["b_run_id"] = run.id
+            if since is not None:
+                values["b_status"] = RunStatus.RUNNING.value
+                values["b_claimed_by"] = since.claimed_by
+                values["b_next_seq"] = since.next_seq
+            if int(self._hot.execute(_SAVE_STEP[guard], values).rowcount) != 1:
+                return None
+            self._insert_events(run, events, now)
+        else:
+            params = {f"s_{column}": value for column, value in values.items()}
+            params["b_run_id"] = run.id
+            if since is not None:
+                params["b_status"] = RunStatus.RUNNING.value
+                params["b_claimed_by"] = since.claimed_by
+                params["b_next_seq"] = since.next_seq
+            params["e_at"] = now
+            for offset, (event_type, data) in enumerate(events):
+                params[f"e_seq__{offset}"] = run.next_seq + offset
+                params[f"e_type__{offset}"] = event_type
+                params[f"e_data__{offset}"] = data
+            statement = _step_statement(frozenset(values), len(events), guard)
+            if len(self._hot.execute(statement, params).all()) != len(events):
+                return None
+        self._states[run.id] = run.state
+        return stored
+
     def extend_lease(self, run_id: str, until: datetime) -> None:
         self._hot.execute(_EXTEND_LEASE, {"b_run_id": run_id, "lease_expires_at": until})
 
@@ -154,14 +223,19 @@ class RunRepository:
         stmt = _runs_where(select(func.count()).select_from(tables.runs), workspace_id, where)
         return int(self._c.execute(stmt).scalar_one())
 
-    def claimable_id(self, now: datetime) -> str | None:
-        """The oldest queued run, or a running one whose worker's lease expired.
+    def claimable(self, now: datetime) -> Run | None:
+        """The oldest queued run, or a running one whose worker's lease expired, read whole
+        (one statement finds and reads it).
 
         On PostgreSQL the row is locked with ``SKIP LOCKED`` so concurrent claimers each get a
         different run; on SQLite the writing transaction already holds the database lock.
         """
         row = self._hot.execute(_CLAIMABLE[self._postgres], {"now": now}).first()
-        return None if row is None else str(row.id)
+        if row is None:
+            return None
+        run = _run(row)
+        self._states[run.id] = run.state
+        return run
 
     def overdue_ids(self, now: datetime, limit: int) -> list[str]:
         """Queued or running runs past their deadline (a waiting run's wait is bounded by its
@@ -378,10 +452,57 @@ _SAVE_RUN = {
 _EXTEND_LEASE = update(tables.runs).where(tables.runs.c.id == bindparam("b_run_id"))
 
 
+def _step_guard(statement: Any, guard: bool) -> Any:
+    """``statement`` (an update of the run ``b_run_id``), with ``guard``: only while the row
+    says running, claimed by ``b_claimed_by``, at event ``b_next_seq``."""
+    r = tables.runs
+    statement = statement.where(r.c.id == bindparam("b_run_id"))
+    if guard:
+        statement = statement.where(
+            r.c.status == bindparam("b_status"),
+            r.c.claimed_by == bindparam("b_claimed_by"),
+            r.c.next_seq == bindparam("b_next_seq"),
+        )
+    return statement
+
+
+#: ``save_step``'s update where it is one statement and the events another (SQLite).
+_SAVE_STEP = {guard: _step_guard(update(tables.runs), guard) for guard in (False, True)}
+
+
+@functools.cache  # a few per process: the columns a step sets, its number of events
+def _step_statement(columns: frozenset[str], events: int, guard: bool) -> Any:
+    """PostgreSQL: ``save_step`` in one statement. The run's row is updated (``s_<column>``
+    parameters) in a data-modifying CTE that returns it only when written; the events
+    (``e_seq__<i>``, ``e_type__<i>``, ``e_data__<i>``, all at ``e_at``) are inserted from
+    that CTE, so none is when the guard did not hold (the rows it returns say)."""
+    r, e = tables.runs, tables.run_events
+    update_run = _step_guard(update(r), guard).values(
+        {column: bindparam(f"s_{column}", type_=r.c[column].type) for column in sorted(columns)}
+    )
+    saved = update_run.returning(r.c.id, r.c.workspace_id).cte("saved")
+    rows = [
+        select(
+            saved.c.id,
+            bindparam(f"e_seq__{i}", type_=e.c.seq.type),
+            saved.c.workspace_id,
+            bindparam("e_at", type_=e.c.at.type),
+            bindparam(f"e_type__{i}", type_=e.c.type.type),
+            bindparam(f"e_data__{i}", type_=e.c.data.type),
+        )
+        for i in range(events)
+    ]
+    source = rows[0] if events == 1 else union_all(*rows)
+    columns = ["run_id", "seq", "workspace_id", "at", "type", "data"]
+    # Returning the rows inserted: SQLAlchemy's path (taken while statements are listened to)
+    # reports no row count for a statement whose CTE returns rows.
+    return insert(e).from_select(columns, source).returning(e.c.seq)
+
+
 def _claimable(postgres: bool) -> Select[Any]:
     r = tables.runs
     stmt = (
-        select(r.c.id)
+        select(r)
         .where(
             text(tables.UNFINISHED_RUNS),  # the partial index ix_runs_unfinished
             or_(
@@ -395,7 +516,7 @@ def _claimable(postgres: bool) -> Select[Any]:
     return stmt.with_for_update(skip_locked=True) if postgres else stmt
 
 
-#: ``claimable_id``'s statement per dialect (PostgreSQL skips locked rows), built once: every
+#: ``claimable``'s statement per dialect (PostgreSQL skips locked rows), built once: every
 #: worker poll runs it.
 _CLAIMABLE = {postgres: _claimable(postgres) for postgres in (False, True)}
 

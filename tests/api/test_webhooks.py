@@ -384,7 +384,7 @@ def test_an_accepted_delivery_runs_every_statement_on_the_driver(client, tenant,
     dialect = database.engine.dialect.name
     prepared = {
         statement_id: entry
-        for (statement_id, _keys, name, _style), entry in DriverStatements._prepared.items()
+        for (statement_id, _keys, name, _style, _rows), entry in DriverStatements._prepared.items()
         if statement_id in {id(statement) for statement in hot} and name == dialect
     }
     # One trigger read and one member read of their variants, and the seven others.

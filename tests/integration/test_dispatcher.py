@@ -304,19 +304,19 @@ def dies_after_the_note(database: Database) -> PatchedStore:
     note: what a crash between a notes tool's write and its recorded result leaves."""
 
     def patch(tx: Any) -> None:
-        write, save = tx.notes.write, tx.runs.save
+        write, save = tx.notes.write, tx.runs.save_step
         wrote: list[str] = []
 
         def write_note(*args: Any, **kwargs: Any) -> None:
             write(*args, **kwargs)
             wrote.append("note")
 
-        def save_run(*args: Any, **kwargs: Any) -> bool:
+        def save_step(*args: Any, **kwargs: Any) -> Any:
             if wrote:
                 raise WorkerDied
             return save(*args, **kwargs)
 
-        tx.notes.write, tx.runs.save = write_note, save_run
+        tx.notes.write, tx.runs.save_step = write_note, save_step
 
     return PatchedStore(database, patch)
 

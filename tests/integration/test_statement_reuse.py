@@ -153,7 +153,7 @@ def test_the_claim_reads_the_index_of_unfinished_runs(database):
 
     with database() as tx:
         event.listen(tx.connection, "before_cursor_execute", capture)
-        tx.runs.claimable_id(datetime.now(UTC))
+        tx.runs.claimable(datetime.now(UTC))
         event.remove(tx.connection, "before_cursor_execute", capture)
         ((statement, parameters),) = seen
         explain = "EXPLAIN QUERY PLAN " if database.is_sqlite else "EXPLAIN "

@@ -375,6 +375,26 @@ class FakeRuns:
         self._s.runs[run.id] = run
         return True
 
+    def save_step(
+        self,
+        run: Run,
+        events: Any,
+        now: datetime,
+        *,
+        since: Run | None,
+        lease: bool = False,
+    ) -> Run | None:
+        current = self._s.runs[run.id]
+        if since is not None and (
+            current.status is not RunStatus.RUNNING
+            or current.claimed_by != since.claimed_by
+            or current.next_seq != since.next_seq
+        ):
+            return None
+        stored = self.append_events(run, events, now)
+        self.save(stored, lease=lease)
+        return stored
+
     def extend_lease(self, run_id: str, until: datetime) -> None:
         self._s.runs[run_id] = replace(self._s.runs[run_id], lease_expires_at=until)
 
@@ -396,13 +416,13 @@ class FakeRuns:
     def count_runs(self, workspace_id: str, where: RunFilter) -> int:
         return len(self.list_runs(workspace_id, None, len(self._s.runs), where))
 
-    def claimable_id(self, now: datetime) -> str | None:
+    def claimable(self, now: datetime) -> Run | None:
         for run in sorted(self._s.runs.values(), key=lambda r: r.id):
             if run.status is RunStatus.QUEUED:
-                return run.id
+                return run
             expired = run.lease_expires_at is not None and run.lease_expires_at < now
             if run.status is RunStatus.RUNNING and expired:
-                return run.id
+                return run
         return None
 
     def append_events(self, run: Run, events: Any, now: datetime) -> Run:

@@ -255,6 +255,52 @@ class TestEffectsAreNeverSilentlyRepeated:
         assert not a.run_next() and len(http.posts) == 1
 
 
+class LosesItsLease:
+    """The offline model, except that during the first call the worker's lease runs out and
+    ``taker`` recovers the run, and dies inside its own write call."""
+
+    name = "offline"
+
+    def __init__(self, clock, taker: Dispatcher, lease_seconds: float) -> None:
+        self._model, self._clock, self._taker = OfflineLanguageModel(), clock, taker
+        self._lease_seconds, self.calls = lease_seconds, 0
+
+    def complete(self, messages, tools):
+        self.calls += 1
+        if self.calls == 1:
+            self._clock.advance(self._lease_seconds + 1)
+            with pytest.raises(WorkerDied):
+                self._taker.run_next()
+        return self._model.complete(messages, tools)
+
+
+class TestArming:
+    def test_a_step_refused_for_a_lost_lease_leaves_nothing_armed(
+        self, members, runs, store, clock
+    ):
+        """Worker a's reply would arm the write, but b took the run over meanwhile (and
+        started the same call, then died in it): a's save is refused. When a recovers the run
+        later, the call started without a result goes to a human: a must not think that it
+        armed that call itself (ADR 0071)."""
+        run, _ = runs.start_run(OPERATOR, published(members, POST_FREELY), {"url": "http://t/"})
+        settings = run_settings()
+        dying = DyingHttp()
+        b = Dispatcher(store, clock, OfflineLanguageModel(), dying, settings, "b")
+        http = RecordingHttp()
+        model = LosesItsLease(clock, b, settings.lease_seconds)
+        a = Dispatcher(store, clock, model, http, settings, "a")
+        assert a.run_next()  # claimed, then its reply refused: b holds the run
+        assert len(dying.posts) == 1 and http.posts == []
+        assert runs.get_run(OPERATOR, run.id).claimed_by == "b"
+
+        clock.advance(settings.lease_seconds + 1)  # b died in its call
+        assert a.run_next()
+        waiting = runs.get_run(OPERATOR, run.id)
+        assert waiting.status is RunStatus.WAITING_APPROVAL
+        [approval] = store.state.approvals.values()
+        assert approval.outcome_unknown and http.posts == []
+
+
 class TestStepLimit:
     def test_the_step_limit_counts_the_steps_before_a_resume(self, members, runs, store, clock):
         run, _ = runs.start_run(OPERATOR, published(members, POST_APPROVED), {"url": "http://t/"})
