@@ -12,12 +12,14 @@ from domain.kernel.actor import Actor
 from domain.kernel.ids import new_id
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 from domain.persistence.sql import count_rows, utc
 
 
 class AuditLog:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # every audited write (run starts among them)
 
     def append(
         self,
@@ -28,7 +30,7 @@ class AuditLog:
         data: dict[str, Any],
         now: datetime,
     ) -> None:
-        self._c.execute(
+        self._hot.execute(
             _INSERT_AUDIT,
             {
                 "id": new_id("aud"),

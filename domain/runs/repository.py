@@ -92,8 +92,13 @@ class RunRepository:
     def add(self, run: Run, events: Sequence[EventDraft], now: datetime) -> Run:
         """Insert a new run with its first events; return it with its next free ``seq``."""
         stored = run.with_next_seq(run.next_seq + len(events))
-        self._hot.execute(_INSERT_RUN, _run_values(stored))
         self._states[run.id] = run.state
+        if self._postgres and events:  # one statement (ADR 0071)
+            params = {f"r_{column}": value for column, value in _run_values(stored).items()}
+            params.update(_event_params(run, events, now))
+            self._hot.execute(_add_statement(len(events)), params).all()
+            return stored
+        self._hot.execute(_INSERT_RUN, _run_values(stored))
         self._insert_events(run, events, now)
         return stored
 
@@ -193,11 +198,7 @@ class RunRepository:
                 params["b_status"] = RunStatus.RUNNING.value
                 params["b_claimed_by"] = since.claimed_by
                 params["b_next_seq"] = since.next_seq
-            params["e_at"] = now
-            for offset, (event_type, data) in enumerate(events):
-                params[f"e_seq__{offset}"] = run.next_seq + offset
-                params[f"e_type__{offset}"] = event_type
-                params[f"e_data__{offset}"] = data
+            params.update(_event_params(run, events, now))
             statement = _step_statement(frozenset(values), len(events), guard)
             if len(self._hot.execute(statement, params).all()) != len(events):
                 return None
@@ -476,16 +477,34 @@ def _step_statement(columns: frozenset[str], events: int, guard: bool) -> Any:
     parameters) in a data-modifying CTE that returns it only when written; the events
     (``e_seq__<i>``, ``e_type__<i>``, ``e_data__<i>``, all at ``e_at``) are inserted from
     that CTE, so none is when the guard did not hold (the rows it returns say)."""
-    r, e = tables.runs, tables.run_events
+    r = tables.runs
     update_run = _step_guard(update(r), guard).values(
         {column: bindparam(f"s_{column}", type_=r.c[column].type) for column in sorted(columns)}
     )
-    saved = update_run.returning(r.c.id, r.c.workspace_id).cte("saved")
+    return _events_from(update_run.returning(r.c.id, r.c.workspace_id).cte("saved"), events)
+
+
+@functools.cache  # one per number of first events
+def _add_statement(events: int) -> Any:
+    """PostgreSQL: ``add`` in one statement: the run inserted (``r_<column>`` parameters) in
+    a data-modifying CTE, its first events (as ``_step_statement``'s) inserted from it."""
+    r = tables.runs
+    values = {c.name: bindparam(f"r_{c.name}", type_=c.type) for c in r.columns}
+    added = insert(r).values(values).returning(r.c.id, r.c.workspace_id).cte("added")
+    return _events_from(added, events)
+
+
+def _events_from(run: Any, events: int) -> Any:
+    """An insert of ``events`` run events (``e_seq__<i>``, ``e_type__<i>``, ``e_data__<i>``,
+    all at ``e_at``) for the run the CTE ``run`` returns (none if it returns none),
+    returning their ``seq``: SQLAlchemy's path (taken while statements are listened to)
+    reports no row count for a statement whose CTE returns rows."""
+    e = tables.run_events
     rows = [
         select(
-            saved.c.id,
+            run.c.id,
             bindparam(f"e_seq__{i}", type_=e.c.seq.type),
-            saved.c.workspace_id,
+            run.c.workspace_id,
             bindparam("e_at", type_=e.c.at.type),
             bindparam(f"e_type__{i}", type_=e.c.type.type),
             bindparam(f"e_data__{i}", type_=e.c.data.type),
@@ -494,8 +513,6 @@ def _step_statement(columns: frozenset[str], events: int, guard: bool) -> Any:
     ]
     source = rows[0] if events == 1 else union_all(*rows)
     columns = ["run_id", "seq", "workspace_id", "at", "type", "data"]
-    # Returning the rows inserted: SQLAlchemy's path (taken while statements are listened to)
-    # reports no row count for a statement whose CTE returns rows.
     return insert(e).from_select(columns, source).returning(e.c.seq)
 
 
@@ -559,6 +576,16 @@ class RunsTx(MembersTx, BudgetsTx, Protocol):
     runs: RunRepository
     cost: CostLedger
     notes: NoteRepository
+
+
+def _event_params(run: Run, events: Sequence[EventDraft], now: datetime) -> dict[str, Any]:
+    """The parameters of ``_events_from``'s insert: ``events`` numbered from ``run.next_seq``."""
+    params: dict[str, Any] = {"e_at": now}
+    for offset, (event_type, data) in enumerate(events):
+        params[f"e_seq__{offset}"] = run.next_seq + offset
+        params[f"e_type__{offset}"] = event_type
+        params[f"e_data__{offset}"] = data
+    return params
 
 
 def _run_values(run: Run) -> dict[str, Any]:

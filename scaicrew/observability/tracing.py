@@ -13,6 +13,7 @@ test hands in its own tracer provider).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,23 @@ from domain.database import Database
 from domain.kernel import Signal, bind_trace_producer, unbind_trace_producer
 
 _TRANSACTION_CONTROL = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+# The writes of a statement with data-modifying CTEs: each CTE's (after ``AS (``) and the
+# main one's (after a closing parenthesis).
+_CTE_WRITES = re.compile(r"(?:\bAS\s*\(|\))\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+def span_name(statement: str) -> str | None:
+    """The span name of a SQL statement: ``db <verb>``; for one that starts with ``WITH``,
+    ``db WITH`` and the writes of its parts in order (``db WITH UPDATE INSERT``: a run's step
+    on PostgreSQL, ADR 0071). None for transaction control (a third of all statements: the
+    unit of work's own BEGIN and COMMIT get no span)."""
+    verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    if verb in _TRANSACTION_CONTROL:
+        return None
+    if verb == "WITH":
+        verbs = dict.fromkeys(v.upper() for v in _CTE_WRITES.findall(statement))
+        return " ".join(["db WITH", *verbs])
+    return f"db {verb}"
 
 
 #: The sampling ratio when ``OTEL_TRACES_SAMPLER`` is not set (ADR 0052): the SDK's own
@@ -92,11 +110,10 @@ class Tracing:
         def _before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             span = None
             if trace.get_current_span().is_recording():
-                verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-                # The unit of work's own BEGIN gets no span: a third of them, for nothing.
-                if verb not in _TRANSACTION_CONTROL:
+                name = span_name(statement)
+                if name is not None:
                     span = tracer.start_span(
-                        f"db {verb}",
+                        name,
                         kind=SpanKind.CLIENT,
                         attributes={
                             "db.system": engine.dialect.name,
