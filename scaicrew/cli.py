@@ -216,7 +216,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         deliveries.start()
     listener = None
     if not database.is_sqlite:
-        # Runs queued by other processes wake this one at once (polling stays the fallback).
+        # Runs queued by other processes wake this one at once (polling stays the fallback),
+        # through the work channel; every committed event reaches it only while its
+        # deliveries have a subscription to deliver to (ADR 0072).
         from scaicrew.adapters.pg_listener import PgListener
 
         listener = PgListener(
@@ -224,7 +226,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             on_signals=use_cases.signals.publish,
             on_range=lambda _workspace_id, _through: None,
             on_connect=lambda: None,
+            on_work=pool.wake,
+            events=deliveries is not None,
         )
+        if deliveries is not None:
+            deliveries.on_subscribed = listener.want_events
         listener.start()
     print(f"worker started ({threads} threads)", flush=True)
     stop.wait()

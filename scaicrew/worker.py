@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from domain.kernel import Signal
 from domain.runs import Dispatcher
+from domain.stream import announces_work
 from domain.subscriptions import SubscriptionDeliverer
 from domain.use_cases import UseCases
 
@@ -125,7 +126,12 @@ class WorkerPool(_PollingThreads):
         self._sweep_lock = threading.Lock()
 
     def _wants(self, signal: Signal) -> bool:
-        return signal.kind == "run.changed" and signal.data.get("status") == "queued"
+        return announces_work(signal)
+
+    def wake(self) -> None:
+        """New work may be there (a run was queued, ``WORK_CHANNEL``): every idle thread
+        looks now instead of at its next poll."""
+        self._wake_all()
 
     def _step_for(self, holder: str) -> Callable[[], bool]:
         dispatcher = self._use_cases.dispatcher(holder)
@@ -161,6 +167,9 @@ class DeliveryPool(_PollingThreads):
         # run server's CPU. The first events after the first subscription wait for a poll.
         self._subscribed = True
         self._look_again_at = 0.0
+        #: Told whether some subscription is enabled, when that changes: a worker process
+        #: listens to every committed event only while it has something to deliver (ADR 0072).
+        self.on_subscribed: Callable[[bool], None] | None = None
 
     def _wants(self, signal: Signal) -> bool:
         return self._subscribed
@@ -170,12 +179,17 @@ class DeliveryPool(_PollingThreads):
 
         def step() -> bool:
             if deliverer.deliver_next():
-                self._subscribed = True
+                self._set_subscribed(True)
                 return True
             now = time.monotonic()
             if now >= self._look_again_at:
                 self._look_again_at = now + self._poll
-                self._subscribed = deliverer.anyone_subscribed()
+                self._set_subscribed(deliverer.anyone_subscribed())
             return False
 
         return step
+
+    def _set_subscribed(self, subscribed: bool) -> None:
+        changed, self._subscribed = subscribed != self._subscribed, subscribed
+        if changed and self.on_subscribed is not None:
+            self.on_subscribed(subscribed)

@@ -4,8 +4,10 @@ and the use cases that open a stream where a client left off."""
 from domain.stream.hub import StreamHub, StreamSettings
 from domain.stream.repository import (
     NOTIFY_CHANNEL,
+    WORK_CHANNEL,
     EventLog,
     StreamTx,
+    announces_work,
     decode_notification,
     notify_payload,
     notify_template,
@@ -20,6 +22,8 @@ __all__ = [
     "StreamOpening",
     "StreamSettings",
     "StreamTx",
+    "WORK_CHANNEL",
+    "announces_work",
     "decode_notification",
     "notify_payload",
     "notify_template",

@@ -21,6 +21,10 @@ from domain.persistence.sql import per_dialect, upsert_statement, utc
 
 #: The PostgreSQL channel every committed event is announced on (``pg_notify``).
 NOTIFY_CHANNEL = "scaicrew_events"
+#: The PostgreSQL channel a commit that queues a run is also announced on (the payload names
+#: the workspace): what worker processes listen to when nothing else of theirs needs every
+#: event (ADR 0072).
+WORK_CHANNEL = "scaicrew_work"
 # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more; past this, only the range is sent
 # and listeners read the events from the log.
 _NOTIFY_LIMIT = 7000
@@ -88,7 +92,10 @@ class EventLog:
             "channel": NOTIFY_CHANNEL,
             "template": template,
         }
-        return int(self._c.execute(_APPEND_RANGE if ranged else _APPEND, params).scalar_one())
+        work = any(announces_work(signal) for signal in batch)
+        if work:
+            params["work_channel"] = WORK_CHANNEL
+        return int(self._c.execute(_APPEND[ranged, work], params).scalar_one())
 
     def _advance(self, workspace_id: str, count: int) -> int:
         params = {"workspace_id": workspace_id, "count": count, "increment": count}
@@ -136,6 +143,12 @@ class EventLog:
     def prune_tickets(self, now: datetime) -> int:
         t = tables.stream_tickets
         return int(self._c.execute(delete(t).where(t.c.expires_at <= now)).rowcount)
+
+
+def announces_work(signal: Signal) -> bool:
+    """Whether ``signal`` may mean a run for a worker to claim: a run queued (for the first
+    time, or again after an approval). Its commit is announced on ``WORK_CHANNEL`` too."""
+    return signal.kind == "run.changed" and signal.data.get("status") == "queued"
 
 
 def notify_template(workspace_id: str, signals: Iterable[Signal], at: datetime) -> tuple[str, bool]:
@@ -225,12 +238,14 @@ def _advance(connection: Connection) -> Any:
 _INSERT_WORKSPACE_EVENTS = insert(tables.workspace_events)
 
 
-def _append_statement(numbers: str) -> Any:
+def _append_statement(numbers: str, work: bool) -> Any:
     """PostgreSQL: the counter advanced by ``:count``, the ``:events`` (a JSON array of
     ``[type, data]``) inserted numbered after its old value, and ``format(:template, VARIADIC
-    <numbers>)`` notified, in one statement returning the counter's new value. The data-
-    modifying CTEs run once each whatever the final SELECT reads; the NOTIFY is sent on
-    commit, like the rows become visible."""
+    <numbers>)`` notified (with ``work``, the workspace on ``:work_channel`` too), in one
+    statement returning the counter's new value. The data-modifying CTEs run once each
+    whatever the final SELECT reads; the NOTIFY is sent on commit, like the rows become
+    visible."""
+    announce_work = ", pg_notify(:work_channel, :workspace_id)" if work else ""
     return text(
         f"""
         WITH counter AS (
@@ -246,7 +261,7 @@ def _append_statement(numbers: str) -> Any:
                 AS e(event, n)
         )
         SELECT counter.last_seq,
-               pg_notify(:channel, format(:template, VARIADIC {numbers}))
+               pg_notify(:channel, format(:template, VARIADIC {numbers})){announce_work}
         FROM counter
         """
     ).bindparams(
@@ -255,7 +270,14 @@ def _append_statement(numbers: str) -> Any:
     )
 
 
-_APPEND = _append_statement(
-    "ARRAY(SELECT counter.last_seq - :count + g FROM generate_series(1, :count) AS g)::TEXT[]"
-)
-_APPEND_RANGE = _append_statement("ARRAY[counter.last_seq - :count + 1, counter.last_seq]::TEXT[]")
+_NUMBERS = {
+    False: "ARRAY(SELECT counter.last_seq - :count + g FROM generate_series(1, :count) AS g)"
+    "::TEXT[]",
+    True: "ARRAY[counter.last_seq - :count + 1, counter.last_seq]::TEXT[]",  # the range only
+}
+#: (whether the notification names only the range, whether it announces work) -> statement.
+_APPEND = {
+    (ranged, work): _append_statement(_NUMBERS[ranged], work)
+    for ranged in (False, True)
+    for work in (False, True)
+}

@@ -7,9 +7,14 @@ bus: the live-stream hub and the dispatcher's wake-up both subscribe there). On 
 connection was down is read from the event log: nothing is missed, duplicates are dropped by
 sequence downstream. A lost connection is retried with a capped backoff.
 
+A process that only needs to hear of queued runs (a ``scaicrew worker`` without subscriptions
+to deliver) listens on the work channel instead (``on_work``, ADR 0072), and on the event
+channel only while ``want_events(True)``: every committed event woke every listening process
+(its backend and its listener thread), three notifications per run.
+
 While idle the thread waits on the connection's socket and on a wake-up socket that ``stop``
-writes to, so stopping (every app shutdown, every test's lifespan) returns at once instead of
-after the next poll.
+and ``want_events`` write to, so stopping (every app shutdown, every test's lifespan) returns
+at once instead of after the next poll.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from domain.kernel import Signal
-from domain.stream import NOTIFY_CHANNEL, decode_notification
+from domain.stream import NOTIFY_CHANNEL, WORK_CHANNEL, decode_notification
 
 logger = logging.getLogger("scaicrew.listener")
 #: The listener thread's name: signals it republishes were committed by another process.
@@ -47,11 +52,18 @@ class PgListener:
         on_signals: Callable[[list[Signal]], None],
         on_range: Callable[[str, int], None],
         on_connect: Callable[[], None],
+        *,
+        on_work: Callable[[], None] | None = None,
+        events: bool = True,
     ) -> None:
+        """``on_work``: called when a run is queued (the work channel is listened to);
+        ``events``: whether to listen on the event channel from the start."""
         self._conninfo = conninfo(database_url)
         self._on_signals = on_signals
         self._on_range = on_range
         self._on_connect = on_connect
+        self._on_work = on_work
+        self._events = events  # wanted; the thread LISTENs or UNLISTENs to match
         self._stop = threading.Event()
         self.connected = threading.Event()
         self._thread: threading.Thread | None = None
@@ -64,15 +76,24 @@ class PgListener:
         )
         self._thread.start()
 
+    def want_events(self, wanted: bool) -> None:
+        """Listen on the event channel (every committed event) or stop listening there."""
+        if wanted != self._events:
+            self._events = wanted
+            self._poke()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._poke()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _poke(self) -> None:
         if self._wake is not None:
             try:
                 self._wake[1].send(b"x")
             except OSError:  # the thread has ended and closed it
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def _run(self, wake_reader: socket.socket, wake_writer: socket.socket) -> None:
         try:
@@ -82,28 +103,43 @@ class PgListener:
             wake_writer.close()
 
     def _listen(self, wake: socket.socket) -> None:
+        wake.setblocking(False)
         backoff = 0.25
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self._conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    if self._on_work is not None:
+                        conn.execute(f"LISTEN {WORK_CHANNEL}")
+                    events = self._events
+                    if events:
+                        conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self.connected.set()
                     backoff = 0.25
                     self._on_connect()
                     while not self._stop.is_set():
+                        if self._events != events:  # ``want_events`` changed it
+                            events = self._events
+                            conn.execute(f"{'' if events else 'UN'}LISTEN {NOTIFY_CHANNEL}")
                         # Whatever has arrived (or was buffered by LISTEN), without waiting.
                         for note in conn.notifies(timeout=0):
-                            self._handle(note.payload)
+                            self._handle(note.channel, note.payload)
                         if not self._stop.is_set():
-                            # Until the connection has data or ``stop`` writes to ``wake``.
-                            select.select([conn.fileno(), wake], [], [], _IDLE_SECONDS)
+                            # Until the connection has data or ``_poke`` writes to ``wake``.
+                            watched = [conn.fileno(), wake]
+                            ready, _, _ = select.select(watched, [], [], _IDLE_SECONDS)
+                            if wake in ready:
+                                _drain(wake)
             except Exception:  # the database restarted or the network broke: reconnect
                 logger.warning("event listener lost its connection; reconnecting", exc_info=True)
             self.connected.clear()
             self._stop.wait(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
-    def _handle(self, payload: str) -> None:
+    def _handle(self, channel: str, payload: str) -> None:
+        if channel == WORK_CHANNEL:
+            if self._on_work is not None:
+                self._on_work()
+            return
         try:
             workspace_id, signals, through = decode_notification(payload)
         except (ValueError, KeyError, TypeError, IndexError):
@@ -113,3 +149,12 @@ class PgListener:
             self._on_range(workspace_id, through)
         else:
             self._on_signals(signals)
+
+
+def _drain(wake: socket.socket) -> None:
+    """Read what ``_poke`` wrote (non-blocking), so that the next wait waits."""
+    try:
+        while wake.recv(64):
+            pass
+    except BlockingIOError:
+        pass

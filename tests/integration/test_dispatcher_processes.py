@@ -201,6 +201,35 @@ def test_two_worker_processes_claim_each_run_exactly_once(
         assert "Traceback" not in process.output(), process.output()
 
 
+@pytest.mark.postgres
+def test_a_run_queued_elsewhere_wakes_an_idle_worker_process(
+    settings, database, use_cases, make_tenant, tmp_path, processes
+):
+    """ADR 0072: a ``scaicrew worker`` hears of a run queued by another process on the work
+    channel, long before its next poll (60 s here, 30 s at the earliest with the jitter).
+    A run queued before its listener was listening waits for the poll: another is queued
+    every 2 s until one goes, and the first one then goes with it."""
+    if database.is_sqlite:
+        pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): LISTEN/NOTIFY across processes")
+    worker = Process(
+        ["worker", "--threads", "1"],
+        environment(settings, worker_poll_seconds=60),
+        tmp_path / "worker.log",
+    )
+    processes.append(worker)
+    worker.wait_for_output("worker started (1 threads)")
+    started = time.monotonic()
+    actor, run_ids = queue_runs(use_cases, make_tenant, 1)
+    member_id = use_cases.runs.get_run(actor, run_ids[0]).member_id
+    while not use_cases.runs.get_run(actor, run_ids[0]).status.finished:
+        assert time.monotonic() - started < 15, worker.output()
+        time.sleep(0.1)
+        if time.monotonic() - started > 2 * len(run_ids):
+            run_ids.append(use_cases.runs.start_run(actor, member_id, {"n": 1})[0].id)
+    runs = wait_all_finished(database, actor, run_ids)
+    assert [run.status.value for run in runs] == ["succeeded"] * len(run_ids)
+
+
 def test_sigterm_stops_a_server_mid_call_promptly_and_its_run_is_recovered(
     settings, tenant, tmp_path, processes
 ):

@@ -239,6 +239,74 @@ class TestNotifications:
         assert not listener.connected.is_set()  # the thread left its connection and ended
 
 
+    @pytest.mark.postgres
+    def test_a_worker_hears_queued_runs_and_every_event_only_while_it_wants(
+        self, database, settings, actor
+    ):
+        """ADR 0072: a commit that queues a run is announced on the work channel too; a
+        listener with ``on_work`` and ``events=False`` hears those, and the events themselves
+        only between ``want_events(True)`` and ``want_events(False)``. Notifications arrive in
+        commit order, so once the work committed after an event is heard, so is the event
+        (if it is listened to); and the change of ``want_events`` is made before the thread
+        hands over any notification that follows it."""
+        if database.is_sqlite:
+            pytest.skip("needs TEST_DATABASE_URL (PostgreSQL): LISTEN/NOTIFY")
+        heard: list[Signal] = []
+        works: list[int] = []
+        listener = PgListener(
+            settings.database_url,
+            on_signals=heard.extend,
+            on_range=lambda w, t: None,
+            on_connect=lambda: None,
+            on_work=lambda: works.append(1),
+            events=False,
+        )
+        other = Database(settings.database_url)
+        n = iter(range(100))
+
+        def commit(signal: Signal) -> None:
+            with other(write=True) as tx:
+                tx.record(signal)
+                tx.commit()
+
+        def event() -> Signal:
+            signal = Signal(actor.workspace_id, "trigger.fired", {"n": next(n)})
+            commit(signal)
+            return signal
+
+        def work() -> None:
+            expected = len(works) + 1
+            commit(_signal(actor.workspace_id, next(n)))
+            deadline = time.monotonic() + WAIT
+            while len(works) < expected:
+                assert time.monotonic() < deadline, "no notification on the work channel"
+                time.sleep(0.02)
+
+        def fired() -> list[int]:
+            return [s.data["n"] for s in heard if s.kind == "trigger.fired"]
+
+        listener.start()
+        try:
+            assert listener.connected.wait(WAIT)
+            first = event()
+            work()
+            assert heard == []  # not listening to every event: nothing but the work
+            listener.want_events(True)
+            work()  # handed over after the LISTEN
+            second = event()
+            work()
+            listener.want_events(False)
+            work()  # handed over after the UNLISTEN
+            third = event()
+            work()
+        finally:
+            listener.stop()
+            other.dispose()
+        assert works == [1] * 5
+        assert fired() == [second.data["n"]]
+        assert first.data["n"] not in fired() and third.data["n"] not in fired()
+
+
 class TestHub:
     def test_a_hole_is_filled_from_the_log_and_duplicates_are_dropped(self, database, actor):
         hub = StreamHub(database, SystemClock(), stream_settings())
