@@ -238,7 +238,6 @@ class TestNotifications:
         listener.stop(timeout=WAIT)
         assert not listener.connected.is_set()  # the thread left its connection and ended
 
-
     @pytest.mark.postgres
     def test_a_worker_hears_queued_runs_and_every_event_only_while_it_wants(
         self, database, settings, actor
