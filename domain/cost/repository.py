@@ -11,11 +11,13 @@ from domain.cost.model import CostGroup, MemberCost
 from domain.kernel.ids import new_id
 from domain.kernel.unit_of_work import UnitOfWork
 from domain.persistence import tables
+from domain.persistence.driver import DriverStatements
 
 
 class CostLedger:
     def __init__(self, connection: Connection) -> None:
         self._c = connection
+        self._hot = DriverStatements(connection)  # a row per model call
 
     def add(
         self,
@@ -28,7 +30,7 @@ class CostLedger:
         cost_units: float,
         now: datetime,
     ) -> None:
-        self._c.execute(
+        self._hot.execute(
             _INSERT_COST,
             {
                 "id": new_id("cst"),

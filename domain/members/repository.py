@@ -426,7 +426,7 @@ class MemberRepository:
 
     def get_handoffs(self, workspace_id: str, member_id: str) -> list[Handoff]:
         params = {"workspace_id": workspace_id, "member_id": member_id}
-        return [_handoff(r) for r in self._c.execute(_HANDOFFS_OF, params).all()]
+        return [_handoff(r) for r in self._hot.execute(_HANDOFFS_OF, params).all()]
 
     def replace_handoffs(
         self, workspace_id: str, member_id: str, handoffs: Sequence[Handoff]

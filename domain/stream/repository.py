@@ -11,7 +11,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Connection, bindparam, delete, insert, select, text
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    bindparam,
+    column,
+    delete,
+    insert,
+    select,
+    text,
+)
 
 from domain.kernel.signals import Signal
 from domain.kernel.unit_of_work import UnitOfWork
@@ -95,7 +104,7 @@ class EventLog:
         work = any(announces_work(signal) for signal in batch)
         if work:
             params["work_channel"] = WORK_CHANNEL
-        return int(self._c.execute(_APPEND[ranged, work], params).scalar_one())
+        return int(self._hot.execute(_APPEND[ranged, work], params).first().last_seq)
 
     def _advance(self, workspace_id: str, count: int) -> int:
         params = {"workspace_id": workspace_id, "count": count, "increment": count}
@@ -245,9 +254,15 @@ def _append_statement(numbers: str, work: bool) -> Any:
     statement returning the counter's new value. The data-modifying CTEs run once each
     whatever the final SELECT reads; the NOTIFY is sent on commit, like the rows become
     visible."""
-    announce_work = ", pg_notify(:work_channel, :workspace_id)" if work else ""
-    return text(
-        f"""
+    announce_work = ", pg_notify(:work_channel, :workspace_id) AS announced_work" if work else ""
+    # Columns named and typed: ``DriverStatements`` prepares the statement (it is every
+    # commit's with an event).
+    columns = [column("last_seq", BigInteger()), column("announced")]
+    if work:
+        columns.append(column("announced_work"))
+    return (
+        text(
+            f"""
         WITH counter AS (
             INSERT INTO workspace_event_counters AS c (workspace_id, last_seq)
             VALUES (:workspace_id, :count)
@@ -261,12 +276,16 @@ def _append_statement(numbers: str, work: bool) -> Any:
                 AS e(event, n)
         )
         SELECT counter.last_seq,
-               pg_notify(:channel, format(:template, VARIADIC {numbers})){announce_work}
+               pg_notify(:channel, format(:template, VARIADIC {numbers})) AS announced
+               {announce_work}
         FROM counter
         """
-    ).bindparams(
-        bindparam("count", type_=BigInteger()),
-        bindparam("created_at", type_=tables.Stamp),
+        )
+        .bindparams(
+            bindparam("count", type_=BigInteger()),
+            bindparam("created_at", type_=tables.Stamp),
+        )
+        .columns(*columns)
     )
 
 
