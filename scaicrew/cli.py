@@ -213,7 +213,6 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
         deliveries = DeliveryPool(
             use_cases, settings.subscriptions.delivery_threads, settings.subscriptions.poll_seconds
         )
-        deliveries.start()
     listener = None
     if not database.is_sqlite:
         # Runs queued by other processes wake this one at once (polling stays the fallback),
@@ -229,9 +228,11 @@ def _worker(settings: Settings, args: argparse.Namespace) -> int:
             on_work=pool.wake,
             events=deliveries is not None,
         )
-        if deliveries is not None:
+        if deliveries is not None:  # told before its threads look for the first time
             deliveries.on_subscribed = listener.want_events
         listener.start()
+    if deliveries is not None:
+        deliveries.start()
     print(f"worker started ({threads} threads)", flush=True)
     stop.wait()
     if listener is not None:

@@ -167,8 +167,9 @@ class DeliveryPool(_PollingThreads):
         # run server's CPU. The first events after the first subscription wait for a poll.
         self._subscribed = True
         self._look_again_at = 0.0
-        #: Told whether some subscription is enabled, when that changes: a worker process
-        #: listens to every committed event only while it has something to deliver (ADR 0072).
+        #: Told whether some subscription is enabled, at every look (once a poll) and after
+        #: each delivery: a worker process listens to every committed event only while it has
+        #: something to deliver (ADR 0072). Set it before ``start``.
         self.on_subscribed: Callable[[bool], None] | None = None
 
     def _wants(self, signal: Signal) -> bool:
@@ -190,6 +191,6 @@ class DeliveryPool(_PollingThreads):
         return step
 
     def _set_subscribed(self, subscribed: bool) -> None:
-        changed, self._subscribed = subscribed != self._subscribed, subscribed
-        if changed and self.on_subscribed is not None:
-            self.on_subscribed(subscribed)
+        self._subscribed = subscribed
+        if self.on_subscribed is not None:  # told every time (it ignores no change): with
+            self.on_subscribed(subscribed)  # several threads, a stale answer lasts one poll

@@ -228,6 +228,22 @@ def test_a_run_queued_elsewhere_wakes_an_idle_worker_process(
             run_ids.append(use_cases.runs.start_run(actor, member_id, {"n": 1})[0].id)
     runs = wait_all_finished(database, actor, run_ids)
     assert [run.status.value for run in runs] == ["succeeded"] * len(run_ids)
+    # No subscription to deliver to: its listener left the event channel (its connection's
+    # last statement says so; the delivery thread looks at start, then once a second).
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        with database() as tx:
+            last = (
+                tx.connection.exec_driver_sql(
+                    "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+                )
+                .scalars()
+                .all()
+            )
+        if "UNLISTEN scaicrew_events" in last:
+            break
+        assert time.monotonic() < deadline, last
+        time.sleep(0.1)
 
 
 def test_sigterm_stops_a_server_mid_call_promptly_and_its_run_is_recovered(
