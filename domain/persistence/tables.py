@@ -203,6 +203,9 @@ runs = Table(
         sqlite_where=text(UNFINISHED_RUNS),
     ),
     Index("ix_runs_member_id", "member_id"),
+    # Listings filtered by status (``GET /v1/runs?status=running``), and by creation time:
+    # without it they read every run of the workspace or the member (ADR 0073).
+    Index("ix_runs_workspace_id_status_created_at", "workspace_id", "status", "created_at"),
 )
 
 run_events = Table(

@@ -27,7 +27,7 @@ from domain.kernel import Actor, Role
 from domain.members import Definition, EffectClass, ToolSpec
 from domain.persistence import engine as engine_module
 from domain.persistence.engine import WRITE_OPTION
-from domain.runs import RunStatus
+from domain.runs import RunFilter, RunStatus
 from scaicrew.app import build_use_cases
 from tests.support.domain import dispatcher
 
@@ -233,3 +233,26 @@ def _terminate(url: str, pid: int) -> None:
             time.sleep(0.01)
     finally:
         other.dispose()
+
+
+def test_a_listing_by_status_reads_the_index_on_status(database):
+    """``GET /v1/runs?status=running&created_after=...`` reads the runs of that status (from
+    that time) only, not every run of the workspace (ADR 0073). SQLite's plan: PostgreSQL's
+    depends on the table's statistics (on an empty table it walks the workspace's index
+    backwards; with 5,000 runs it took this index: 4.4 ms -> 0.04 ms, ADR 0073)."""
+    if not database.is_sqlite:
+        pytest.skip("the query plan asserted is SQLite's")
+    seen: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    where = RunFilter(status=RunStatus.RUNNING, created_after=datetime.now(UTC))
+    with database() as tx:
+        event.listen(tx.connection, "before_cursor_execute", capture)
+        tx.runs.list_runs("wsp_none", None, 50, where)
+        event.remove(tx.connection, "before_cursor_execute", capture)
+        ((statement, parameters),) = seen
+        rows = tx.connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+        plan = " ".join(str(row[-1]) for row in rows)
+    assert "ix_runs_workspace_id_status_created_at" in plan, plan
