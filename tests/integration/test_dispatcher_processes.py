@@ -228,21 +228,21 @@ def test_a_run_queued_elsewhere_wakes_an_idle_worker_process(
             run_ids.append(use_cases.runs.start_run(actor, member_id, {"n": 1})[0].id)
     runs = wait_all_finished(database, actor, run_ids)
     assert [run.status.value for run in runs] == ["succeeded"] * len(run_ids)
-    # No subscription to deliver to: its listener left the event channel (its connection's
-    # last statement says so; the delivery thread looks at start, then once a second).
+    # With no subscription to deliver to, its listener leaves the event channel; with one
+    # (the database is shared with other tests, which may have left some enabled), it stays.
+    # Its connection's last statement says which (the delivery thread looks at start, then
+    # once a second).
+    with database() as tx:
+        subscribed = tx.subscriptions.any_enabled()
+    expected = "LISTEN scaicrew_events" if subscribed else "UNLISTEN scaicrew_events"
     deadline = time.monotonic() + DEADLINE
     while True:
         with database() as tx:
-            last = (
-                tx.connection.exec_driver_sql(
-                    "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
-                )
-                .scalars()
-                .all()
-            )
-        if "UNLISTEN scaicrew_events" in last:
+            statement = "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
+            last = tx.connection.exec_driver_sql(statement).scalars().all()
+        if expected in last:
             break
-        assert time.monotonic() < deadline, last
+        assert time.monotonic() < deadline, (expected, last)
         time.sleep(0.1)
 
 
