@@ -136,13 +136,7 @@ class RunRepository:
 
         The lease is written with ``lease=True`` (a claim) or when the run is not running.
         """
-        values = _run_values(run)
-        for fixed in _FIXED_COLUMNS:
-            del values[fixed]
-        if not lease and run.status is RunStatus.RUNNING:
-            del values["lease_expires_at"]
-        if self._states.get(run.id) == run.state:
-            del values["state"]
+        values = _written_values(run, lease=lease, stored_state=self._states.get(run.id))
         values["b_run_id"] = run.id
         if expect_status is not None:
             values["b_expect_status"] = expect_status.value
@@ -173,31 +167,21 @@ class RunRepository:
         was updated); on SQLite, the update, then the events.
         """
         stored = run.with_next_seq(run.next_seq + len(events))
-        values = _run_values(stored)
-        for fixed in _FIXED_COLUMNS:
-            del values[fixed]
-        if not lease and run.status is RunStatus.RUNNING:
-            del values["lease_expires_at"]
         unchanged = self._states.get(run.id) if since is None else since.state
-        if unchanged == run.state:
-            del values["state"]
+        values = _written_values(stored, lease=lease, stored_state=unchanged)
+        where: dict[str, Any] = {"b_run_id": run.id}
+        if since is not None:
+            where["b_status"] = RunStatus.RUNNING.value
+            where["b_claimed_by"] = since.claimed_by
+            where["b_next_seq"] = since.next_seq
         guard = since is not None
         if not self._postgres or not events:
-            values["b_run_id"] = run.id
-            if since is not None:
-                values["b_status"] = RunStatus.RUNNING.value
-                values["b_claimed_by"] = since.claimed_by
-                values["b_next_seq"] = since.next_seq
-            if int(self._hot.execute(_SAVE_STEP[guard], values).rowcount) != 1:
+            if int(self._hot.execute(_SAVE_STEP[guard], {**values, **where}).rowcount) != 1:
                 return None
             self._insert_events(run, events, now)
         else:
             params = {f"s_{column}": value for column, value in values.items()}
-            params["b_run_id"] = run.id
-            if since is not None:
-                params["b_status"] = RunStatus.RUNNING.value
-                params["b_claimed_by"] = since.claimed_by
-                params["b_next_seq"] = since.next_seq
+            params.update(where)
             params.update(_event_params(run, events, now))
             statement = _step_statement(frozenset(values), len(events), guard)
             if len(self._hot.execute(statement, params).all()) != len(events):
@@ -467,8 +451,9 @@ def _step_guard(statement: Any, guard: bool) -> Any:
     return statement
 
 
-#: ``save_step``'s update where it is one statement and the events another (SQLite).
-_SAVE_STEP = {guard: _step_guard(update(tables.runs), guard) for guard in (False, True)}
+#: ``save_step``'s update where it is one statement and the events another (SQLite); without
+#: the guard, it is ``save``'s.
+_SAVE_STEP = {False: _SAVE_RUN[False], True: _step_guard(update(tables.runs), True)}
 
 
 @functools.cache  # a few per process: the columns a step sets, its number of events
@@ -576,6 +561,20 @@ class RunsTx(MembersTx, BudgetsTx, Protocol):
     runs: RunRepository
     cost: CostLedger
     notes: NoteRepository
+
+
+def _written_values(run: Run, *, lease: bool, stored_state: RunState | None) -> dict[str, Any]:
+    """The columns a save of ``run`` writes: its mutable ones, without the lease unless
+    ``lease`` (or the run is no longer running), without the state when it is
+    ``stored_state`` (the one stored: the column is large)."""
+    values = _run_values(run)
+    for fixed in _FIXED_COLUMNS:
+        del values[fixed]
+    if not lease and run.status is RunStatus.RUNNING:
+        del values["lease_expires_at"]
+    if stored_state == run.state:
+        del values["state"]
+    return values
 
 
 def _event_params(run: Run, events: Sequence[EventDraft], now: datetime) -> dict[str, Any]:
