@@ -30,6 +30,7 @@ from domain.persistence.engine import WRITE_OPTION
 from domain.runs import RunFilter, RunStatus
 from scaicrew.app import build_use_cases
 from tests.support.domain import dispatcher
+from tests.support.plans import plan_of
 
 
 class Boom(Exception):
@@ -146,19 +147,8 @@ def _prepared(db: Database) -> int:
 
 
 def test_the_claim_reads_the_index_of_unfinished_runs(database):
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
     with database() as tx:
-        event.listen(tx.connection, "before_cursor_execute", capture)
-        tx.runs.claimable(datetime.now(UTC))
-        event.remove(tx.connection, "before_cursor_execute", capture)
-        ((statement, parameters),) = seen
-        explain = "EXPLAIN QUERY PLAN " if database.is_sqlite else "EXPLAIN "
-        rows = tx.connection.exec_driver_sql(explain + statement, parameters)
-        plan = " ".join(str(row[-1]) for row in rows)
+        plan = plan_of(tx, lambda: tx.runs.claimable(datetime.now(UTC)), "runs")
     assert "ix_runs_unfinished" in plan, plan
 
 
@@ -242,17 +232,7 @@ def test_a_listing_by_status_reads_the_index_on_status(database):
     backwards; with 5,000 runs it took this index: 4.4 ms -> 0.04 ms, ADR 0073)."""
     if not database.is_sqlite:
         pytest.skip("the query plan asserted is SQLite's")
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
     where = RunFilter(status=RunStatus.RUNNING, created_after=datetime.now(UTC))
     with database() as tx:
-        event.listen(tx.connection, "before_cursor_execute", capture)
-        tx.runs.list_runs("wsp_none", None, 50, where)
-        event.remove(tx.connection, "before_cursor_execute", capture)
-        ((statement, parameters),) = seen
-        rows = tx.connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-        plan = " ".join(str(row[-1]) for row in rows)
+        plan = plan_of(tx, lambda: tx.runs.list_runs("wsp_none", None, 50, where), "runs")
     assert "ix_runs_workspace_id_status_created_at" in plan, plan

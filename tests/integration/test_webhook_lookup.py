@@ -7,30 +7,11 @@ delivery: 11 ms per delivery with 100,000 keys in the window, against 0.07 ms by
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-
-def _plan_of(tx: Any, call: Callable[[], Any], table: str, *, expect: Any) -> str:
-    """SQLite's query plan, as one line, of the first statement on ``table`` that ``call``
-    runs (which must return ``expect``)."""
-    seen: list[tuple[str, Any]] = []
-
-    def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(tx.connection, "before_cursor_execute", capture)
-    try:
-        assert call() == expect
-    finally:
-        event.remove(tx.connection, "before_cursor_execute", capture)
-    (statement, parameters), *_ = [s for s in seen if table in s[0]]
-    plan = tx.connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
-    return " ".join(str(row[-1]) for row in plan)
+from tests.support.plans import plan_of
 
 
 def test_the_duplicate_check_searches_by_key_not_by_the_window(database):
@@ -38,7 +19,7 @@ def test_the_duplicate_check_searches_by_key_not_by_the_window(database):
         pytest.skip("the query plan asserted is SQLite's")
     since = datetime.now(UTC) - timedelta(hours=1)
     with database() as tx:
-        details = _plan_of(
+        details = plan_of(
             tx,
             lambda: tx.triggers.find_delivery("trg_nowhere", ("sig:ab", "body:cd"), since),
             "webhook_deliveries",
@@ -56,7 +37,7 @@ def test_counting_a_triggers_refusals_reads_only_the_index_of_rejections(databas
         pytest.skip("the query plan asserted is SQLite's")
     since = datetime.now(UTC) - timedelta(minutes=1)
     with database() as tx:
-        details = _plan_of(
+        details = plan_of(
             tx,
             lambda: tx.triggers.count_rejections("trg_nowhere", since, 60),
             "trigger_invocations",
